@@ -1,0 +1,43 @@
+import { Command, CommanderError } from 'commander';
+import { SystemPromptError } from '../errors.js';
+import { processIo, type Io } from './io.js';
+import { registerDevCommands } from './commands/dev.js';
+
+export function buildProgram(io: Io): Command {
+  const program = new Command('systemprompt')
+    .description('Multi-tenant AI products from YAML in git: validate, plan and apply tenants, users, scopes and agents\ninto Keycloak realms, Kubernetes namespaces and PostgreSQL databases.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .exitOverride();
+  registerDevCommands(program, io);
+  return program;
+}
+
+/** Entry point: parse, run, map every failure to a message and an exit code. Never throws. */
+export async function run(argv: string[], io: Io = processIo()): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    return reportFailure(e, io);
+  }
+}
+
+export function reportFailure(e: unknown, io: Io): number {
+  if (e instanceof CommanderError) {
+    // commander already printed its message (help, version, or a usage error)
+    return e.exitCode === 0 ? 0 : 1;
+  }
+  if (e instanceof SystemPromptError) {
+    if (e.message) io.err(`error: ${e.message}\n`);
+    if (e.hint) io.err(`hint: ${e.hint}\n`);
+    return e.exitCode;
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  io.err(`internal error: ${msg}\n`);
+  if (io.env.SYSTEMPROMPT_DEBUG && e instanceof Error && e.stack) io.err(`${e.stack}\n`);
+  else io.err('hint: set SYSTEMPROMPT_DEBUG=1 for details, and please report this\n');
+  return 1;
+}
