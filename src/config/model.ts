@@ -1,0 +1,93 @@
+import type { PathSegment, SourceFile } from './source.js';
+
+/** The typed view of a config repository, after parsing and schema validation. */
+
+export interface Naming {
+  realm: string;
+  namespace: string;
+  database: string;
+}
+
+export interface ProjectConfig {
+  tenancy: {
+    enabled: boolean;
+    isolation: 'per_tenant';
+    defaultTenant: string;
+    naming: Naming;
+  };
+  /** Scope catalog: name -> description, in file order. */
+  scopes: Record<string, string>;
+  keycloak: {
+    redirectUris: string[];
+    publicUrl?: string;
+  };
+  /** `systemprompt.yaml`, when present. */
+  source?: SourceFile;
+}
+
+export interface UserConfig {
+  email: string;
+  scopes: string[];
+  enabled: boolean;
+  /** Position in the tenant's `users` list. */
+  index: number;
+}
+
+export interface Quotas {
+  cpu?: string;
+  memory?: string;
+  storage?: string;
+  pods?: number;
+  requestsPerMinute?: number;
+}
+
+export interface TenantConfig {
+  name: string;
+  displayName: string;
+  quotas: Quotas;
+  /** Explicit agent list, or undefined for "every tenant_aware agent". */
+  agents?: string[];
+  deletionPolicy: 'retain' | 'delete';
+  users: UserConfig[];
+  source: SourceFile;
+  /** File name without extension. */
+  fileStem: string;
+}
+
+export interface AgentConfig {
+  name: string;
+  displayName?: string;
+  description?: string;
+  tenantAware: boolean;
+  redirectUris: string[];
+  /** Templated OAuth scopes from `security.oauth2.scopes`, as written. */
+  oauth2Scopes: string[];
+  isolation: 'per_tenant';
+  /** The A2A AgentCard part as written (plain JSON). */
+  card?: Record<string, unknown>;
+  source: SourceFile;
+  /** Where this agent sits in its file: [] for a single-agent file, ['agents', id] for the map form. */
+  basePath: PathSegment[];
+}
+
+export interface Repository {
+  project: ProjectConfig;
+  tenants: TenantConfig[];
+  agents: AgentConfig[];
+}
+
+export const DEFAULT_SCOPES: Readonly<Record<string, string>> = {
+  anonymous: 'Public access',
+  user: 'Authenticated user access',
+  read: 'Read tenant data',
+  write: 'Write tenant data',
+  admin: 'Administer the tenant',
+};
+
+export const DEFAULT_NAMING: Readonly<Naming> = {
+  realm: '{{tenant_id}}',
+  namespace: 'tenant-{{tenant_id}}',
+  database: 'tenant_{{tenant_id}}',
+};
+
+export const DEFAULT_REDIRECT_URIS: readonly string[] = ['http://localhost:8080/*', 'http://127.0.0.1:8080/*'];
