@@ -1,25 +1,30 @@
 import { Command, CommanderError } from 'commander';
 import { SystemPromptError } from '../errors.js';
 import { processIo, type Io } from './io.js';
+import { registerConfigCommands } from './commands/config.js';
 import { registerDevCommands } from './commands/dev.js';
 
-export function buildProgram(io: Io): Command {
+export function buildProgram(io: Io, setExit: (code: number) => void = () => {}): Command {
   const program = new Command('systemprompt')
     .description('Multi-tenant AI products from YAML in git: validate, plan and apply tenants, users, scopes and agents\ninto Keycloak realms, Kubernetes namespaces and PostgreSQL databases.')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
+  registerConfigCommands(program, io, setExit);
   registerDevCommands(program, io);
   return program;
 }
 
 /** Entry point: parse, run, map every failure to a message and an exit code. Never throws. */
 export async function run(argv: string[], io: Io = processIo()): Promise<number> {
-  const program = buildProgram(io);
+  let code = 0;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
   try {
     await program.parseAsync(argv);
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    return code;
   } catch (e) {
     return reportFailure(e, io);
   }

@@ -1,0 +1,58 @@
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Io } from '../cli/io.js';
+import { buildArtifacts } from '../compile/build.js';
+import { compile } from '../compile/compile.js';
+import type { CompileEnvironment } from '../compile/desired.js';
+import { UsageError } from '../errors.js';
+import { loadValidRepository } from './load.js';
+
+/** Marks a folder as build output, so that a later build may replace it (and nothing else). */
+export const BUILD_MARKER = '.systemprompt-build';
+
+export interface BuildOptions {
+  dir: string;
+  out: string;
+  env: CompileEnvironment;
+  output: 'text' | 'json';
+}
+
+/** `systemprompt build --out OUT`: realm JSON, Kubernetes YAML, SQL and agent cards per tenant. Offline. */
+export async function runBuild(io: Io, opts: BuildOptions): Promise<number> {
+  const { repo } = await loadValidRepository(opts.dir, io);
+  const files = buildArtifacts(compile(repo, opts.env));
+  // Write into a fresh sibling folder, then swap it in: a failed build leaves the old output intact.
+  const out = path.resolve(opts.out);
+  await assertReplaceable(out, opts.out);
+  files.set(BUILD_MARKER, 'Output of `systemprompt build`; replaced by the next build.\n');
+  const tmp = `${out}.tmp-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  for (const [rel, text] of files) {
+    const p = path.join(tmp, rel);
+    await mkdir(path.dirname(p), { recursive: true });
+    await writeFile(p, text, { mode: 0o644 });
+  }
+  await mkdir(tmp, { recursive: true });
+  await rm(out, { recursive: true, force: true });
+  await rename(tmp, out);
+  if (opts.output === 'json') io.out(`${JSON.stringify({ out, files: [...files.keys()].sort() }, null, 2)}\n`);
+  else io.out(`wrote ${files.size - 1} files for ${repo.tenants.length} tenants to ${opts.out}\n`);
+  return 0;
+}
+
+/** Only an empty folder, or an earlier build's output, is replaced. */
+async function assertReplaceable(out: string, shown: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(out);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new UsageError(`--out ${shown} is a file, not a folder`);
+    throw e;
+  }
+  if (entries.length > 0 && !entries.includes(BUILD_MARKER)) {
+    throw new UsageError(`--out ${shown} is a non-empty folder that is not build output; refusing to replace it`, {
+      hint: 'choose a new or empty folder, e.g. --out out',
+    });
+  }
+}

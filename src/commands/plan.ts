@@ -1,0 +1,51 @@
+import { writeFile, rename } from 'node:fs/promises';
+import type { Io } from '../cli/io.js';
+import { compile } from '../compile/compile.js';
+import type { CompileEnvironment, DesiredState } from '../compile/desired.js';
+import { computePlan, EMPTY_LIVE, type LiveState, type Plan } from '../plan/plan.js';
+import { renderPlanText } from '../plan/render.js';
+import { loadValidRepository } from './load.js';
+
+export interface PlanOptions {
+  dir: string;
+  offline: boolean;
+  output: 'text' | 'json';
+  out?: string;
+  detailedExitcode: boolean;
+  verbose: boolean;
+}
+
+export interface PlanDeps {
+  /** Where the targets are (for issuer and connection URLs). */
+  environment(): Promise<CompileEnvironment>;
+  /** Read the live state of the targets; only called when not offline. */
+  readLive(desired: DesiredState): Promise<LiveState>;
+}
+
+/** Compile and plan; shared by `plan` and `apply`. */
+export async function makePlan(io: Io, opts: { dir: string; offline: boolean }, deps: PlanDeps): Promise<{ plan: Plan; desired: DesiredState }> {
+  const { repo } = await loadValidRepository(opts.dir, io);
+  const env = await deps.environment();
+  const desired = compile(repo, env);
+  const live = opts.offline ? EMPTY_LIVE : await deps.readLive(desired);
+  return { plan: computePlan(desired, live, { offline: opts.offline }), desired };
+}
+
+/** `systemprompt plan`: exit 0 (no changes), 2 (changes, with --detailed-exitcode), 1 (error). */
+export async function runPlan(io: Io, opts: PlanOptions, deps: PlanDeps): Promise<number> {
+  const { plan } = await makePlan(io, opts, deps);
+  if (opts.out) await savePlan(opts.out, plan);
+  if (opts.output === 'json') io.out(`${JSON.stringify(plan, null, 2)}\n`);
+  else {
+    io.out(renderPlanText(plan, { verbose: opts.verbose }));
+    if (opts.out) io.out(`Saved the plan to ${opts.out}; apply it with \`systemprompt apply ${opts.out}\`.\n`);
+  }
+  if (opts.detailedExitcode && plan.changes.length > 0) return 2;
+  return 0;
+}
+
+export async function savePlan(file: string, plan: Plan): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, `${JSON.stringify(plan, null, 2)}\n`, { mode: 0o600 });
+  await rename(tmp, file);
+}

@@ -1,0 +1,140 @@
+import { MANAGED_BY_VALUE, resourceKey, type DesiredResource, type JsonObject } from '../model/resource.js';
+import type { TenantDesired } from './desired.js';
+
+/** Keycloak attribute marking what we manage (realms, clients, client scopes, roles, users). */
+export const KC_MANAGED_ATTR = 'systemprompt.io/managed-by';
+export const KC_TENANT_ATTR = 'systemprompt.io/tenant';
+/** Client scope on every agent client that puts the `tenant_id` claim into tokens. */
+export const TENANT_CLAIM_SCOPE = 'systemprompt-tenant';
+
+export function kcMarker(tenant: string): JsonObject {
+  return { [KC_MANAGED_ATTR]: MANAGED_BY_VALUE, [KC_TENANT_ATTR]: tenant };
+}
+
+const claimConfig = (claim: string, jsonType: string, extra: JsonObject = {}): JsonObject => ({
+  'claim.name': claim,
+  'jsonType.label': jsonType,
+  'access.token.claim': 'true',
+  'id.token.claim': 'true',
+  'userinfo.token.claim': 'true',
+  'introspection.token.claim': 'true',
+  ...extra,
+});
+
+export function keycloakResources(t: TenantDesired): DesiredResource[] {
+  const realm = t.realm;
+  const key = (kind: string, name: string): string => resourceKey({ target: 'keycloak', kind, name });
+  const realmKey = key('Realm', realm);
+  const res = (kind: string, name: string, spec: JsonObject, dependsOn: string[]): DesiredResource => ({
+    target: 'keycloak',
+    kind,
+    name: `${realm}/${name}`,
+    tenant: t.name,
+    spec,
+    dependsOn: [realmKey, ...dependsOn],
+  });
+
+  const out: DesiredResource[] = [
+    {
+      target: 'keycloak',
+      kind: 'Realm',
+      name: realm,
+      tenant: t.name,
+      spec: { displayName: t.displayName, enabled: true, attributes: kcMarker(t.name) },
+      dependsOn: [],
+      destructive: true,
+    },
+  ];
+
+  for (const s of t.scopes) {
+    if (s.role) out.push(res('RealmRole', s.role, { description: `Holders get the OAuth scope "${s.name}"`, attributes: kcMarker(t.name) }, []));
+  }
+
+  const scopeKeys: string[] = [];
+  for (const s of t.scopes) {
+    scopeKeys.push(key('ClientScope', `${realm}/${s.name}`));
+    out.push(
+      res(
+        'ClientScope',
+        s.name,
+        {
+          description: s.description,
+          protocol: 'openid-connect',
+          attributes: { 'include.in.token.scope': 'true', 'display.on.consent.screen': 'false', ...kcMarker(t.name) },
+          // A client scope with a role scope mapping lands in a token only for users holding the role.
+          roleScopeMappings: s.role ? [s.role] : [],
+          protocolMappers: [],
+        },
+        s.role ? [key('RealmRole', `${realm}/${s.role}`)] : [],
+      ),
+    );
+  }
+  scopeKeys.push(key('ClientScope', `${realm}/${TENANT_CLAIM_SCOPE}`));
+  out.push(
+    res(
+      'ClientScope',
+      TENANT_CLAIM_SCOPE,
+      {
+        description: 'Puts the tenant_id claim into tokens',
+        protocol: 'openid-connect',
+        attributes: { 'include.in.token.scope': 'false', 'display.on.consent.screen': 'false', ...kcMarker(t.name) },
+        roleScopeMappings: [],
+        protocolMappers: [
+          { name: 'tenant_id', protocolMapper: 'oidc-hardcoded-claim-mapper', config: claimConfig('tenant_id', 'String', { 'claim.value': t.name }) },
+        ],
+      },
+      [],
+    ),
+  );
+
+  for (const a of t.agents) {
+    const mappers: JsonObject[] = [
+      {
+        name: 'audience',
+        protocolMapper: 'oidc-audience-mapper',
+        config: { 'included.client.audience': a.clientId, 'access.token.claim': 'true', 'id.token.claim': 'false', 'introspection.token.claim': 'true' },
+      },
+    ];
+    if (a.userScopeTemplates.length > 0) {
+      mappers.push({ name: 'user_id', protocolMapper: 'oidc-usermodel-property-mapper', config: claimConfig('user_id', 'String', { 'user.attribute': 'username' }) });
+    }
+    out.push(
+      res(
+        'Client',
+        a.clientId,
+        {
+          name: a.name,
+          enabled: true,
+          protocol: 'openid-connect',
+          publicClient: false,
+          clientAuthenticatorType: 'client-secret',
+          standardFlowEnabled: true,
+          implicitFlowEnabled: false,
+          directAccessGrantsEnabled: false,
+          serviceAccountsEnabled: false,
+          redirectUris: a.redirectUris,
+          webOrigins: ['+'],
+          attributes: { 'pkce.code.challenge.method': 'S256', ...kcMarker(t.name) },
+          defaultClientScopes: [TENANT_CLAIM_SCOPE, ...a.defaultScopes],
+          optionalClientScopes: a.optionalScopes,
+          protocolMappers: mappers,
+        },
+        scopeKeys.filter((k) => [TENANT_CLAIM_SCOPE, ...a.defaultScopes, ...a.optionalScopes].some((s) => k === key('ClientScope', `${realm}/${s}`))),
+      ),
+    );
+  }
+
+  const roleOf = new Map(t.scopes.map((s) => [s.name, s.role]));
+  for (const u of t.users) {
+    const roles = u.scopes.map((s) => roleOf.get(s)).filter((r): r is string => !!r).sort();
+    out.push(
+      res(
+        'User',
+        u.username,
+        { email: u.email, enabled: u.enabled, emailVerified: true, realmRoles: roles, attributes: { [KC_MANAGED_ATTR]: [MANAGED_BY_VALUE] } },
+        roles.map((r) => key('RealmRole', `${realm}/${r}`)),
+      ),
+    );
+  }
+  return out;
+}

@@ -1,0 +1,244 @@
+import { createHash } from 'node:crypto';
+import type { DesiredState } from '../compile/desired.js';
+import { resourceKey, TARGETS, type DesiredResource, type JsonObject, type LiveResource, type TargetName } from '../model/resource.js';
+import { canonicalJson, diffSpec, flattenSpec, type FieldDiff } from './diff.js';
+
+export type Action = 'create' | 'update' | 'delete';
+
+export interface Change {
+  action: Action;
+  target: TargetName;
+  kind: string;
+  name: string;
+  tenant?: string;
+  /** Deleting a realm, a namespace or a database: refused without --allow-destroy. */
+  destructive: boolean;
+  diff: FieldDiff[];
+  /** Keys (`target:kind:name`) of changes or resources this one needs first. */
+  dependsOn: string[];
+  /** Desired spec for create and update; secrets appear only as references. */
+  spec?: JsonObject;
+}
+
+export interface Skipped {
+  target: TargetName;
+  kind: string;
+  name: string;
+  tenant?: string;
+  reason: string;
+}
+
+export interface Plan {
+  format: 'systemprompt.plan/v1';
+  offline: boolean;
+  changes: Change[];
+  /** Managed objects kept although no longer desired (deletion_policy: retain). */
+  retained: Skipped[];
+  /** Desired objects that exist without our marker: never touched; apply refuses while any remain. */
+  conflicts: Skipped[];
+  summary: {
+    create: number;
+    update: number;
+    delete: number;
+    destructive: number;
+    unchanged: number;
+    retained: number;
+    conflicts: number;
+  };
+  /** Requests made to read the live state, per target. */
+  requests: Record<TargetName | 'total', number>;
+  /** Hash of the live state the plan was computed against; a saved plan applies only if it still matches. */
+  liveFingerprint: string;
+  /** Hash of the desired state. */
+  desiredFingerprint: string;
+}
+
+export interface LiveState {
+  resources: LiveResource[];
+  requests: Partial<Record<TargetName, number>>;
+}
+
+export const EMPTY_LIVE: LiveState = { resources: [], requests: {} };
+
+/** DesiredState x LiveState -> Plan. Pure. */
+export function computePlan(desired: DesiredState, live: LiveState, opts: { offline?: boolean } = {}): Plan {
+  const liveByKey = new Map(live.resources.map((r) => [resourceKey(r), r]));
+  const desiredKeys = new Set(desired.resources.map(resourceKey));
+  const changes: Change[] = [];
+  const conflicts: Skipped[] = [];
+  const retained: Skipped[] = [];
+  let unchanged = 0;
+
+  for (const d of desired.resources) {
+    const l = liveByKey.get(resourceKey(d));
+    if (!l) {
+      changes.push(change('create', d, flattenSpec(d.spec, 'after')));
+      continue;
+    }
+    if (!l.managed) {
+      conflicts.push({ ...id(d), reason: `exists without the systemprompt marker; it is never changed. Rename the tenant, or remove or mark the existing ${d.kind.toLowerCase()}` });
+      continue;
+    }
+    if (l.terminating) {
+      conflicts.push({ ...id(d), reason: 'is being deleted; plan again once it is gone' });
+      continue;
+    }
+    const diff = diffSpec(d.spec, l.spec);
+    if (diff.length === 0) unchanged++;
+    else changes.push(change('update', d, diff));
+  }
+
+  // Deletions: managed live objects no longer desired. Children of a deleted realm or namespace
+  // go with their parent; a retained database keeps its owner role.
+  const deletedParents = new Set<string>();
+  const retainedDbs = new Set<string>();
+  const orphans = live.resources.filter((l) => l.managed && !l.terminating && !desiredKeys.has(resourceKey(l)));
+  for (const l of orphans) {
+    if ((l.kind === 'Realm' && l.target === 'keycloak') || (l.kind === 'Namespace' && l.target === 'kubernetes')) deletedParents.add(`${l.target}:${l.name}`);
+    if (l.target === 'postgres' && l.kind === 'Database' && l.retain) retainedDbs.add(String(l.spec.owner ?? ''));
+  }
+  for (const l of orphans) {
+    const parent = l.name.includes('/') ? `${l.target}:${l.name.slice(0, l.name.indexOf('/'))}` : undefined;
+    if (parent && deletedParents.has(parent)) continue;
+    if (l.target === 'postgres' && l.kind === 'Database' && l.retain) {
+      retained.push({ ...id(l), reason: 'deletion_policy: retain — the database and its data are kept' });
+      continue;
+    }
+    if (l.target === 'postgres' && l.kind === 'Role' && retainedDbs.has(l.name)) {
+      retained.push({ ...id(l), reason: 'owns a retained database' });
+      continue;
+    }
+    const destructive = (l.target === 'keycloak' && l.kind === 'Realm') || (l.target === 'kubernetes' && l.kind === 'Namespace') || (l.target === 'postgres' && l.kind === 'Database');
+    const c: Change = { action: 'delete', target: l.target, kind: l.kind, name: l.name, destructive, diff: flattenSpec(l.spec, 'before'), dependsOn: [] };
+    if (l.tenant) c.tenant = l.tenant;
+    changes.push(c);
+  }
+
+  const ordered = orderChanges(changes);
+  const requests = { kubernetes: 0, postgres: 0, keycloak: 0, total: 0 } as Plan['requests'];
+  for (const t of TARGETS) {
+    requests[t] = live.requests[t] ?? 0;
+    requests.total += requests[t];
+  }
+  const count = (a: Action): number => ordered.filter((c) => c.action === a).length;
+  return {
+    format: 'systemprompt.plan/v1',
+    offline: opts.offline ?? false,
+    changes: ordered,
+    retained,
+    conflicts,
+    summary: {
+      create: count('create'),
+      update: count('update'),
+      delete: count('delete'),
+      destructive: ordered.filter((c) => c.destructive).length,
+      unchanged,
+      retained: retained.length,
+      conflicts: conflicts.length,
+    },
+    requests,
+    liveFingerprint: fingerprintLive(live.resources),
+    desiredFingerprint: sha(canonicalJson(desired.resources as unknown as JsonObject[])),
+  };
+}
+
+function id(r: { target: TargetName; kind: string; name: string; tenant?: string }): Skipped {
+  const s: Skipped = { target: r.target, kind: r.kind, name: r.name, reason: '' };
+  if (r.tenant) s.tenant = r.tenant;
+  return s;
+}
+
+function change(action: Action, d: DesiredResource, diff: FieldDiff[]): Change {
+  return { action, target: d.target, kind: d.kind, name: d.name, tenant: d.tenant, destructive: false, diff, dependsOn: d.dependsOn, spec: d.spec };
+}
+
+/**
+ * Creates and updates in dependency order, otherwise in the compiler's order (Kahn's algorithm,
+ * always taking the earliest ready change); then deletes, children before their realm, namespace
+ * or database owner.
+ */
+export function orderChanges(changes: Change[]): Change[] {
+  const upserts = changes.filter((c) => c.action !== 'delete');
+  const deletes = changes.filter((c) => c.action === 'delete');
+  const index = new Map(upserts.map((c, i) => [resourceKey(c), i]));
+  const waiting = upserts.map((c) => c.dependsOn.filter((d) => index.has(d)).length);
+  const dependents = upserts.map(() => [] as number[]);
+  upserts.forEach((c, i) => {
+    for (const d of c.dependsOn) {
+      const j = index.get(d);
+      if (j !== undefined) dependents[j]!.push(i);
+    }
+  });
+  const ready = new MinHeap();
+  waiting.forEach((n, i) => n === 0 && ready.push(i));
+  const out: Change[] = [];
+  while (ready.size > 0) {
+    const i = ready.pop();
+    out.push(upserts[i]!);
+    for (const j of dependents[i]!) if (--waiting[j]! === 0) ready.push(j);
+  }
+  if (out.length !== upserts.length) throw new Error('internal: dependency cycle among planned changes');
+  const rank = (c: Change): number => (c.kind === 'Namespace' || c.kind === 'Realm' || (c.target === 'postgres' && c.kind === 'Role') ? 1 : 0);
+  const sortedDeletes = [...deletes].sort((a, b) => rank(a) - rank(b) || cmpKey(a, b));
+  return [...out, ...sortedDeletes];
+}
+
+class MinHeap {
+  private a: number[] = [];
+  get size(): number {
+    return this.a.length;
+  }
+  push(v: number): void {
+    const a = this.a;
+    a.push(v);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (a[p]! <= a[i]!) break;
+      [a[p], a[i]] = [a[i]!, a[p]!];
+      i = p;
+    }
+  }
+  pop(): number {
+    const a = this.a;
+    const top = a[0]!;
+    const last = a.pop()!;
+    if (a.length > 0) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && a[l]! < a[m]!) m = l;
+        if (r < a.length && a[r]! < a[m]!) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i]!, a[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+function cmpKey(a: Change, b: Change): number {
+  const ka = resourceKey(a);
+  const kb = resourceKey(b);
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+/** Fingerprint of the managed live state (order-independent). */
+export function fingerprintLive(resources: LiveResource[]): string {
+  const items = resources
+    .map((r) => `${resourceKey(r)}|${r.managed ? 1 : 0}|${r.terminating ? 1 : 0}|${canonicalJson(r.spec)}`)
+    .sort();
+  return sha(items.join('\n'));
+}
+
+function sha(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+export function hasChanges(plan: Plan): boolean {
+  return plan.changes.length > 0;
+}
