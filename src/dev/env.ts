@@ -1,0 +1,40 @@
+import type { StackState } from './state.js';
+
+/** Quotes a value as one POSIX shell word. */
+export function shellQuote(v: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `$(cat 'FILE')`: a secret read when the line is evaluated, so it is never printed. */
+function catSecret(file: string): string {
+  return `$(cat ${shellQuote(file)})`;
+}
+
+/** Inside double quotes, only $ ` " \ are special; escape them in literal text. */
+function dq(literal: string): string {
+  return literal.replace(/[$`"\\]/g, (c) => `\\${c}`);
+}
+
+/**
+ * Shell `export` lines for the DESIGN §2 variables pointing at the dev stack. Secrets appear as
+ * `$(cat file)` substitutions, so `eval "$(systemprompt dev env)"` works and nothing secret is printed.
+ */
+export function renderEnv(state: StackState): string {
+  const lines: string[] = [];
+  if (state.keycloak) {
+    lines.push(`export SYSTEMPROMPT_KEYCLOAK_URL=${shellQuote(state.keycloak.url)}`);
+    lines.push(`export SYSTEMPROMPT_KEYCLOAK_USER=${shellQuote(state.keycloak.user)}`);
+    lines.push(`export SYSTEMPROMPT_KEYCLOAK_PASSWORD="${catSecret(state.keycloak.passwordFile)}"`);
+  }
+  if (state.kube) {
+    lines.push(`export KUBECONFIG=${shellQuote(state.kube.kubeconfig)}`);
+  }
+  if (state.postgres) {
+    const url = new URL(state.postgres.url);
+    const prefix = `${url.protocol}//${encodeURIComponent(decodeURIComponent(url.username))}:`;
+    const rest = `@${url.host}${url.pathname}`;
+    lines.push(`export SYSTEMPROMPT_POSTGRES_URL="${dq(prefix)}${catSecret(state.postgres.passwordFile)}${dq(rest)}"`);
+  }
+  if (state.kube) lines.push(`# kubectl for this stack: ${state.kube.kubectl}`);
+  return lines.length ? `${lines.join('\n')}\n` : '';
+}
