@@ -1,0 +1,67 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SystemPromptError } from '../../src/errors.js';
+import { resolveEndpoints, withPassword } from '../../src/dev/endpoints.js';
+import { stackPaths } from '../../src/dev/paths.js';
+import { DEFAULT_PORTS } from '../../src/dev/ports.js';
+import { writeSecret } from '../../src/dev/secrets.js';
+import { writeState } from '../../src/dev/state.js';
+
+const fullEnv = {
+  SYSTEMPROMPT_KEYCLOAK_URL: 'https://kc.example',
+  SYSTEMPROMPT_KEYCLOAK_USER: 'root',
+  SYSTEMPROMPT_KEYCLOAK_PASSWORD: 'pw',
+  KUBECONFIG: '/k/config',
+  SYSTEMPROMPT_POSTGRES_URL: 'postgres://a:b@db/postgres',
+};
+
+describe('resolveEndpoints', () => {
+  it('takes the environment when its variables are set', async () => {
+    const e = await resolveEndpoints(fullEnv);
+    expect(e).toEqual({ keycloak: { url: 'https://kc.example', username: 'root', password: 'pw' }, kubeconfigPath: '/k/config', postgresUrl: 'postgres://a:b@db/postgres', source: 'env' });
+  });
+
+  it('names the missing variables when the environment is half set', async () => {
+    const err = await resolveEndpoints({ ...fullEnv, SYSTEMPROMPT_KEYCLOAK_PASSWORD: undefined, KUBECONFIG: '' }).catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(SystemPromptError);
+    expect((err as Error).message).toMatch(/SYSTEMPROMPT_KEYCLOAK_PASSWORD, KUBECONFIG are not set/);
+  });
+
+  it('falls back to the dev stack, reading its secret files, and ignores a stray KUBECONFIG', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sp-stack-'));
+    const env = { SYSTEMPROMPT_STACK_DIR: dir, KUBECONFIG: '/somewhere/else' };
+    const p = stackPaths(env);
+    await writeSecret(p.keycloak.passwordFile, 'kcpw');
+    await writeSecret(p.postgres.passwordFile, 'pg-pw_1');
+    await writeState(p.stateFile, {
+      version: 1,
+      stackDir: dir,
+      ports: DEFAULT_PORTS,
+      postgres: { pid: 1, url: 'postgres://systemprompt@127.0.0.1:15432/postgres', user: 'systemprompt', passwordFile: p.postgres.passwordFile, dataDir: p.postgres.dataDir },
+      keycloak: { pid: 2, url: 'http://localhost:18080', adminConsoleUrl: '', healthUrl: '', user: 'admin', passwordFile: p.keycloak.passwordFile, version: '26.5.6' },
+      kube: { pids: { etcd: 3, apiserver: 4, controllerManager: 5 }, server: 'https://127.0.0.1:16443', kubeconfig: p.kube.kubeconfig, context: 'systemprompt-dev', etcdUrl: '', binary: '', kubectl: '' },
+    });
+    expect(await resolveEndpoints(env)).toEqual({
+      keycloak: { url: 'http://localhost:18080', username: 'admin', password: 'kcpw' },
+      kubeconfigPath: p.kube.kubeconfig,
+      context: 'systemprompt-dev',
+      postgresUrl: 'postgres://systemprompt:pg-pw_1@127.0.0.1:15432/postgres',
+      source: 'dev-stack',
+    });
+  });
+
+  it('tells the user to run dev up when there is neither', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sp-none-'));
+    const err = await resolveEndpoints({ SYSTEMPROMPT_STACK_DIR: dir }).catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(SystemPromptError);
+    expect((err as SystemPromptError).hint).toMatch(/systemprompt dev up/);
+  });
+});
+
+describe('withPassword', () => {
+  it('escapes what a URL needs escaped', () => {
+    expect(withPassword('postgres://u@h:1/d', 'a/b@c')).toBe('postgres://u:a%2Fb%40c@h:1/d');
+  });
+});
