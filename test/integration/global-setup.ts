@@ -1,0 +1,32 @@
+import type { TestProject } from 'vitest/node';
+import { resolveEndpoints, type Endpoints } from '../../src/dev/endpoints.js';
+import { stackDown, stackUp } from '../../src/dev/stack.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    endpoints: Endpoints;
+  }
+}
+
+const progress = (component: string, message: string) => void process.stderr.write(`[dev stack] ${component.padEnd(8)} ${message}\n`);
+
+/**
+ * Integration tests run against real services. Targets come from the environment when
+ * SYSTEMPROMPT_KEYCLOAK_URL / SYSTEMPROMPT_POSTGRES_URL are set; otherwise the local stack is
+ * brought up with the same code as `systemprompt dev up` (or a running one is reused). A stack
+ * started here is stopped afterwards unless SYSTEMPROMPT_KEEP_STACK=1; a reused one is left running.
+ */
+export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
+  const env = process.env;
+  if (env.SYSTEMPROMPT_KEYCLOAK_URL || env.SYSTEMPROMPT_POSTGRES_URL) {
+    project.provide('endpoints', await resolveEndpoints(env));
+    return undefined;
+  }
+  const up = await stackUp({ env, progress });
+  project.provide('endpoints', await resolveEndpoints(env));
+  const startedAll = up.alreadyRunning.length === 0;
+  if (!startedAll || env.SYSTEMPROMPT_KEEP_STACK === '1') return undefined;
+  return async () => {
+    await stackDown({ env, progress });
+  };
+}

@@ -1,0 +1,73 @@
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { run } from '../../src/cli/main.js';
+import { bufferIo } from '../helpers/io.js';
+import { PROJECT_ROOT } from '../helpers/repo.js';
+
+const sp = async (...args: string[]) => {
+  const io = bufferIo(PROJECT_ROOT);
+  const code = await run(['node', 'systemprompt', ...args], io);
+  return { code, ...io };
+};
+
+describe('validate, build and plan --offline on the example', () => {
+  it('validate exits 0', async () => {
+    const r = await sp('validate', '--dir', PROJECT_ROOT);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('valid: 3 tenants');
+  });
+
+  it('plan --offline -o json prints one JSON document covering every example tenant', async () => {
+    const r = await sp('plan', '--offline', '-o', 'json', '--dir', PROJECT_ROOT);
+    expect(r.code).toBe(0);
+    const plan = JSON.parse(r.stdout);
+    for (const t of ['default', 'customer-a', 'customer-b']) {
+      const kinds = new Set(plan.changes.filter((c: any) => c.tenant === t).map((c: any) => `${c.target}/${c.kind}`));
+      for (const k of ['keycloak/Realm', 'keycloak/Client', 'keycloak/User', 'kubernetes/Namespace', 'kubernetes/ResourceQuota', 'kubernetes/NetworkPolicy', 'postgres/Database', 'postgres/Role']) {
+        expect(kinds.has(k), `${t} ${k}`).toBe(true);
+      }
+    }
+    expect(plan.summary.create).toBe(plan.changes.length);
+  });
+
+  it('plan --detailed-exitcode exits 2 when there are changes', async () => {
+    expect((await sp('plan', '--offline', '--detailed-exitcode', '--dir', PROJECT_ROOT)).code).toBe(2);
+  });
+
+  it('plan --out saves the same plan it prints', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sp-plan-'));
+    const file = path.join(dir, 'plan.json');
+    const r = await sp('plan', '--offline', '-o', 'json', '--out', file, '--dir', PROJECT_ROOT);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(JSON.parse(r.stdout));
+  });
+
+  it('build writes realm JSON, Kubernetes YAML, SQL and cards per tenant, and refuses to clobber other folders', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sp-build-'));
+    const out = path.join(dir, 'out');
+    expect((await sp('build', '--dir', PROJECT_ROOT, '--out', out)).code).toBe(0);
+    expect(readdirSync(path.join(out, 'customer-a')).sort()).toEqual(['agents', 'keycloak-realm.json', 'kubernetes.yaml', 'postgres.sql']);
+    expect(JSON.parse(readFileSync(path.join(out, 'customer-a/keycloak-realm.json'), 'utf8')).realm).toBe('customer-a');
+    expect((await sp('build', '--dir', PROJECT_ROOT, '--out', out)).code).toBe(0); // replaces its own output
+    const precious = path.join(dir, 'precious');
+    mkdirSync(precious);
+    writeFileSync(path.join(precious, 'keep.txt'), 'x');
+    const r = await sp('build', '--dir', PROJECT_ROOT, '--out', precious);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('refusing to replace it');
+    expect(existsSync(path.join(precious, 'keep.txt'))).toBe(true);
+  });
+
+  it('a missing --dir is a clear error', async () => {
+    const r = await sp('validate', '--dir', '/nonexistent/config');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('config directory /nonexistent/config does not exist');
+  });
+
+  it('an unknown option is a usage error', async () => {
+    const r = await sp('plan', '--offlien');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("unknown option '--offlien'");
+  });
+});
