@@ -53,6 +53,8 @@ export interface Plan {
   desiredFingerprint: string;
 }
 
+type ResourceIdLike = { target: TargetName; kind: string; name: string };
+
 export interface LiveState {
   resources: LiveResource[];
   requests: Partial<Record<TargetName, number>>;
@@ -115,6 +117,8 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
   }
 
   const ordered = orderChanges(changes);
+  retained.sort(cmpKey);
+  conflicts.sort(cmpKey);
   const requests = { kubernetes: 0, postgres: 0, keycloak: 0, total: 0 } as Plan['requests'];
   for (const t of TARGETS) {
     requests[t] = live.requests[t] ?? 0;
@@ -221,7 +225,7 @@ class MinHeap {
   }
 }
 
-function cmpKey(a: Change, b: Change): number {
+function cmpKey(a: ResourceIdLike, b: ResourceIdLike): number {
   const ka = resourceKey(a);
   const kb = resourceKey(b);
   return ka < kb ? -1 : ka > kb ? 1 : 0;
