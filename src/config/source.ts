@@ -6,10 +6,34 @@ export interface SourceFile {
   /** Repository-relative path with forward slashes. */
   readonly file: string;
   readonly text: string;
-  readonly doc: Document.Parsed;
-  readonly lines: LineCounter;
   /** The plain JSON value of the document (always a mapping once parsed successfully). */
   readonly value: Record<string, unknown>;
+}
+
+/**
+ * The syntax tree with positions, parsed again on demand: only files with a problem need it, and
+ * not keeping a tree per file halves the memory and garbage-collection work of a large repository.
+ */
+const trees = new WeakMap<SourceFile, { doc: Document.Parsed; lines: LineCounter }>();
+function treeOf(source: SourceFile): { doc: Document.Parsed; lines: LineCounter } {
+  let t = trees.get(source);
+  if (!t) {
+    const lines = new LineCounter();
+    t = { doc: parseDocument(source.text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true }), lines };
+    trees.set(source, t);
+  }
+  return t;
+}
+
+/** 1-based line and column of a character offset. */
+export function positionAt(text: string, offset: number): { line: number; col: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) {
+    line++;
+    start = i + 1;
+  }
+  return { line, col: offset - start + 1 };
 }
 
 export type PathSegment = string | number;
@@ -26,16 +50,19 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export interface ParsedSource {
   source?: SourceFile;
+  /** The decoded text, when the bytes were UTF-8 (also when the YAML in it is broken). */
+  text?: string;
   diagnostics: Diagnostic[];
 }
 
 /** Parse one file. Never throws: every problem becomes a diagnostic. */
 export function parseSource(file: string, content: Uint8Array | string): ParsedSource {
+  let text: string | undefined;
   const fileDiag = (code: DiagnosticCode, message: string, hint?: string, line = 0, col = 0): ParsedSource => ({
+    ...(text !== undefined ? { text } : {}),
     diagnostics: [{ code, severity: 'error', file, line, col, path: '', message, ...(hint ? { hint } : {}) }],
   });
 
-  let text: string;
   if (typeof content === 'string') {
     text = content;
   } else {
@@ -53,17 +80,16 @@ export function parseSource(file: string, content: Uint8Array | string): ParsedS
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
 
-  const lines = new LineCounter();
   let doc: Document.Parsed;
   try {
-    doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
+    doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false, strict: true });
   } catch (e) {
     return fileDiag('SP001', `YAML could not be parsed: ${e instanceof Error ? e.message : String(e)}`);
   }
 
   if (doc.errors.length > 0) {
     const diagnostics = doc.errors.map((err): Diagnostic => {
-      const pos = lines.linePos(err.pos[0]);
+      const pos = positionAt(text!, err.pos[0]);
       const dup = err.code === 'DUPLICATE_KEY';
       const multi = err.code === 'MULTIPLE_DOCS';
       const message = firstLine(err.message);
@@ -82,7 +108,7 @@ export function parseSource(file: string, content: Uint8Array | string): ParsedS
             : yamlHint(err.code) ? { hint: yamlHint(err.code)! } : {}),
       };
     });
-    return { diagnostics };
+    return { diagnostics, text };
   }
 
   let value: unknown;
@@ -100,11 +126,11 @@ export function parseSource(file: string, content: Uint8Array | string): ParsedS
     return fileDiag('SP004', 'file is empty: a YAML mapping is expected', 'add the file\'s fields, or delete the file', 1, 1);
   }
   if (typeof value !== 'object' || Array.isArray(value)) {
-    const pos = doc.contents ? lines.linePos(doc.contents.range?.[0] ?? 0) : { line: 1, col: 1 };
+    const pos = positionAt(text, doc.contents?.range?.[0] ?? 0);
     const what = Array.isArray(value) ? 'a list' : `a ${typeof value}`;
     return fileDiag('SP004', `document is ${what}; a mapping (key: value) is expected`, undefined, pos.line, pos.col);
   }
-  return { source: { file, text, doc, lines, value: value as Record<string, unknown> }, diagnostics: [] };
+  return { source: { file, text, value: value as Record<string, unknown> }, diagnostics: [] };
 }
 
 function firstLine(s: string): string {
@@ -134,7 +160,8 @@ function yamlHint(code: string): string | undefined {
  * (used for unknown fields). Falls back to the deepest existing ancestor.
  */
 export function locate(source: SourceFile, path: readonly PathSegment[], at: 'key' | 'value' = 'value'): { line: number; col: number } {
-  let node: unknown = source.doc.contents;
+  const { doc, lines } = treeOf(source);
+  let node: unknown = doc.contents;
   let offset = rangeStart(node) ?? 0;
   for (let i = 0; i < path.length; i++) {
     const seg = path[i]!;
@@ -157,7 +184,7 @@ export function locate(source: SourceFile, path: readonly PathSegment[], at: 'ke
       break;
     }
   }
-  const pos = source.lines.linePos(offset);
+  const pos = lines.linePos(offset);
   return { line: pos.line, col: pos.col };
 }
 
