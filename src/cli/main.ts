@@ -1,7 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { SystemPromptError } from '../errors.js';
 import { processIo, type Io } from './io.js';
+import { registerAdminCommands } from './commands/admin.js';
+import { registerCloudCommands } from './commands/cloud.js';
 import { registerConfigCommands } from './commands/config.js';
+import { registerInitCommands } from './commands/init.js';
 import { registerDevCommands } from './commands/dev.js';
 
 export function buildProgram(io: Io, setExit: (code: number) => void = () => {}): Command {
@@ -11,7 +14,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void = () => {})
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
+  registerInitCommands(program, io, setExit);
   registerConfigCommands(program, io, setExit);
+  registerAdminCommands(program, io, setExit);
+  registerCloudCommands(program, io, setExit);
   registerDevCommands(program, io);
   return program;
 }

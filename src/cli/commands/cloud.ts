@@ -1,0 +1,9 @@
+import type { Command } from 'commander';
+import type { Io } from '../io.js';
+
+/** Placeholder: `systemprompt cloud` lands with the admin-commands work. */
+export function registerCloudCommands(program: Command, io: Io, setExit: (code: number) => void): void {
+  void program;
+  void io;
+  void setExit;
+}
