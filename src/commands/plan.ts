@@ -2,7 +2,9 @@ import { writeFile, rename } from 'node:fs/promises';
 import type { Io } from '../cli/io.js';
 import { compile } from '../compile/compile.js';
 import type { CompileEnvironment, DesiredState } from '../compile/desired.js';
+import type { TargetName } from '../model/resource.js';
 import { computePlan, EMPTY_LIVE, type LiveState, type Plan } from '../plan/plan.js';
+import { selectTargets } from '../plan/select.js';
 import { renderPlanText } from '../plan/render.js';
 import { loadValidRepository } from './load.js';
 
@@ -17,7 +19,9 @@ export interface PlanOptions {
 
 export interface PlanDeps {
   /** Where the targets are (for issuer and connection URLs). */
-  environment(): Promise<CompileEnvironment>;
+  environment(offline: boolean): Promise<CompileEnvironment>;
+  /** The targets plan and apply work on (`--target`). */
+  readonly selected: readonly TargetName[];
   /** Read the live state of the targets; only called when not offline. */
   readLive(desired: DesiredState): Promise<LiveState>;
 }
@@ -25,8 +29,8 @@ export interface PlanDeps {
 /** Compile and plan; shared by `plan` and `apply`. */
 export async function makePlan(io: Io, opts: { dir: string; offline: boolean }, deps: PlanDeps): Promise<{ plan: Plan; desired: DesiredState }> {
   const { repo } = await loadValidRepository(opts.dir, io);
-  const env = await deps.environment();
-  const desired = compile(repo, env);
+  const env = await deps.environment(opts.offline);
+  const desired = selectTargets(compile(repo, env), deps.selected);
   const live = opts.offline ? EMPTY_LIVE : await deps.readLive(desired);
   return { plan: computePlan(desired, live, { offline: opts.offline }), desired };
 }

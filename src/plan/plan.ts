@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { DesiredState } from '../compile/desired.js';
-import { resourceKey, TARGETS, type DesiredResource, type JsonObject, type LiveResource, type TargetName } from '../model/resource.js';
+import { isSecretRef, resourceKey, TARGETS, type DesiredResource, type JsonObject, type LiveResource, type TargetName } from '../model/resource.js';
 import { canonicalJson, diffSpec, flattenSpec, type FieldDiff } from './diff.js';
 
 export type Action = 'create' | 'update' | 'delete';
@@ -90,6 +90,23 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
     else changes.push(change('update', d, diff));
   }
 
+  // A secret that is about to be stored anew (its Kubernetes Secret is created) gets a new value:
+  // every existing object that uses it must be told, e.g. the database role's password.
+  const newSecrets = new Set<string>();
+  for (const c of changes) {
+    if (c.action === 'create' && c.target === 'kubernetes' && c.kind === 'Secret') for (const ref of secretRefsOf(c.spec)) newSecrets.add(`${c.tenant}\0${ref}`);
+  }
+  if (newSecrets.size > 0) {
+    const changed = new Set(changes.map((c) => resourceKey(c)));
+    for (const d of desired.resources) {
+      if (d.target === 'kubernetes' || changed.has(resourceKey(d)) || !liveByKey.get(resourceKey(d))?.managed) continue;
+      const refs = secretRefsOf(d.spec).filter((r) => newSecrets.has(`${d.tenant}\0${r}`));
+      if (refs.length === 0) continue;
+      unchanged--;
+      changes.push(change('update', d, refs.map((r) => ({ path: `(secret ${r})`, before: '(sensitive)', after: '(new value)', sensitive: true }))));
+    }
+  }
+
   // Deletions: managed live objects no longer desired. Children of a deleted realm or namespace
   // go with their parent; a retained database keeps its owner role.
   const deletedParents = new Set<string>();
@@ -144,6 +161,13 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
     liveFingerprint: fingerprintLive(live.resources),
     desiredFingerprint: sha(canonicalJson(desired.resources as unknown as JsonObject[])),
   };
+}
+
+function secretRefsOf(v: unknown, out: string[] = []): string[] {
+  if (isSecretRef(v)) out.push(v.secretRef);
+  else if (Array.isArray(v)) v.forEach((x) => secretRefsOf(x, out));
+  else if (v && typeof v === 'object') Object.values(v).forEach((x) => secretRefsOf(x, out));
+  return [...new Set(out)];
 }
 
 function id(r: { target: TargetName; kind: string; name: string; tenant?: string }): Skipped {

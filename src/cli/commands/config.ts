@@ -5,7 +5,8 @@ import { runValidate } from '../../commands/validate.js';
 import { compileEnvironment } from '../../targets/environment.js';
 import type { Io } from '../io.js';
 import { dirOption, outputOption } from '../options.js';
-import { liveDeps } from './live.js';
+import { runApply } from '../../commands/apply.js';
+import { liveSession } from './live.js';
 
 /** validate, build, plan: the offline core, and plan against the live targets. */
 export function registerConfigCommands(program: Command, io: Io, setExit: (code: number) => void): void {
@@ -34,10 +35,37 @@ export function registerConfigCommands(program: Command, io: Io, setExit: (code:
     .addOption(outputOption())
     .option('--out <planfile>', 'save the plan for `systemprompt apply PLANFILE`')
     .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are, 1 on error', false)
+    .option('--target <list>', 'limit to some targets: kubernetes,postgres,keycloak')
     .option('--context <name>', 'kubeconfig context')
     .option('-v, --verbose', 'show every field of created and deleted objects', false)
     .option('--debug', 'print each request made to the targets on stderr', false)
-    .action(async (o: { dir: string; offline: boolean; output: 'text' | 'json'; out?: string; detailedExitcode: boolean; context?: string; verbose: boolean; debug: boolean }) =>
-      setExit(await runPlan(io, o, liveDeps(io, { offline: o.offline, context: o.context, debug: o.debug }))),
-    );
+    .action(async (o: { dir: string; offline: boolean; output: 'text' | 'json'; out?: string; detailedExitcode: boolean; target?: string; context?: string; verbose: boolean; debug: boolean }) => {
+      const session = liveSession(io, o);
+      try {
+        setExit(await runPlan(io, o, session));
+      } finally {
+        await session.close();
+      }
+    });
+
+  program
+    .command('apply')
+    .description('make the live targets match the config (or a saved plan), after confirmation')
+    .argument('[planfile]', 'a plan saved with `plan --out`; applied only if the live state still matches it')
+    .addOption(dirOption())
+    .option('--auto-approve', 'do not ask for confirmation', false)
+    .option('--allow-destroy', 'allow deleting realms, namespaces and databases', false)
+    .option('--target <list>', 'limit to some targets: kubernetes,postgres,keycloak')
+    .option('--context <name>', 'kubeconfig context')
+    .option('--concurrency <n>', 'changes applied at once', (v) => Number.parseInt(v, 10), 4)
+    .addOption(outputOption())
+    .option('--debug', 'print each request made to the targets on stderr', false)
+    .action(async (planfile: string | undefined, o: { dir: string; autoApprove: boolean; allowDestroy: boolean; target?: string; context?: string; concurrency: number; output: 'text' | 'json'; debug: boolean }) => {
+      const session = liveSession(io, o);
+      try {
+        setExit(await runApply(io, { ...o, ...(planfile ? { planFile: planfile } : {}) }, session));
+      } finally {
+        await session.close();
+      }
+    });
 }

@@ -1,0 +1,80 @@
+import os from 'node:os';
+import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
+import { ConflictError } from '../errors.js';
+
+export const LOCK_NAMESPACE = 'kube-system';
+export const LOCK_NAME = 'systemprompt-apply';
+const LEASE_SECONDS = 60;
+
+/**
+ * Two applies cannot interleave: each holds a Kubernetes Lease while it writes, renewed while it
+ * runs. A lease not renewed for 60 s (its holder died) may be taken over.
+ */
+export class ApplyLock {
+  private timer: NodeJS.Timeout | undefined;
+  private lease: V1Lease | undefined;
+  readonly holder = `${os.userInfo().username}@${os.hostname()} pid ${process.pid}`;
+
+  constructor(private readonly api: CoordinationV1Api, private readonly count: () => void = () => {}) {}
+
+  async acquire(): Promise<void> {
+    const now = new Date();
+    const body: V1Lease = {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: LOCK_NAME, namespace: LOCK_NAMESPACE, labels: { 'app.kubernetes.io/managed-by': 'systemprompt' } },
+      spec: { holderIdentity: this.holder, leaseDurationSeconds: LEASE_SECONDS, acquireTime: now as never, renewTime: now as never },
+    };
+    try {
+      this.count();
+      this.lease = await this.api.createNamespacedLease({ namespace: LOCK_NAMESPACE, body });
+    } catch (e) {
+      if ((e as { code?: number }).code !== 409) throw e;
+      this.count();
+      const current = await this.api.readNamespacedLease({ name: LOCK_NAME, namespace: LOCK_NAMESPACE });
+      const renewed = current.spec?.renewTime ? new Date(current.spec.renewTime as unknown as string).getTime() : 0;
+      const ttl = (current.spec?.leaseDurationSeconds ?? LEASE_SECONDS) * 1000;
+      if (current.spec?.holderIdentity && renewed + ttl > Date.now()) {
+        throw new ConflictError(`another apply holds the lock: ${current.spec.holderIdentity}, since ${new Date(current.spec.acquireTime as unknown as string).toISOString()}`, {
+          hint: `wait for it to finish; a lock whose holder died expires ${LEASE_SECONDS} s after its last renewal`,
+        });
+      }
+      try {
+        this.count();
+        this.lease = await this.api.replaceNamespacedLease({
+          name: LOCK_NAME,
+          namespace: LOCK_NAMESPACE,
+          body: { ...body, metadata: { ...body.metadata, resourceVersion: current.metadata?.resourceVersion } },
+        });
+      } catch (e2) {
+        if ((e2 as { code?: number }).code === 409) throw new ConflictError('another apply took the lock at the same moment', { hint: 'run apply again' });
+        throw e2;
+      }
+    }
+    this.timer = setInterval(() => void this.renew().catch(() => {}), (LEASE_SECONDS * 1000) / 3);
+    this.timer.unref();
+  }
+
+  private async renew(): Promise<void> {
+    if (!this.lease) return;
+    this.count();
+    this.lease = await this.api.replaceNamespacedLease({
+      name: LOCK_NAME,
+      namespace: LOCK_NAMESPACE,
+      body: { ...this.lease, spec: { ...this.lease.spec, renewTime: new Date() as never } },
+    });
+  }
+
+  async release(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (!this.lease) return;
+    try {
+      this.count();
+      await this.api.deleteNamespacedLease({ name: LOCK_NAME, namespace: LOCK_NAMESPACE });
+    } catch {
+      /* it expires on its own */
+    }
+    this.lease = undefined;
+  }
+}

@@ -1,0 +1,124 @@
+import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline/promises';
+import { ApplyLock } from '../apply/lock.js';
+import { applyPlan, checkApplicable, type ApplyEvent, type ApplyResult } from '../apply/engine.js';
+import { ApplySecrets } from '../apply/secrets.js';
+import type { Io } from '../cli/io.js';
+import { AbortedError, ConflictError, TargetError, UsageError } from '../errors.js';
+import { computePlan, type Plan } from '../plan/plan.js';
+import { renderPlanText } from '../plan/render.js';
+import { makePlan } from './plan.js';
+import type { LiveSession } from './session.js';
+
+export interface ApplyOptions {
+  dir: string;
+  planFile?: string;
+  autoApprove: boolean;
+  allowDestroy: boolean;
+  output: 'text' | 'json';
+  concurrency: number;
+}
+
+const SIGN = { create: '+', update: '~', delete: '-' } as const;
+
+/** `systemprompt apply [PLANFILE]`: plan (or load a saved plan), confirm, lock, run, report. */
+export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession, confirm: (question: string) => Promise<boolean> = ttyConfirm): Promise<number> {
+  const json = opts.output === 'json';
+  const { plan: fresh, desired } = await makePlan(io, { dir: opts.dir, offline: false }, session);
+  let plan: Plan = fresh;
+  if (opts.planFile) {
+    const saved = await readSavedPlan(opts.planFile);
+    if (saved.offline) throw new UsageError(`${opts.planFile} is an offline plan; it cannot be applied`, { hint: 'save a plan with `systemprompt plan --out FILE` (without --offline)' });
+    if (saved.desiredFingerprint !== fresh.desiredFingerprint) {
+      throw new ConflictError(`the configuration changed since ${opts.planFile} was saved`, { hint: 'run `systemprompt plan --out` again' });
+    }
+    if (saved.liveFingerprint !== fresh.liveFingerprint) {
+      throw new ConflictError(`the live state changed since ${opts.planFile} was saved; nothing was applied`, { hint: 'run `systemprompt plan --out` again and review the new plan' });
+    }
+    plan = saved;
+  }
+
+  if (plan.changes.length === 0) {
+    if (json) io.out(`${JSON.stringify({ plan, result: { applied: 0, failed: [], skipped: 0, writes: 0 } }, null, 2)}\n`);
+    else io.out(renderPlanText(plan));
+    return plan.conflicts.length > 0 ? 1 : 0;
+  }
+  if (!json) io.out(renderPlanText(plan));
+  checkApplicable(plan, opts.allowDestroy);
+  if (!opts.autoApprove && !opts.planFile) {
+    if (!io.interactive) throw new AbortedError('refusing to ask for confirmation: standard input is not a terminal', { hint: 'review the plan, then pass --auto-approve' });
+    if (!(await confirm('Apply these changes? Only "yes" is accepted: '))) throw new AbortedError('apply cancelled; nothing was changed');
+  }
+
+  const connected = await session.connect();
+  if (!connected.kubernetes) throw new UsageError('apply needs the Kubernetes target for its lock and the tenant Secrets');
+  const kube = connected.kubernetes;
+  const lock = new ApplyLock(kube.coordination, () => void kube.requests.reads++);
+  await lock.acquire().catch((e: unknown) => {
+    if (e instanceof ConflictError) throw e;
+    throw new TargetError('kubernetes', `cannot take the apply lock: ${(e as Error).message}`);
+  });
+  let result: ApplyResult;
+  const started = Date.now();
+  try {
+    // Re-check under the lock: another apply may have finished in between.
+    const relive = await session.readLive(desired);
+    if (computePlan(desired, relive).liveFingerprint !== plan.liveFingerprint) {
+      throw new ConflictError('the live state changed while the plan was shown; nothing was applied', { hint: 'run apply again' });
+    }
+    const keycloak = connected.targets.keycloak as { clientSecret?: (realm: string, clientId: string) => Promise<string | undefined> } | undefined;
+    const secrets = new ApplySecrets(desired, {
+      readSecretValue: (ns, name, key) => kube.readSecretValue(ns, name, key),
+      ...(keycloak?.clientSecret ? { clientSecret: (realm: string, id: string) => keycloak.clientSecret!(realm, id) } : {}),
+    });
+    result = await applyPlan(plan, connected.targets, { secrets, desired }, { allowDestroy: opts.allowDestroy, concurrency: opts.concurrency, onEvent: json ? undefined : progress(io) });
+  } finally {
+    await lock.release();
+    await session.close();
+  }
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  if (json) io.out(`${JSON.stringify({ plan, result }, null, 2)}\n`);
+  else {
+    io.out(`Apply ${result.failed.length ? 'incomplete' : 'complete'}: ${result.applied} applied, ${result.failed.length} failed, ${result.skipped} skipped; ${result.writes} writes in ${secs} s.\n`);
+    for (const f of result.failed) io.err(`failed: ${f.change.target} ${f.change.kind} ${f.change.name}: ${f.error}\n`);
+    if (result.failed.length) io.err('hint: fix the cause and run apply again; what was applied stays, and the next apply continues from there\n');
+  }
+  return result.failed.length ? 1 : 0;
+}
+
+function progress(io: Io): (e: ApplyEvent) => void {
+  let done = 0;
+  return (e) => {
+    if (e.kind === 'start') return;
+    done++;
+    const c = e.change;
+    const what = `${SIGN[c.action]} ${c.target} ${c.kind} ${c.name}`;
+    const status = e.kind === 'done' ? `ok (${e.ms} ms)` : e.kind === 'failed' ? `FAILED: ${e.error}` : 'skipped (a change it needs failed)';
+    io.err(`[${done}/${e.total}] ${what} ${status}\n`);
+  };
+}
+
+async function readSavedPlan(file: string): Promise<Plan> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read plan file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    const p = JSON.parse(text) as Plan;
+    if (p.format !== 'systemprompt.plan/v1' || !Array.isArray(p.changes)) throw new Error('format');
+    return p;
+  } catch {
+    throw new UsageError(`${file} is not a plan saved by \`systemprompt plan --out\``);
+  }
+}
+
+async function ttyConfirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return (await rl.question(question)).trim() === 'yes';
+  } finally {
+    rl.close();
+  }
+}

@@ -1,0 +1,56 @@
+import type { CompileEnvironment, DesiredState } from '../compile/desired.js';
+import { resolveEndpoints, type Endpoints } from '../dev/endpoints.js';
+import { TARGETS, type TargetName } from '../model/resource.js';
+import type { LiveState } from '../plan/plan.js';
+import { connectTargets, type Connected } from '../targets/connect.js';
+import { compileEnvironment } from '../targets/environment.js';
+
+/** The live side of plan and apply: endpoints, target clients, reads with request counts. */
+export class LiveSession {
+  private endpoints: Endpoints | undefined;
+  private connected: Connected | undefined;
+
+  constructor(
+    private readonly env: NodeJS.ProcessEnv,
+    readonly selected: readonly TargetName[] = TARGETS,
+    private readonly opts: { context?: string | undefined; debug?: ((line: string) => void) | undefined } = {},
+  ) {}
+
+  async getEndpoints(): Promise<Endpoints> {
+    if (!this.endpoints) {
+      const e = await resolveEndpoints(this.env);
+      this.endpoints = this.opts.context ? { ...e, context: this.opts.context } : e;
+    }
+    return this.endpoints;
+  }
+
+  /** Offline commands use the environment variables only; live ones the resolved endpoints. */
+  async environment(offline: boolean): Promise<CompileEnvironment> {
+    if (offline) return compileEnvironment({ keycloakUrl: this.env.SYSTEMPROMPT_KEYCLOAK_URL, postgresUrl: this.env.SYSTEMPROMPT_POSTGRES_URL });
+    const e = await this.getEndpoints();
+    return compileEnvironment({ keycloakUrl: e.keycloak.url, postgresUrl: e.postgresUrl });
+  }
+
+  async connect(): Promise<Connected> {
+    this.connected ??= connectTargets(await this.getEndpoints(), this.selected, this.opts.debug);
+    return this.connected;
+  }
+
+  /** Read every selected target (in parallel); the counts are the requests of this read alone. */
+  async readLive(desired: DesiredState): Promise<LiveState> {
+    const c = await this.connect();
+    const live: LiveState = { resources: [], requests: {} };
+    await Promise.all(
+      Object.values(c.targets).map(async (t) => {
+        const before = t!.requests.reads + t!.requests.writes;
+        live.resources.push(...(await t!.read(desired)));
+        live.requests[t!.name] = t!.requests.reads + t!.requests.writes - before;
+      }),
+    );
+    return live;
+  }
+
+  async close(): Promise<void> {
+    await this.connected?.close();
+  }
+}

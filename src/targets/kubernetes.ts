@@ -1,0 +1,255 @@
+import {
+  CoordinationV1Api,
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  NetworkingV1Api,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import { KUBE_KINDS } from '../compile/kubernetes.js';
+import type { DesiredState } from '../compile/desired.js';
+import { parseQuantity } from '../compile/quantity.js';
+import { ConflictError, TargetError } from '../errors.js';
+import { FIELD_MANAGER, isSecretRef, MANAGED_BY_LABEL, MANAGED_BY_VALUE, TENANT_LABEL, type Json, type JsonObject, type LiveResource } from '../model/resource.js';
+import type { Change } from '../plan/plan.js';
+import { isTransient, withRetry } from './retry.js';
+import type { ApplyContext, Target } from './target.js';
+
+const SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
+const PAGE = 500;
+
+type Obj = KubernetesObject & Record<string, unknown>;
+type Lister = (p: { labelSelector?: string; limit: number; _continue?: string }) => Promise<{ items: Obj[]; metadata?: { _continue?: string } }>;
+
+/** Top-level fields we manage per kind (besides apiVersion, kind and metadata). */
+const FIELDS: Record<string, string[]> = {
+  Namespace: [],
+  ServiceAccount: ['automountServiceAccountToken'],
+  Role: ['rules'],
+  RoleBinding: ['roleRef', 'subjects'],
+  ResourceQuota: ['spec'],
+  LimitRange: ['spec'],
+  NetworkPolicy: ['spec'],
+  Secret: ['type', 'stringData'],
+};
+
+/** Kubernetes through @kubernetes/client-node: list per kind and label, server-side apply, delete. */
+export class KubernetesTarget implements Target {
+  readonly name = 'kubernetes' as const;
+  readonly requests = { reads: 0, writes: 0 };
+  private readonly core: CoreV1Api;
+  private readonly rbac: RbacAuthorizationV1Api;
+  private readonly net: NetworkingV1Api;
+  private readonly coord: CoordinationV1Api;
+  private readonly objects: KubernetesObjectApi;
+
+  constructor(readonly kubeconfig: KubeConfig, private readonly debug?: (line: string) => void) {
+    this.core = kubeconfig.makeApiClient(CoreV1Api);
+    this.rbac = kubeconfig.makeApiClient(RbacAuthorizationV1Api);
+    this.net = kubeconfig.makeApiClient(NetworkingV1Api);
+    this.coord = kubeconfig.makeApiClient(CoordinationV1Api);
+    this.objects = KubernetesObjectApi.makeApiClient(kubeconfig);
+  }
+
+  static fromFile(path: string, context?: string, debug?: (line: string) => void): KubernetesTarget {
+    const kc = new KubeConfig();
+    try {
+      kc.loadFromFile(path);
+    } catch (e) {
+      throw new TargetError('kubernetes', `cannot load kubeconfig ${path}: ${(e as Error).message}`);
+    }
+    if (context) {
+      if (!kc.getContexts().some((c) => c.name === context)) throw new TargetError('kubernetes', `context ${context} is not in ${path}`);
+      kc.setCurrentContext(context);
+    }
+    return new KubernetesTarget(kc, debug);
+  }
+
+  get coordination(): CoordinationV1Api {
+    return this.coord;
+  }
+
+  private async call<T>(what: string, kind: 'read' | 'write', fn: () => Promise<T>): Promise<T> {
+    return withRetry(async () => {
+      this.requests[kind === 'read' ? 'reads' : 'writes']++;
+      this.debug?.(`kubernetes ${what}`);
+      try {
+        return await fn();
+      } catch (e) {
+        throw kubeError(what, e);
+      }
+    });
+  }
+
+  private async listAll(kind: string, lister: Lister, selector: string | undefined): Promise<Obj[]> {
+    const out: Obj[] = [];
+    let cont: string | undefined;
+    do {
+      const page = await this.call(`list ${kind}${selector ? ` -l ${selector}` : ''}`, 'read', () =>
+        lister({ ...(selector ? { labelSelector: selector } : {}), limit: PAGE, ...(cont ? { _continue: cont } : {}) }),
+      );
+      out.push(...page.items);
+      cont = page.metadata?._continue || undefined;
+    } while (cont);
+    return out;
+  }
+
+  private listers(): Record<(typeof KUBE_KINDS)[number], Lister> {
+    return {
+      Namespace: (p) => this.core.listNamespace(p) as never,
+      ServiceAccount: (p) => this.core.listServiceAccountForAllNamespaces(p) as never,
+      Role: (p) => this.rbac.listRoleForAllNamespaces(p) as never,
+      RoleBinding: (p) => this.rbac.listRoleBindingForAllNamespaces(p) as never,
+      ResourceQuota: (p) => this.core.listResourceQuotaForAllNamespaces(p) as never,
+      LimitRange: (p) => this.core.listLimitRangeForAllNamespaces(p) as never,
+      NetworkPolicy: (p) => this.net.listNetworkPolicyForAllNamespaces(p) as never,
+      Secret: (p) => this.core.listSecretForAllNamespaces(p) as never,
+    };
+  }
+
+  /**
+   * One list per kind with our label selector; namespaces are listed whole (one request) so that
+   * an unmarked namespace with a tenant's name is seen and left alone.
+   */
+  async read(desired: DesiredState): Promise<LiveResource[]> {
+    const desiredSpecs = new Map(desired.resources.filter((r) => r.target === 'kubernetes').map((r) => [`${r.kind}:${r.name}`, r.spec]));
+    const listers = this.listers();
+    const lists = await Promise.all(KUBE_KINDS.map(async (kind) => [kind, await this.listAll(kind, listers[kind], kind === 'Namespace' ? undefined : SELECTOR)] as const));
+    const out: LiveResource[] = [];
+    for (const [kind, items] of lists) {
+      for (const o of items) {
+        const labels = o.metadata?.labels ?? {};
+        const managed = labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
+        const name = kind === 'Namespace' ? o.metadata!.name! : `${o.metadata!.namespace}/${o.metadata!.name}`;
+        if (kind === 'Namespace' && !managed && !desiredSpecs.has(`Namespace:${name}`)) continue;
+        const spec = project(kind, o);
+        const want = desiredSpecs.get(`${kind}:${name}`);
+        if (want) normalizeQuantities(want, spec);
+        const live: LiveResource = { target: 'kubernetes', kind, name, managed, spec };
+        if (labels[TENANT_LABEL]) live.tenant = labels[TENANT_LABEL];
+        if (kind === 'Namespace' && (o as { status?: { phase?: string } }).status?.phase === 'Terminating') live.terminating = true;
+        out.push(live);
+      }
+    }
+    return out;
+  }
+
+  async apply(change: Change, ctx: ApplyContext): Promise<void> {
+    if (change.action === 'delete') {
+      const [ns, name] = change.kind === 'Namespace' ? [undefined, change.name] : splitName(change.name);
+      const header = { apiVersion: apiVersionOf(change.kind), kind: change.kind, metadata: { name, ...(ns ? { namespace: ns } : {}) } };
+      try {
+        await this.call(`delete ${change.kind} ${change.name}`, 'write', () => this.objects.delete(header, undefined, undefined, undefined, undefined, 'Background'));
+      } catch (e) {
+        if (!(e instanceof TargetError && /\(404\)/.test(e.message))) throw e;
+      }
+      return;
+    }
+    const body = (await resolveSecrets(change.spec as Json, change.tenant!, ctx, change.kind === 'Secret')) as Obj;
+    await this.call(`apply ${change.kind} ${change.name}`, 'write', () =>
+      this.objects.patch(body, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
+    );
+  }
+
+  /** A decoded value of a Secret, or undefined when the Secret or key is absent. */
+  async readSecretValue(namespace: string, name: string, key: string): Promise<string | undefined> {
+    try {
+      const s = await this.call(`get Secret ${namespace}/${name}`, 'read', () => this.core.readNamespacedSecret({ name, namespace }));
+      const v = s.data?.[key];
+      return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
+    } catch (e) {
+      if (e instanceof TargetError && /\(404\)/.test(e.message)) return undefined;
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+function apiVersionOf(kind: string): string {
+  if (kind === 'Role' || kind === 'RoleBinding') return 'rbac.authorization.k8s.io/v1';
+  if (kind === 'NetworkPolicy') return 'networking.k8s.io/v1';
+  return 'v1';
+}
+
+function splitName(n: string): [string, string] {
+  const i = n.indexOf('/');
+  return [n.slice(0, i), n.slice(i + 1)];
+}
+
+/** The live object in the shape of our desired spec: the fields we manage, secrets decoded. */
+function project(kind: string, o: Obj): JsonObject {
+  const m = o.metadata ?? {};
+  const meta: JsonObject = { name: m.name ?? '' };
+  if (m.namespace) meta.namespace = m.namespace;
+  meta.labels = (m.labels ?? {}) as JsonObject;
+  meta.annotations = (m.annotations ?? {}) as JsonObject;
+  const spec: JsonObject = { apiVersion: o.apiVersion ?? apiVersionOf(kind), kind, metadata: meta };
+  for (const f of FIELDS[kind] ?? []) {
+    if (kind === 'Secret' && f === 'stringData') {
+      const data = (o.data ?? {}) as Record<string, string>;
+      spec.stringData = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+    } else if (o[f] !== undefined) {
+      spec[f] = JSON.parse(JSON.stringify(o[f])) as Json;
+    }
+  }
+  return spec;
+}
+
+/** Quantities the API server rewrote ("0.5" -> "500m") compare by value. */
+function normalizeQuantities(want: JsonObject, live: JsonObject): void {
+  const walk = (w: Json | undefined, l: Json | undefined, set: (v: Json) => void): void => {
+    if (typeof w === 'string' && typeof l === 'string' && w !== l) {
+      try {
+        if (parseQuantity(w) === parseQuantity(l)) set(w);
+      } catch {
+        /* not quantities */
+      }
+      return;
+    }
+    if (Array.isArray(w) && Array.isArray(l)) w.forEach((x, i) => walk(x, l[i], (v) => (l[i] = v)));
+    else if (w && l && typeof w === 'object' && typeof l === 'object' && !Array.isArray(w) && !Array.isArray(l)) {
+      for (const k of Object.keys(w)) walk(w[k], l[k], (v) => (l[k] = v));
+    }
+  };
+  if (live.kind === 'ResourceQuota' || live.kind === 'LimitRange') walk(want.spec, live.spec, () => {});
+}
+
+/** Replace secret references with their values (only ever on the way to the API server). */
+async function resolveSecrets(v: Json, tenant: string, ctx: ApplyContext, mayGenerate: boolean): Promise<Json> {
+  if (isSecretRef(v)) {
+    const value = await ctx.secrets.resolve(tenant, v.secretRef, { mayGenerate });
+    return typeof v.format === 'string' ? v.format.replace('{}', encodeURIComponent(value)) : value;
+  }
+  if (Array.isArray(v)) return Promise.all(v.map((x) => resolveSecrets(x, tenant, ctx, mayGenerate)));
+  if (v && typeof v === 'object') {
+    const out: JsonObject = {};
+    for (const [k, x] of Object.entries(v)) out[k] = await resolveSecrets(x, tenant, ctx, mayGenerate);
+    return out;
+  }
+  return v;
+}
+
+/** Kubernetes failures as TargetErrors, with the status code and the API server's message (never a request body). */
+export function kubeError(what: string, e: unknown): unknown {
+  if (e instanceof TargetError || e instanceof ConflictError) return e;
+  const err = e as { code?: number; body?: unknown; message?: string };
+  if (typeof err?.code === 'number') {
+    let msg = '';
+    try {
+      const b = typeof err.body === 'string' ? JSON.parse(err.body) : err.body;
+      msg = (b as { message?: string })?.message ?? '';
+    } catch {
+      msg = '';
+    }
+    return new TargetError('kubernetes', `${what} failed (${err.code}): ${msg || 'no message'}`, {
+      transient: isTransient(e),
+      ...(err.code === 401 || err.code === 403 ? { hint: 'check KUBECONFIG and --context: the credentials lack the rights to do this' } : {}),
+      cause: e,
+    });
+  }
+  if (isTransient(e)) return new TargetError('kubernetes', `${what}: cannot reach the API server (${(e as Error).message})`, { transient: true, cause: e, hint: 'is the cluster running? `systemprompt dev status`' });
+  return e;
+}

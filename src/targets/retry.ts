@@ -1,0 +1,35 @@
+import { TargetError } from '../errors.js';
+
+/** Network failures and overload answers worth retrying. */
+export function isTransient(e: unknown): boolean {
+  if (e instanceof TargetError) return e.transient;
+  const err = e as { code?: unknown; status?: unknown; response?: { status?: number }; cause?: { code?: unknown } };
+  const code = typeof err?.code === 'string' ? err.code : typeof err?.cause?.code === 'string' ? err.cause.code : undefined;
+  if (code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', '57P01', '57P03', '53300', '40001', '40P01'].includes(code)) return true;
+  const status = typeof err?.code === 'number' ? err.code : typeof err?.status === 'number' ? err.status : err?.response?.status;
+  return status === 429 || status === 502 || status === 503 || status === 504 || status === 500;
+}
+
+export interface RetryOptions {
+  attempts?: number;
+  baseMs?: number;
+  maxMs?: number;
+  onRetry?: (attempt: number, delayMs: number, error: unknown) => void;
+}
+
+/** Run `fn`, retrying transient failures with exponential backoff and full jitter. */
+export async function withRetry<T>(fn: () => Promise<T>, opts: RetryOptions = {}): Promise<T> {
+  const attempts = opts.attempts ?? 5;
+  const base = opts.baseMs ?? 200;
+  const max = opts.maxMs ?? 5000;
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (i >= attempts || !isTransient(e)) throw e;
+      const delay = Math.round(Math.random() * Math.min(max, base * 2 ** (i - 1)));
+      opts.onRetry?.(i, delay, e);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}

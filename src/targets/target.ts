@@ -1,0 +1,29 @@
+import type { DesiredState } from '../compile/desired.js';
+import type { LiveResource, TargetName } from '../model/resource.js';
+import type { Change } from '../plan/plan.js';
+
+/** Resolves secret references (`postgres-password`, `client-secret:<client>`) for one tenant. */
+export interface SecretResolver {
+  /**
+   * The value behind `ref` for `tenant`. `mayGenerate` is true only where the value is first
+   * stored (the Secret that keeps it); everywhere else a missing value is an error.
+   */
+  resolve(tenant: string, ref: string, opts?: { mayGenerate?: boolean }): Promise<string>;
+}
+
+export interface ApplyContext {
+  secrets: SecretResolver;
+  desired: DesiredState;
+}
+
+/** One target system behind the reconcile engine: read what we manage, apply one change. */
+export interface Target {
+  readonly name: TargetName;
+  /** Live state of everything we manage, and of anything that would collide with the desired state. */
+  read(desired: DesiredState): Promise<LiveResource[]>;
+  /** Make one planned change. Idempotent: applying a change that already happened succeeds. */
+  apply(change: Change, ctx: ApplyContext): Promise<void>;
+  /** Requests made so far (reads and writes). */
+  readonly requests: { reads: number; writes: number };
+  close(): Promise<void>;
+}
