@@ -25,10 +25,22 @@ export const CONTROLLERS = [
   'clusterrole-aggregation-controller',
 ];
 
-/** Hash of what determines the binary: the Go sources, go.mod/go.sum and the Go toolchain. */
-export async function kubeSourceHash(srcDir: string, goVersion: string): Promise<string> {
+/** Linker flags: strip symbols, and stamp the Kubernetes version that `kubectl version` and /version report. */
+export function kubeLdflags(version = KUBE_VERSION): string {
+  const [major, minor] = version.replace(/^v/, '').split('.');
+  const stamp = ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version'].flatMap((pkg) => [
+    `-X ${pkg}.gitVersion=${version}`,
+    `-X ${pkg}.gitMajor=${major}`,
+    `-X ${pkg}.gitMinor=${minor}`,
+    `-X ${pkg}.gitTreeState=clean`,
+  ]);
+  return ['-s', '-w', ...stamp].join(' ');
+}
+
+/** Hash of what determines the binary: the Go sources, go.mod/go.sum, the Go toolchain and the build flags. */
+export async function kubeSourceHash(srcDir: string, goVersion: string, buildFlags = kubeLdflags()): Promise<string> {
   const h = createHash('sha256');
-  h.update(`${goVersion}\n`);
+  h.update(`${goVersion}\n${buildFlags}\n`);
   const files = (await readdir(srcDir)).filter((f) => f === 'go.mod' || f === 'go.sum' || f.endsWith('.go')).sort();
   for (const f of files) {
     h.update(`${f}\n`);
@@ -60,7 +72,7 @@ export async function ensureKubeBinary(ctx: DevContext): Promise<string> {
   const t0 = Date.now();
   ctx.progress('kube', `building the control plane (Kubernetes ${KUBE_VERSION}) with ${go.version.replace(/^go version /, '')}; a cold build takes about 5 min on 2 cores`);
   const tmp = `${binary}.${process.pid}.tmp`;
-  const build = (extra: string[]) => run(go.path, ['build', ...extra, '-trimpath', '-ldflags=-s -w', '-o', tmp, '.'], { cwd: src, env, logFile });
+  const build = (extra: string[]) => run(go.path, ['build', ...extra, '-trimpath', `-ldflags=${kubeLdflags()}`, '-o', tmp, '.'], { cwd: src, env, logFile });
   let r = await build([]);
   if (r.code !== 0 && /signal: killed|out of memory/i.test(await readFile(logFile, 'utf8').catch(() => ''))) {
     ctx.progress('kube', 'the build was killed (memory?); retrying with one job at a time');

@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { ConflictError, UsageError } from '../errors.js';
 import { seconds, type DevContext } from './context.js';
 import { keycloakRunning, startKeycloak, stopKeycloak } from './keycloak.js';
@@ -115,7 +115,9 @@ export async function stackUp(opts: StackOptions): Promise<UpResult> {
     const previous = await readState(paths.stateFile);
     const ports = resolvePorts(opts, previous);
     const ctx = context(paths, ports, opts);
-    await mkdir(paths.logsDir, { recursive: true, mode: 0o700 });
+    // Log files are 0600; the folder is searchable so the postgres OS user (when root) can write its own.
+    await mkdir(paths.logsDir, { recursive: true });
+    await chmod(paths.logsDir, 0o755);
     const samePorts = previous !== undefined && JSON.stringify(previous.ports) === JSON.stringify(ports);
     const state: StackState = { version: 1, stackDir: paths.stackDir, ports, ...(previous ?? {}) };
     state.ports = ports;
