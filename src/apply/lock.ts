@@ -6,6 +6,11 @@ export const LOCK_NAMESPACE = 'kube-system';
 export const LOCK_NAME = 'systemprompt-apply';
 const LEASE_SECONDS = 60;
 
+/** Lease times are MicroTime: RFC 3339 with exactly six fractional digits. */
+function microTime(d: Date): never {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as never;
+}
+
 /**
  * Two applies cannot interleave: each holds a Kubernetes Lease while it writes, renewed while it
  * runs. A lease not renewed for 60 s (its holder died) may be taken over.
@@ -23,7 +28,7 @@ export class ApplyLock {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
       metadata: { name: LOCK_NAME, namespace: LOCK_NAMESPACE, labels: { 'app.kubernetes.io/managed-by': 'systemprompt' } },
-      spec: { holderIdentity: this.holder, leaseDurationSeconds: LEASE_SECONDS, acquireTime: now as never, renewTime: now as never },
+      spec: { holderIdentity: this.holder, leaseDurationSeconds: LEASE_SECONDS, acquireTime: microTime(now), renewTime: microTime(now) },
     };
     try {
       this.count();
@@ -61,7 +66,7 @@ export class ApplyLock {
     this.lease = await this.api.replaceNamespacedLease({
       name: LOCK_NAME,
       namespace: LOCK_NAMESPACE,
-      body: { ...this.lease, spec: { ...this.lease.spec, renewTime: new Date() as never } },
+      body: { ...this.lease, spec: { ...this.lease.spec, acquireTime: microTime(new Date(this.lease.spec?.acquireTime as unknown as string)), renewTime: microTime(new Date()) } },
     });
   }
 

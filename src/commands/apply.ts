@@ -7,6 +7,7 @@ import type { Io } from '../cli/io.js';
 import { AbortedError, ConflictError, TargetError, UsageError } from '../errors.js';
 import { computePlan, type Plan } from '../plan/plan.js';
 import { renderPlanText } from '../plan/render.js';
+import { kubeError } from '../targets/kubernetes.js';
 import { makePlan } from './plan.js';
 import type { LiveSession } from './session.js';
 
@@ -56,7 +57,7 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
   const lock = new ApplyLock(kube.coordination, () => void kube.requests.reads++);
   await lock.acquire().catch((e: unknown) => {
     if (e instanceof ConflictError) throw e;
-    throw new TargetError('kubernetes', `cannot take the apply lock: ${(e as Error).message}`);
+    throw kubeError('take the apply lock', e);
   });
   let result: ApplyResult;
   const started = Date.now();

@@ -1,13 +1,5 @@
-import {
-  CoordinationV1Api,
-  CoreV1Api,
-  KubeConfig,
-  KubernetesObjectApi,
-  NetworkingV1Api,
-  PatchStrategy,
-  RbacAuthorizationV1Api,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import { CoordinationV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { KubeHttp } from './kube-http.js';
 import { KUBE_KINDS } from '../compile/kubernetes.js';
 import type { DesiredState } from '../compile/desired.js';
 import { parseQuantity } from '../compile/quantity.js';
@@ -21,7 +13,25 @@ const SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 const PAGE = 500;
 
 type Obj = KubernetesObject & Record<string, unknown>;
-type Lister = (p: { labelSelector?: string; limit: number; _continue?: string }) => Promise<{ items: Obj[]; metadata?: { _continue?: string } }>;
+
+/** API path prefix and plural per kind. */
+const API: Record<string, { prefix: string; plural: string; namespaced: boolean }> = {
+  Namespace: { prefix: '/api/v1', plural: 'namespaces', namespaced: false },
+  ServiceAccount: { prefix: '/api/v1', plural: 'serviceaccounts', namespaced: true },
+  Role: { prefix: '/apis/rbac.authorization.k8s.io/v1', plural: 'roles', namespaced: true },
+  RoleBinding: { prefix: '/apis/rbac.authorization.k8s.io/v1', plural: 'rolebindings', namespaced: true },
+  ResourceQuota: { prefix: '/api/v1', plural: 'resourcequotas', namespaced: true },
+  LimitRange: { prefix: '/api/v1', plural: 'limitranges', namespaced: true },
+  NetworkPolicy: { prefix: '/apis/networking.k8s.io/v1', plural: 'networkpolicies', namespaced: true },
+  Secret: { prefix: '/api/v1', plural: 'secrets', namespaced: true },
+};
+
+function objectPath(kind: string, name: string, namespace?: string): string {
+  const a = API[kind];
+  if (!a) throw new TargetError('kubernetes', `unknown kind ${kind}`);
+  const enc = encodeURIComponent;
+  return a.namespaced ? `${a.prefix}/namespaces/${enc(namespace ?? '')}/${a.plural}/${enc(name)}` : `${a.prefix}/${a.plural}/${enc(name)}`;
+}
 
 /** Top-level fields we manage per kind (besides apiVersion, kind and metadata). */
 const FIELDS: Record<string, string[]> = {
@@ -39,18 +49,12 @@ const FIELDS: Record<string, string[]> = {
 export class KubernetesTarget implements Target {
   readonly name = 'kubernetes' as const;
   readonly requests = { reads: 0, writes: 0 };
-  private readonly core: CoreV1Api;
-  private readonly rbac: RbacAuthorizationV1Api;
-  private readonly net: NetworkingV1Api;
+  private readonly http: KubeHttp;
   private readonly coord: CoordinationV1Api;
-  private readonly objects: KubernetesObjectApi;
 
   constructor(readonly kubeconfig: KubeConfig, private readonly debug?: (line: string) => void) {
-    this.core = kubeconfig.makeApiClient(CoreV1Api);
-    this.rbac = kubeconfig.makeApiClient(RbacAuthorizationV1Api);
-    this.net = kubeconfig.makeApiClient(NetworkingV1Api);
+    this.http = new KubeHttp(kubeconfig);
     this.coord = kubeconfig.makeApiClient(CoordinationV1Api);
-    this.objects = KubernetesObjectApi.makeApiClient(kubeconfig);
   }
 
   static fromFile(path: string, context?: string, debug?: (line: string) => void): KubernetesTarget {
@@ -83,30 +87,20 @@ export class KubernetesTarget implements Target {
     });
   }
 
-  private async listAll(kind: string, lister: Lister, selector: string | undefined): Promise<Obj[]> {
+  private async listAll(kind: string, selector: string | undefined): Promise<Obj[]> {
+    const a = API[kind]!;
     const out: Obj[] = [];
     let cont: string | undefined;
     do {
       const page = await this.call(`list ${kind}${selector ? ` -l ${selector}` : ''}`, 'read', () =>
-        lister({ ...(selector ? { labelSelector: selector } : {}), limit: PAGE, ...(cont ? { _continue: cont } : {}) }),
+        this.http.request<{ items: Obj[]; metadata?: { continue?: string } }>('GET', `${a.prefix}/${a.plural}`, {
+          query: { labelSelector: selector, limit: String(PAGE), continue: cont },
+        }),
       );
       out.push(...page.items);
-      cont = page.metadata?._continue || undefined;
+      cont = page.metadata?.continue || undefined;
     } while (cont);
     return out;
-  }
-
-  private listers(): Record<(typeof KUBE_KINDS)[number], Lister> {
-    return {
-      Namespace: (p) => this.core.listNamespace(p) as never,
-      ServiceAccount: (p) => this.core.listServiceAccountForAllNamespaces(p) as never,
-      Role: (p) => this.rbac.listRoleForAllNamespaces(p) as never,
-      RoleBinding: (p) => this.rbac.listRoleBindingForAllNamespaces(p) as never,
-      ResourceQuota: (p) => this.core.listResourceQuotaForAllNamespaces(p) as never,
-      LimitRange: (p) => this.core.listLimitRangeForAllNamespaces(p) as never,
-      NetworkPolicy: (p) => this.net.listNetworkPolicyForAllNamespaces(p) as never,
-      Secret: (p) => this.core.listSecretForAllNamespaces(p) as never,
-    };
   }
 
   /**
@@ -115,8 +109,7 @@ export class KubernetesTarget implements Target {
    */
   async read(desired: DesiredState): Promise<LiveResource[]> {
     const desiredSpecs = new Map(desired.resources.filter((r) => r.target === 'kubernetes').map((r) => [`${r.kind}:${r.name}`, r.spec]));
-    const listers = this.listers();
-    const lists = await Promise.all(KUBE_KINDS.map(async (kind) => [kind, await this.listAll(kind, listers[kind], kind === 'Namespace' ? undefined : SELECTOR)] as const));
+    const lists = await Promise.all(KUBE_KINDS.map(async (kind) => [kind, await this.listAll(kind, kind === 'Namespace' ? undefined : SELECTOR)] as const));
     const out: LiveResource[] = [];
     for (const [kind, items] of lists) {
       for (const o of items) {
@@ -139,24 +132,31 @@ export class KubernetesTarget implements Target {
   async apply(change: Change, ctx: ApplyContext): Promise<void> {
     if (change.action === 'delete') {
       const [ns, name] = change.kind === 'Namespace' ? [undefined, change.name] : splitName(change.name);
-      const header = { apiVersion: apiVersionOf(change.kind), kind: change.kind, metadata: { name, ...(ns ? { namespace: ns } : {}) } };
       try {
-        await this.call(`delete ${change.kind} ${change.name}`, 'write', () => this.objects.delete(header, undefined, undefined, undefined, undefined, 'Background'));
+        await this.call(`delete ${change.kind} ${change.name}`, 'write', () =>
+          this.http.request('DELETE', objectPath(change.kind, name, ns), { body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: 'Background' } }),
+        );
       } catch (e) {
         if (!(e instanceof TargetError && /\(404\)/.test(e.message))) throw e;
       }
       return;
     }
     const body = (await resolveSecrets(change.spec as Json, change.tenant!, ctx, change.kind === 'Secret')) as Obj;
+    const [ns, name] = change.kind === 'Namespace' ? [undefined, change.name] : splitName(change.name);
+    // Server-side apply: we own exactly the fields we send; `force` takes them over from other managers.
     await this.call(`apply ${change.kind} ${change.name}`, 'write', () =>
-      this.objects.patch(body, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
+      this.http.request('PATCH', objectPath(change.kind, name, ns), {
+        query: { fieldManager: FIELD_MANAGER, force: 'true' },
+        body,
+        contentType: 'application/apply-patch+yaml',
+      }),
     );
   }
 
   /** A decoded value of a Secret, or undefined when the Secret or key is absent. */
   async readSecretValue(namespace: string, name: string, key: string): Promise<string | undefined> {
     try {
-      const s = await this.call(`get Secret ${namespace}/${name}`, 'read', () => this.core.readNamespacedSecret({ name, namespace }));
+      const s = await this.call(`get Secret ${namespace}/${name}`, 'read', () => this.http.request<{ data?: Record<string, string> }>('GET', objectPath('Secret', name, namespace)));
       const v = s.data?.[key];
       return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
     } catch (e) {

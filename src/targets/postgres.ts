@@ -18,10 +18,12 @@ export class PostgresTarget implements Target {
   constructor(private readonly adminUrl: string, private readonly debug?: (line: string) => void) {}
 
   private db(): pg.Pool {
-    this.pool ??= new pg.Pool({ connectionString: this.adminUrl, max: 4, connectionTimeoutMillis: 10_000 });
-    this.pool.on('error', () => {
-      /* idle client errors surface on the next query */
-    });
+    if (!this.pool) {
+      this.pool = new pg.Pool({ connectionString: this.adminUrl, max: 4, connectionTimeoutMillis: 10_000 });
+      this.pool.on('error', () => {
+        /* an idle client's error surfaces on the next query */
+      });
+    }
     return this.pool;
   }
 
