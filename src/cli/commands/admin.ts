@@ -1,9 +1,88 @@
-import type { Command } from 'commander';
+import { Argument, Option, type Command } from 'commander';
+import { runConfigShow, type ConfigSection } from '../../commands/config-show.js';
+import { runUsersCreate, runUsersDelete, runUsersEdit, runUsersList, runUsersShow } from '../../commands/users.js';
 import type { Io } from '../io.js';
+import { dirOption, outputOption } from '../options.js';
 
-/** Placeholder: `systemprompt admin` lands with the admin-commands work. */
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** Options every editing command takes. */
+export function addWriteOptions(cmd: Command): Command {
+  return cmd
+    .option('--dry-run', 'show the change as a unified diff and write nothing', false)
+    .option('--commit', 'git commit the changed files with a descriptive message', false);
+}
+
+/** `systemprompt admin users ...` and `admin config show`: edits of the config repository, the GitOps way. */
 export function registerAdminCommands(program: Command, io: Io, setExit: (code: number) => void): void {
-  void program;
-  void io;
-  void setExit;
+  const admin = program.command('admin').description('manage users and show settings, as edits of the config repository');
+
+  const users = admin.command('users').description('users of tenants: entries of users: in tenants/<name>.yaml');
+
+  users
+    .command('list')
+    .description('list users (all tenants, or one)')
+    .option('--tenant <tenant>', 'only this tenant')
+    .addOption(outputOption())
+    .addOption(dirOption())
+    .action(async (o: { tenant?: string; output: 'text' | 'json'; dir: string }) => setExit(await runUsersList(io, o)));
+
+  users
+    .command('show')
+    .description('one user: tenant, scopes, enabled, and the file and line it is defined at')
+    .argument('<email>', 'the user (emails compare without case)')
+    .option('--tenant <tenant>', 'the tenant, when the email is in several')
+    .addOption(outputOption())
+    .addOption(dirOption())
+    .action(async (email: string, o: { tenant?: string; output: 'text' | 'json'; dir: string }) => setExit(await runUsersShow(io, { ...o, email })));
+
+  addWriteOptions(
+    users
+      .command('create')
+      .description('add a user to a tenant (the default tenant unless --tenant)')
+      .requiredOption('--email <email>', 'the user, also its Keycloak username')
+      .option('--scopes <scopes>', 'comma-separated scopes from the catalog, e.g. read,write', collect, [])
+      .option('--tenant <tenant>', 'the tenant (default: tenancy.default_tenant)')
+      .option('--disabled', 'create the user disabled', false)
+      .addOption(dirOption()),
+  ).action(async (o: { email: string; scopes: string[]; tenant?: string; disabled: boolean; dryRun: boolean; commit: boolean; dir: string }) =>
+    setExit(await runUsersCreate(io, o)),
+  );
+
+  addWriteOptions(
+    users
+      .command('edit')
+      .description("change a user's scopes, enabled state or tenant")
+      .argument('<email>', 'the user (emails compare without case)')
+      .option('--add-scope <scope>', 'grant a scope (repeatable, or comma-separated)', collect, [])
+      .option('--remove-scope <scope>', 'revoke a scope (repeatable, or comma-separated)', collect, [])
+      .option('--tenant <tenant>', 'the tenant holding the user; if the user is only in another tenant, move it here')
+      .option('--move-to <tenant>', 'move the user to this tenant')
+      .addOption(new Option('--enable', 'enable the user').conflicts('disable'))
+      .addOption(new Option('--disable', 'disable the user (kept, cannot log in)').conflicts('enable'))
+      .addOption(dirOption()),
+  ).action(
+    async (
+      email: string,
+      o: { addScope: string[]; removeScope: string[]; tenant?: string; moveTo?: string; enable?: boolean; disable?: boolean; dryRun: boolean; commit: boolean; dir: string },
+    ) => setExit(await runUsersEdit(io, { ...o, email })),
+  );
+
+  addWriteOptions(
+    users
+      .command('delete')
+      .description('remove a user from its tenant')
+      .argument('<email>', 'the user (emails compare without case)')
+      .option('--tenant <tenant>', 'the tenant, when the email is in several')
+      .addOption(dirOption()),
+  ).action(async (email: string, o: { tenant?: string; dryRun: boolean; commit: boolean; dir: string }) => setExit(await runUsersDelete(io, { ...o, email })));
+
+  const config = admin.command('config').description('effective project settings');
+  config
+    .command('show')
+    .description('effective settings with defaults filled in, and where each comes from (file:line, or default)')
+    .addArgument(new Argument('<section>', 'what to show').choices(['tenancy', 'scopes']))
+    .addOption(outputOption())
+    .addOption(dirOption())
+    .action(async (section: ConfigSection, o: { output: 'text' | 'json'; dir: string }) => setExit(await runConfigShow(io, { ...o, section })));
 }
