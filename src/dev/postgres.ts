@@ -151,6 +151,9 @@ export async function startPostgres(ctx: DevContext): Promise<PostgresRecord> {
     timeoutMs: 30_000,
     what: 'postgres',
     onTimeout: () => new TargetError('postgres', `not accepting the admin login on 127.0.0.1:${port} after 30s`, { hint: `see ${logFile}` }),
+  }).catch(async (e: unknown) => {
+    await runPg(user, join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', '30'], dir);
+    throw e;
   });
   ctx.progress('postgres', `ready in ${seconds(Date.now() - t0)} on 127.0.0.1:${port}`);
   return {

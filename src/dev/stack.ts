@@ -68,15 +68,15 @@ async function running(ctx: DevContext, state: StackState | undefined, name: Com
 async function describeOwner(port: number): Promise<string> {
   const pids = await listeningPids(port);
   if (pids.length === 0) return 'another process';
-  const who = await Promise.all(pids.map(async (p) => `pid ${p} (${((await cmdlineOf(p)) ?? ['?']).join(' ').slice(0, 80)})`));
+  const who = await Promise.all(pids.map(async (p) => `pid ${p} (${((await cmdlineOf(p)) ?? ['?']).join(' ').replace(/\s+/g, ' ').slice(0, 100)})`));
   return who.join(', ');
 }
 
 /** Fails clearly when a port the component needs is taken by something that is not ours. */
-async function checkPortsFree(ctx: DevContext, name: ComponentName): Promise<void> {
+async function checkPortsFree(ctx: DevContext, name: ComponentName, ours: ReadonlySet<number>): Promise<void> {
   for (const key of COMPONENT_PORTS[name]) {
     const port = ctx.ports[key];
-    if (!(await isPortFree(port))) {
+    if (!ours.has(port) && !(await isPortFree(port))) {
       throw new ConflictError(`port ${port} (${PORT_LABELS[key]}) on 127.0.0.1 is in use by ${await describeOwner(port)}`, {
         hint: `stop that process, or pick another port: systemprompt dev up --ports ${PORT_LABELS[key]}=<port> (or SYSTEMPROMPT_DEV_PORTS)`,
       });
@@ -118,27 +118,29 @@ export async function stackUp(opts: StackOptions): Promise<UpResult> {
     // Log files are 0600; the folder is searchable so the postgres OS user (when root) can write its own.
     await mkdir(paths.logsDir, { recursive: true });
     await chmod(paths.logsDir, 0o755);
-    const samePorts = previous !== undefined && JSON.stringify(previous.ports) === JSON.stringify(ports);
-    const state: StackState = { version: 1, stackDir: paths.stackDir, ports, ...(previous ?? {}) };
-    state.ports = ports;
+    const state: StackState = { ...(previous ?? {}), version: 1, stackDir: paths.stackDir, ports };
+    const prevCtx = previous ? context(paths, previous.ports, opts) : ctx;
+    const portsOf = (p: StackPorts, name: ComponentName) => COMPONENT_PORTS[name].map((k) => p[k]);
 
     const alreadyRunning: ComponentName[] = [];
     const toStart: ComponentName[] = [];
+    const ownPorts = new Set<number>();
     for (const name of COMPONENTS) {
-      const prevCtx = previous ? context(paths, previous.ports, opts) : ctx;
-      if (await running(prevCtx, previous, name)) {
-        if (samePorts) {
-          alreadyRunning.push(name);
-          opts.progress(name, 'already running');
-          continue;
-        }
-        opts.progress(name, 'running on other ports; restarting');
+      const isRunning = await running(prevCtx, previous, name);
+      if (isRunning && previous && portsOf(previous.ports, name).join() === portsOf(ports, name).join()) {
+        alreadyRunning.push(name);
+        opts.progress(name, 'already running');
+        continue;
       }
-      // Whatever is left of it (a half-started or unhealthy component) is stopped first.
-      await stopComponent(previous ? context(paths, previous.ports, opts) : ctx, state, name);
+      if (isRunning) opts.progress(name, 'running on other ports; it will be restarted');
+      // Ports held by what is left of this component (ours, about to be stopped) do not count as taken.
+      if (previous?.[name]) for (const p of portsOf(previous.ports, name)) ownPorts.add(p);
       toStart.push(name);
     }
-    for (const name of toStart) await checkPortsFree(ctx, name);
+    // Nothing is stopped before every port we need is known to be ours or free.
+    for (const name of toStart) await checkPortsFree(ctx, name, ownPorts);
+    for (const name of toStart) await stopComponent(prevCtx, state, name);
+    for (const name of toStart) await checkPortsFree(ctx, name, new Set());
 
     const write = () => writeState(paths.stateFile, state);
     await write();
