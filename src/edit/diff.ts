@@ -39,12 +39,12 @@ function diffLines(a: string[], b: string[]): Op[] {
         ops.push({ kind: ' ', line: am[i]! });
         i++;
         j++;
-      } else if (j < bm.length && (i === am.length || t[i * w + j + 1]! >= t[(i + 1) * w + j]!)) {
-        ops.push({ kind: '+', line: bm[j]! });
-        j++;
-      } else {
+      } else if (i < am.length && (j === bm.length || t[(i + 1) * w + j]! >= t[i * w + j + 1]!)) {
         ops.push({ kind: '-', line: am[i]! });
         i++;
+      } else {
+        ops.push({ kind: '+', line: bm[j]! });
+        j++;
       }
     }
   }
