@@ -47,8 +47,9 @@ describe('the brief, verbatim', () => {
     expect(outputs[4]).toMatch(/enabled\s+true\s+systemprompt\.yaml:4/);
     expect(outputs[4]).toMatch(/default_tenant\s+default\s+systemprompt\.yaml:6/);
 
-    const v = await sp(dir, 'validate');
+    const v = await sp(dir, 'validate', '--dir', dir); // validate resolves --dir against the process, not io.cwd
     expect(v.code, v.stderr).toBe(0);
+    expect(v.stdout).toContain('valid: 2 tenants, 1 user, 1 agent, 5 scopes');
     const customerA = parse(readFileSync(path.join(dir, 'tenants/customer-a.yaml'), 'utf8'));
     expect(customerA.users).toEqual([{ email: 'user@example.com', scopes: ['read', 'write', 'admin'] }]);
     expect(parse(readFileSync(path.join(dir, 'tenants/default.yaml'), 'utf8')).users).toEqual([]);
