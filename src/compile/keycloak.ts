@@ -40,7 +40,8 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
       kind: 'Realm',
       name: realm,
       tenant: t.name,
-      spec: { displayName: t.displayName, enabled: true, attributes: kcMarker(t.name) },
+      // ADMIN_EDIT keeps our marker attribute on users (the declarative user profile drops undeclared ones).
+      spec: { displayName: t.displayName, enabled: true, attributes: kcMarker(t.name), unmanagedAttributePolicy: 'ADMIN_EDIT' },
       dependsOn: [],
       destructive: true,
     },
@@ -92,7 +93,7 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
       {
         name: 'audience',
         protocolMapper: 'oidc-audience-mapper',
-        config: { 'included.client.audience': a.clientId, 'access.token.claim': 'true', 'id.token.claim': 'false', 'introspection.token.claim': 'true' },
+        config: { 'included.client.audience': a.clientId, 'access.token.claim': 'true', 'id.token.claim': 'false', 'userinfo.token.claim': 'false', 'introspection.token.claim': 'true' },
       },
     ];
     if (a.userScopeTemplates.length > 0) {
@@ -115,7 +116,7 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
           redirectUris: a.redirectUris,
           webOrigins: ['+'],
           attributes: { 'pkce.code.challenge.method': 'S256', ...kcMarker(t.name) },
-          defaultClientScopes: [TENANT_CLAIM_SCOPE, ...a.defaultScopes],
+          defaultClientScopes: [TENANT_CLAIM_SCOPE, ...a.defaultScopes].sort(),
           optionalClientScopes: a.optionalScopes,
           protocolMappers: mappers,
         },

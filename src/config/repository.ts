@@ -54,15 +54,10 @@ export function loadRepository(files: RepoFiles): LoadResult {
   const paths = [...files.keys()].filter(isConfigPath).sort();
 
   for (const rel of paths) {
-    const { source, diagnostics: d } = parseSource(rel, files.get(rel)!);
+    const { source, text, diagnostics: d } = parseSource(rel, files.get(rel)!);
     diagnostics.push(...d);
-    if (source) {
-      parsed.set(rel, source);
-      sources.set(rel, source.text);
-    } else {
-      const content = files.get(rel)!;
-      if (typeof content === 'string') sources.set(rel, content);
-    }
+    if (text !== undefined) sources.set(rel, text);
+    if (source) parsed.set(rel, source);
   }
 
   // systemprompt.yml is accepted only as a misspelling to report.

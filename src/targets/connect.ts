@@ -1,5 +1,6 @@
 import type { Endpoints } from '../dev/endpoints.js';
 import { TARGETS, type TargetName } from '../model/resource.js';
+import { KeycloakTarget } from './keycloak.js';
 import { KubernetesTarget } from './kubernetes.js';
 import { PostgresTarget } from './postgres.js';
 import type { Target } from './target.js';
@@ -8,16 +9,6 @@ export interface Connected {
   targets: Partial<Record<TargetName, Target>>;
   kubernetes?: KubernetesTarget;
   close(): Promise<void>;
-}
-
-/** Keycloak joins through this hook once its target exists (kept apart to avoid a cycle). */
-export type KeycloakFactory = (endpoints: Endpoints, debug?: (l: string) => void) => Target & { clientSecret(realm: string, clientId: string): Promise<string | undefined> };
-let keycloakFactory: KeycloakFactory | undefined;
-export function registerKeycloakTarget(f: KeycloakFactory): void {
-  keycloakFactory = f;
-}
-export function keycloakAvailable(): boolean {
-  return keycloakFactory !== undefined;
 }
 
 /** Clients for the selected targets. Nothing connects until the first request. */
@@ -30,7 +21,7 @@ export function connectTargets(endpoints: Endpoints, selected: readonly TargetNa
     if (selected.includes('kubernetes')) targets.kubernetes = kubernetes;
   }
   if (selected.includes('postgres')) targets.postgres = new PostgresTarget(endpoints.postgresUrl, debug);
-  if (selected.includes('keycloak') && keycloakFactory) targets.keycloak = keycloakFactory(endpoints, debug);
+  if (selected.includes('keycloak')) targets.keycloak = new KeycloakTarget(endpoints.keycloak.url, endpoints.keycloak.username, endpoints.keycloak.password, debug);
   return {
     targets,
     ...(kubernetes ? { kubernetes } : {}),

@@ -1,0 +1,443 @@
+import KcAdminClient from '@keycloak/keycloak-admin-client';
+import type { DesiredState } from '../compile/desired.js';
+import { KC_MANAGED_ATTR, KC_TENANT_ATTR } from '../compile/keycloak.js';
+import { TargetError } from '../errors.js';
+import { MANAGED_BY_VALUE, type Json, type JsonObject, type LiveResource } from '../model/resource.js';
+import type { Change } from '../plan/plan.js';
+import { isTransient, withRetry } from './retry.js';
+import type { ApplyContext, Target } from './target.js';
+
+const PAGE = 500;
+type Rep = Record<string, any>;
+
+const isMarked = (attrs: Record<string, unknown> | undefined): boolean => {
+  const v = attrs?.[KC_MANAGED_ATTR];
+  return v === MANAGED_BY_VALUE || (Array.isArray(v) && v.includes(MANAGED_BY_VALUE));
+};
+const tenantOf = (attrs: Record<string, unknown> | undefined): string | undefined => {
+  const v = attrs?.[KC_TENANT_ATTR];
+  return typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : undefined;
+};
+const leaf = (name: string): string => name.slice(name.indexOf('/') + 1);
+const realmOf = (name: string): string => name.slice(0, name.indexOf('/'));
+const sorted = (xs: unknown): string[] => (Array.isArray(xs) ? [...xs].map(String).sort() : []);
+const firstValues = (attrs: Record<string, unknown> | undefined): JsonObject =>
+  Object.fromEntries(Object.entries(attrs ?? {}).map(([k, v]) => [k, (Array.isArray(v) ? v[0] : v) as Json]));
+
+/**
+ * Keycloak through @keycloak/keycloak-admin-client. Reads scale with tenants and kinds: one realm
+ * list, then per managed realm one list per kind, users in pages of 500 and role memberships
+ * through role-member listings, never one request per user.
+ */
+export class KeycloakTarget implements Target {
+  readonly name = 'keycloak' as const;
+  readonly requests = { reads: 0, writes: 0 };
+  private readonly kc: KcAdminClient;
+  private token: { value: string; expires: number } | undefined;
+  private readonly ids = new Map<string, string>();
+
+  constructor(private readonly url: string, private readonly username: string, private readonly password: string, private readonly debug?: (line: string) => void) {
+    this.kc = new KcAdminClient({ baseUrl: url.replace(/\/+$/, ''), realmName: 'master' });
+    // Our own token provider: master-realm admin tokens live 60 s; get a new one well before.
+    this.kc.registerTokenProvider({ getAccessToken: () => this.accessToken() });
+  }
+
+  private async accessToken(force = false): Promise<string> {
+    if (!force && this.token && this.token.expires - Date.now() > 20_000) return this.token.value;
+    const body = new URLSearchParams({ grant_type: 'password', client_id: 'admin-cli', username: this.username, password: this.password });
+    let res: Response;
+    try {
+      res = await fetch(`${this.url.replace(/\/+$/, '')}/realms/master/protocol/openid-connect/token`, { method: 'POST', body });
+    } catch (e) {
+      throw new TargetError('keycloak', `cannot reach ${this.url}: ${(e as Error).message}`, { transient: true, hint: 'is Keycloak running? `systemprompt dev status`', cause: e });
+    }
+    if (!res.ok) {
+      throw new TargetError('keycloak', `admin login refused (${res.status})`, {
+        transient: res.status >= 500,
+        hint: 'check SYSTEMPROMPT_KEYCLOAK_USER and SYSTEMPROMPT_KEYCLOAK_PASSWORD',
+      });
+    }
+    const json = (await res.json()) as { access_token: string; expires_in: number };
+    this.token = { value: json.access_token, expires: Date.now() + json.expires_in * 1000 };
+    return json.access_token;
+  }
+
+  private async call<T>(what: string, kind: 'read' | 'write', fn: () => Promise<T>): Promise<T> {
+    return withRetry(async () => {
+      this.requests[kind === 'read' ? 'reads' : 'writes']++;
+      this.debug?.(`keycloak ${what}`);
+      try {
+        return await fn();
+      } catch (e) {
+        const status = (e as { response?: { status?: number } }).response?.status;
+        if (status === 401) this.token = undefined; // next attempt logs in again
+        throw kcError(what, e);
+      }
+    });
+  }
+
+  async read(desired: DesiredState): Promise<LiveResource[]> {
+    const wanted = new Set(desired.resources.filter((r) => r.target === 'keycloak' && r.kind === 'Realm').map((r) => r.name));
+    const realms = await this.call('list realms', 'read', () => this.kc.realms.find({ briefRepresentation: false }));
+    const out: LiveResource[] = [];
+    const managedRealms: string[] = [];
+    for (const r of realms as Rep[]) {
+      const managed = isMarked(r.attributes);
+      if (!managed && !wanted.has(r.realm)) continue;
+      const spec: JsonObject = { displayName: r.displayName ?? '', enabled: r.enabled ?? false, attributes: (r.attributes ?? {}) as JsonObject };
+      const live: LiveResource = { target: 'keycloak', kind: 'Realm', name: r.realm, managed, spec };
+      const t = tenantOf(r.attributes);
+      if (t) live.tenant = t;
+      out.push(live);
+      if (managed) managedRealms.push(r.realm);
+    }
+    const perRealm = await Promise.all(managedRealms.map((realm) => this.readRealm(realm, out.find((x) => x.name === realm)!)));
+    for (const rs of perRealm) out.push(...rs);
+    return out;
+  }
+
+  private async readRealm(realm: string, realmLive: LiveResource): Promise<LiveResource[]> {
+    const out: LiveResource[] = [];
+    const tenant = realmLive.tenant;
+    const push = (kind: string, name: string, managed: boolean, spec: JsonObject): void => {
+      out.push({ target: 'keycloak', kind, name: `${realm}/${name}`, managed, spec, ...(tenant ? { tenant } : {}) });
+    };
+    const [profile, roles, scopes, clients] = await Promise.all([
+      this.call(`get user profile of ${realm}`, 'read', () => this.kc.users.getProfile({ realm })),
+      this.pages(`list roles of ${realm}`, (first, max) => this.kc.roles.find({ realm, first, max, briefRepresentation: false } as never)),
+      this.call(`list client scopes of ${realm}`, 'read', () => this.kc.clientScopes.find({ realm })),
+      this.call(`list clients of ${realm}`, 'read', () => this.kc.clients.find({ realm })),
+    ]);
+    realmLive.spec.unmanagedAttributePolicy = ((profile as Rep).unmanagedAttributePolicy ?? 'DISABLED') as string;
+
+    const managedRoles = (roles as Rep[]).filter((r) => isMarked(r.attributes));
+    for (const r of roles as Rep[]) {
+      if (r.id) this.ids.set(`role:${realm}/${r.name}`, r.id);
+      push('RealmRole', r.name, isMarked(r.attributes), { description: r.description ?? '', attributes: firstValues(r.attributes) });
+    }
+    const managedScopeNames = new Set<string>();
+    const scopeMappings = await Promise.all(
+      (scopes as Rep[]).map(async (s) => {
+        this.ids.set(`scope:${realm}/${s.name}`, s.id);
+        if (!isMarked(s.attributes)) return [s, []] as const;
+        managedScopeNames.add(s.name);
+        const m = await this.call(`list role mappings of client scope ${realm}/${s.name}`, 'read', () => this.kc.clientScopes.listRealmScopeMappings({ realm, id: s.id }));
+        return [s, (m as Rep[]).map((x) => x.name as string)] as const;
+      }),
+    );
+    for (const [s, mapped] of scopeMappings) {
+      push('ClientScope', s.name, isMarked(s.attributes), {
+        description: s.description ?? '',
+        protocol: s.protocol ?? '',
+        attributes: (s.attributes ?? {}) as JsonObject,
+        roleScopeMappings: sorted(mapped),
+        protocolMappers: mappersOf(s.protocolMappers),
+      });
+    }
+    for (const c of clients as Rep[]) {
+      this.ids.set(`client:${realm}/${c.clientId}`, c.id);
+      const managed = isMarked(c.attributes);
+      push('Client', c.clientId, managed, {
+        name: c.name ?? '',
+        enabled: c.enabled ?? false,
+        protocol: c.protocol ?? '',
+        publicClient: c.publicClient ?? false,
+        clientAuthenticatorType: c.clientAuthenticatorType ?? '',
+        standardFlowEnabled: c.standardFlowEnabled ?? false,
+        implicitFlowEnabled: c.implicitFlowEnabled ?? false,
+        directAccessGrantsEnabled: c.directAccessGrantsEnabled ?? false,
+        serviceAccountsEnabled: c.serviceAccountsEnabled ?? false,
+        redirectUris: sorted(c.redirectUris),
+        webOrigins: sorted(c.webOrigins),
+        attributes: (c.attributes ?? {}) as JsonObject,
+        // Keycloak's own default scopes (profile, email, ...) stay; we compare the ones we manage.
+        defaultClientScopes: sorted(c.defaultClientScopes).filter((n) => managedScopeNames.has(n)),
+        optionalClientScopes: sorted(c.optionalClientScopes).filter((n) => managedScopeNames.has(n)),
+        protocolMappers: mappersOf(c.protocolMappers),
+      });
+    }
+
+    // Users in pages; their scope roles through one member listing per managed role.
+    const users = await this.pages(`list users of ${realm}`, (first, max) => this.kc.users.find({ realm, first, max, briefRepresentation: false }));
+    const members = await Promise.all(
+      managedRoles.map(async (r) => [r.name as string, await this.pages(`list members of role ${realm}/${r.name}`, (first, max) => this.kc.roles.findUsersWithRole({ realm, name: r.name, first, max, briefRepresentation: true }))] as const),
+    );
+    const rolesOfUser = new Map<string, string[]>();
+    for (const [role, us] of members) for (const u of us as Rep[]) rolesOfUser.set(u.id, [...(rolesOfUser.get(u.id) ?? []), role]);
+    for (const u of users as Rep[]) {
+      this.ids.set(`user:${realm}/${u.username}`, u.id);
+      push('User', u.username, isMarked(u.attributes), {
+        email: u.email ?? '',
+        enabled: u.enabled ?? false,
+        emailVerified: u.emailVerified ?? false,
+        realmRoles: sorted(rolesOfUser.get(u.id)),
+        attributes: (u.attributes ?? {}) as JsonObject,
+      });
+    }
+    return out;
+  }
+
+  private async pages<T>(what: string, fetchPage: (first: number, max: number) => Promise<T[]>): Promise<T[]> {
+    const all: T[] = [];
+    for (let first = 0; ; first += PAGE) {
+      const page = await this.call(`${what} [${first}..]`, 'read', () => fetchPage(first, PAGE));
+      all.push(...page);
+      if (page.length < PAGE) return all;
+    }
+  }
+
+  async apply(change: Change, ctx: ApplyContext): Promise<void> {
+    const spec = (change.spec ?? {}) as Rep;
+    switch (change.kind) {
+      case 'Realm':
+        return this.applyRealm(change, spec);
+      case 'RealmRole':
+        return this.applyRole(change, spec);
+      case 'ClientScope':
+        return this.applyScope(change, spec);
+      case 'Client': {
+        const realm = realmOf(change.name);
+        const ours = new Set(ctx.desired.resources.filter((r) => r.target === 'keycloak' && r.kind === 'ClientScope' && realmOf(r.name) === realm).map((r) => leaf(r.name)));
+        return this.applyClient(change, spec, ours);
+      }
+      case 'User':
+        return this.applyUser(change, spec);
+      default:
+        throw new TargetError('keycloak', `unknown kind ${change.kind}`);
+    }
+  }
+
+  private async applyRealm(c: Change, spec: Rep): Promise<void> {
+    const realm = c.name;
+    if (c.action === 'delete') {
+      await this.call(`delete realm ${realm}`, 'write', () => this.kc.realms.del({ realm }));
+      return;
+    }
+    const { unmanagedAttributePolicy, ...rep } = spec;
+    if (c.action === 'create') {
+      await this.ignoreConflict(() => this.call(`create realm ${realm}`, 'write', () => this.kc.realms.create({ realm, ...rep })));
+    } else {
+      await this.call(`update realm ${realm}`, 'write', () => this.kc.realms.update({ realm }, rep));
+    }
+    const profile = (await this.call(`get user profile of ${realm}`, 'read', () => this.kc.users.getProfile({ realm }))) as Rep;
+    if (profile.unmanagedAttributePolicy !== unmanagedAttributePolicy) {
+      await this.call(`update user profile of ${realm}`, 'write', () => this.kc.users.updateProfile({ realm, ...profile, unmanagedAttributePolicy } as never));
+    }
+  }
+
+  private async applyRole(c: Change, spec: Rep): Promise<void> {
+    const realm = realmOf(c.name);
+    const name = leaf(c.name);
+    if (c.action === 'delete') {
+      await this.call(`delete role ${c.name}`, 'write', () => this.kc.roles.delByName({ realm, name }));
+      return;
+    }
+    const rep = { name, description: spec.description, attributes: Object.fromEntries(Object.entries(spec.attributes ?? {}).map(([k, v]) => [k, [String(v)]])) };
+    if (c.action === 'create') await this.ignoreConflict(() => this.call(`create role ${c.name}`, 'write', () => this.kc.roles.create({ realm, ...rep })));
+    else await this.call(`update role ${c.name}`, 'write', () => this.kc.roles.updateByName({ realm, name }, rep));
+  }
+
+  private async roleRep(realm: string, name: string): Promise<{ id: string; name: string }> {
+    let id = this.ids.get(`role:${realm}/${name}`);
+    if (!id) {
+      const r = (await this.call(`get role ${realm}/${name}`, 'read', () => this.kc.roles.findOneByName({ realm, name }))) as Rep | undefined;
+      if (!r?.id) throw new TargetError('keycloak', `role ${name} does not exist in realm ${realm}`);
+      id = r.id as string;
+      this.ids.set(`role:${realm}/${name}`, id);
+    }
+    return { id, name };
+  }
+
+  private async idOf(kind: 'scope' | 'client' | 'user', realm: string, name: string): Promise<string> {
+    const key = `${kind}:${realm}/${name}`;
+    let id = this.ids.get(key);
+    if (id) return id;
+    if (kind === 'scope') {
+      const s = (await this.call(`find client scope ${realm}/${name}`, 'read', () => this.kc.clientScopes.findOneByName({ realm, name }))) as Rep | undefined;
+      id = s?.id;
+    } else if (kind === 'client') {
+      const cs = (await this.call(`find client ${realm}/${name}`, 'read', () => this.kc.clients.find({ realm, clientId: name }))) as Rep[];
+      id = cs[0]?.id;
+    } else {
+      const us = (await this.call(`find user ${realm}/${name}`, 'read', () => this.kc.users.find({ realm, username: name, exact: true }))) as Rep[];
+      id = us[0]?.id;
+    }
+    if (!id) throw new TargetError('keycloak', `${kind} ${name} does not exist in realm ${realm}`);
+    this.ids.set(key, id);
+    return id;
+  }
+
+  private async applyScope(c: Change, spec: Rep): Promise<void> {
+    const realm = realmOf(c.name);
+    const name = leaf(c.name);
+    if (c.action === 'delete') {
+      const id = await this.idOf('scope', realm, name);
+      await this.call(`delete client scope ${c.name}`, 'write', () => this.kc.clientScopes.del({ realm, id }));
+      return;
+    }
+    const { roleScopeMappings, protocolMappers, ...rep } = spec;
+    let current: Rep | undefined;
+    if (c.action === 'create') {
+      await this.ignoreConflict(() => this.call(`create client scope ${c.name}`, 'write', () => this.kc.clientScopes.create({ realm, name, ...rep, protocolMappers: withProtocol(protocolMappers) })));
+    } else {
+      const id = await this.idOf('scope', realm, name);
+      current = (await this.call(`get client scope ${c.name}`, 'read', () => this.kc.clientScopes.findOne({ realm, id }))) as Rep;
+      await this.call(`update client scope ${c.name}`, 'write', () => this.kc.clientScopes.update({ realm, id }, { ...current, ...rep, name, protocolMappers: undefined } as never));
+      await this.syncMappers(`client scope ${c.name}`, current.protocolMappers ?? [], protocolMappers ?? [], {
+        add: (m) => this.kc.clientScopes.addProtocolMapper({ realm, id }, m),
+        del: (mid) => this.kc.clientScopes.delProtocolMapper({ realm, id, mapperId: mid }),
+      });
+    }
+    const id = await this.idOf('scope', realm, name);
+    const have = c.action === 'create' ? [] : ((await this.call(`list role mappings of ${c.name}`, 'read', () => this.kc.clientScopes.listRealmScopeMappings({ realm, id }))) as Rep[]).map((r) => r.name as string);
+    const want: string[] = roleScopeMappings ?? [];
+    const add = want.filter((r) => !have.includes(r));
+    const del = have.filter((r) => !want.includes(r));
+    if (add.length) {
+      const reps = await Promise.all(add.map((r) => this.roleRep(realm, r)));
+      await this.call(`map roles to ${c.name}`, 'write', () => this.kc.clientScopes.addRealmScopeMappings({ realm, id }, reps as never));
+    }
+    if (del.length) {
+      const reps = await Promise.all(del.map((r) => this.roleRep(realm, r)));
+      await this.call(`unmap roles from ${c.name}`, 'write', () => this.kc.clientScopes.delRealmScopeMappings({ realm, id }, reps as never));
+    }
+  }
+
+  private async syncMappers(what: string, have: Rep[], want: Rep[], api: { add: (m: Rep) => Promise<unknown>; del: (id: string) => Promise<unknown> }): Promise<void> {
+    const norm = (m: Rep): string => JSON.stringify(mappersOf([m])[0]);
+    const wantKeys = new Set(want.map(norm));
+    const haveKeys = new Set(have.map(norm));
+    for (const m of have) if (!wantKeys.has(norm(m)) && want.some((w) => w.name === m.name)) await this.call(`delete mapper ${m.name} of ${what}`, 'write', () => api.del(m.id));
+    for (const m of want) if (!haveKeys.has(norm(m))) await this.call(`add mapper ${m.name} to ${what}`, 'write', () => api.add({ protocol: 'openid-connect', ...m }));
+  }
+
+  /** `ours`: the client scopes we manage in this realm; Keycloak's own links (profile, email, ...) stay. */
+  private async applyClient(c: Change, spec: Rep, ours: Set<string>): Promise<void> {
+    const realm = realmOf(c.name);
+    const clientId = leaf(c.name);
+    if (c.action === 'delete') {
+      const id = await this.idOf('client', realm, clientId);
+      await this.call(`delete client ${c.name}`, 'write', () => this.kc.clients.del({ realm, id }));
+      return;
+    }
+    const { defaultClientScopes, optionalClientScopes, protocolMappers, ...rep } = spec;
+    let haveDefault: string[] = [];
+    let haveOptional: string[] = [];
+    if (c.action === 'create') {
+      await this.ignoreConflict(() => this.call(`create client ${c.name}`, 'write', () => this.kc.clients.create({ realm, clientId, ...rep, protocolMappers: withProtocol(protocolMappers) })));
+    }
+    const id = await this.idOf('client', realm, clientId);
+    if (c.action === 'update') {
+      const current = (await this.call(`get client ${c.name}`, 'read', () => this.kc.clients.findOne({ realm, id }))) as Rep;
+      const attributes = { ...(current.attributes ?? {}), ...(rep.attributes ?? {}) };
+      await this.call(`update client ${c.name}`, 'write', () => this.kc.clients.update({ realm, id }, { ...current, ...rep, attributes, clientId, protocolMappers: undefined } as never));
+      await this.syncMappers(`client ${c.name}`, current.protocolMappers ?? [], protocolMappers ?? [], {
+        add: (m) => this.kc.clients.addProtocolMapper({ realm, id }, m as never),
+        del: (mid) => this.kc.clients.delProtocolMapper({ realm, id, mapperId: mid }),
+      });
+    }
+    const [d, o] = await Promise.all([
+      this.call(`list default scopes of ${c.name}`, 'read', () => this.kc.clients.listDefaultClientScopes({ realm, id })),
+      this.call(`list optional scopes of ${c.name}`, 'read', () => this.kc.clients.listOptionalClientScopes({ realm, id })),
+    ]);
+    haveDefault = (d as Rep[]).map((s) => s.name as string);
+    haveOptional = (o as Rep[]).map((s) => s.name as string);
+    const wantD: string[] = defaultClientScopes ?? [];
+    const wantO: string[] = optionalClientScopes ?? [];
+    // A scope is either default or optional: unlink what we manage from the wrong list first.
+    for (const n of haveDefault.filter((n) => ours.has(n) && !wantD.includes(n))) {
+      const sid = await this.idOf('scope', realm, n);
+      await this.call(`unlink default scope ${n} from ${c.name}`, 'write', () => this.kc.clients.delDefaultClientScope({ realm, id, clientScopeId: sid }));
+    }
+    for (const n of haveOptional.filter((n) => ours.has(n) && !wantO.includes(n))) {
+      const sid = await this.idOf('scope', realm, n);
+      await this.call(`unlink optional scope ${n} from ${c.name}`, 'write', () => this.kc.clients.delOptionalClientScope({ realm, id, clientScopeId: sid }));
+    }
+    for (const n of wantD.filter((n) => !haveDefault.includes(n))) {
+      const sid = await this.idOf('scope', realm, n);
+      await this.call(`link default scope ${n} to ${c.name}`, 'write', () => this.kc.clients.addDefaultClientScope({ realm, id, clientScopeId: sid }));
+    }
+    for (const n of wantO.filter((n) => !haveOptional.includes(n))) {
+      const sid = await this.idOf('scope', realm, n);
+      await this.call(`link optional scope ${n} to ${c.name}`, 'write', () => this.kc.clients.addOptionalClientScope({ realm, id, clientScopeId: sid }));
+    }
+  }
+
+  private async applyUser(c: Change, spec: Rep): Promise<void> {
+    const realm = realmOf(c.name);
+    const username = leaf(c.name);
+    if (c.action === 'delete') {
+      const id = await this.idOf('user', realm, username);
+      await this.call(`delete user ${c.name}`, 'write', () => this.kc.users.del({ realm, id }));
+      return;
+    }
+    const { realmRoles, ...rep } = spec;
+    let have: string[] = [];
+    if (c.action === 'create') {
+      await this.ignoreConflict(() => this.call(`create user ${c.name}`, 'write', () => this.kc.users.create({ realm, username, ...rep })));
+    }
+    const id = await this.idOf('user', realm, username);
+    if (c.action === 'update') {
+      const fields = new Set(c.diff.map((d) => d.path.split(/[.[]/)[0]));
+      if ([...fields].some((f) => f !== 'realmRoles')) {
+        const current = (await this.call(`get user ${c.name}`, 'read', () => this.kc.users.findOne({ realm, id }))) as Rep;
+        // A user PUT replaces all attributes: send the full map.
+        const attributes = { ...(current.attributes ?? {}), ...(rep.attributes ?? {}) };
+        await this.call(`update user ${c.name}`, 'write', () => this.kc.users.update({ realm, id }, { ...current, ...rep, attributes }));
+      }
+      const before = c.diff.find((d) => d.path === 'realmRoles')?.before;
+      have = Array.isArray(before) ? (before as string[]) : (realmRoles as string[]);
+    }
+    const want: string[] = realmRoles ?? [];
+    const add = want.filter((r) => !have.includes(r));
+    const del = have.filter((r) => !want.includes(r));
+    if (add.length) {
+      const reps = await Promise.all(add.map((r) => this.roleRep(realm, r)));
+      await this.call(`grant ${add.join(', ')} to ${c.name}`, 'write', () => this.kc.users.addRealmRoleMappings({ realm, id, roles: reps }));
+    }
+    if (del.length) {
+      const reps = await Promise.all(del.map((r) => this.roleRep(realm, r)));
+      await this.call(`revoke ${del.join(', ')} from ${c.name}`, 'write', () => this.kc.users.delRealmRoleMappings({ realm, id, roles: reps }));
+    }
+  }
+
+  /** An interrupted apply may have created the object already: creating it again is not an error. */
+  private async ignoreConflict(fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn();
+    } catch (e) {
+      if (!(e instanceof TargetError && /\(409\)/.test(e.message))) throw e;
+    }
+  }
+
+  /** The secret of a confidential client (for the tenant's systemprompt-oidc Secret). */
+  async clientSecret(realm: string, clientId: string): Promise<string | undefined> {
+    const id = await this.idOf('client', realm, clientId);
+    const s = (await this.call(`get secret of client ${realm}/${clientId}`, 'read', () => this.kc.clients.getClientSecret({ realm, id }))) as Rep;
+    return s?.value as string | undefined;
+  }
+
+  async close(): Promise<void> {}
+}
+
+const withProtocol = (ms: Rep[] | undefined): Rep[] => (ms ?? []).map((m) => ({ protocol: 'openid-connect', ...m }));
+
+function mappersOf(ms: unknown): Json[] {
+  if (!Array.isArray(ms)) return [];
+  return ms
+    .map((m: Rep) => ({ name: m.name, protocolMapper: m.protocolMapper, config: Object.fromEntries(Object.entries(m.config ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) }) as JsonObject)
+    .sort((a, b) => (String(a.name) < String(b.name) ? -1 : 1));
+}
+
+export function kcError(what: string, e: unknown): unknown {
+  if (e instanceof TargetError) return e;
+  const err = e as { response?: { status?: number }; responseData?: unknown; message?: string };
+  const status = err.response?.status;
+  const data = err.responseData as { errorMessage?: string; error?: string } | undefined;
+  const detail = data?.errorMessage ?? data?.error ?? err.message ?? String(e);
+  return new TargetError('keycloak', `${what} failed${status ? ` (${status})` : ''}: ${detail}`, {
+    transient: isTransient(e) || (status !== undefined && status >= 500),
+    ...(status === 401 || status === 403 ? { hint: 'check SYSTEMPROMPT_KEYCLOAK_USER and SYSTEMPROMPT_KEYCLOAK_PASSWORD' } : {}),
+    cause: e,
+  });
+}
