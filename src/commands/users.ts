@@ -107,6 +107,8 @@ export async function runUsersCreate(io: Io, opts: UsersCreateOptions): Promise<
   const what = `user ${opts.email} in tenant ${tenant.name}${scopes.length ? ` with scopes ${scopes.join(', ')}` : ''}${opts.disabled ? ' (disabled)' : ''}`;
   const saved = await saveChanges(io, session, [change], `admin: create ${what}`, opts);
   if (saved === 'written') io.out(`created ${what} (${tenant.source.file})\n`);
+  const elsewhere = findUsers(repo, opts.email).map((r) => r.tenant.name);
+  if (elsewhere.length > 0) io.err(`note: ${opts.email} is also in ${elsewhere.join(', ')}: each tenant's realm has its own user\n`);
   return 0;
 }
 

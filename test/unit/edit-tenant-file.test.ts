@@ -151,3 +151,36 @@ describe('newTenantFile', () => {
     expect(parse(newTenantFile({ name: '123' })).name).toBe('123');
   });
 });
+
+describe('round trips', () => {
+  const files = [
+    commented,
+    'name: a\nusers:\n- {email: a@b.example, scopes: [read]}\n',
+    'name: a\nusers:\n  -\n    email: a@b.example\n    scopes:\n    - read\n',
+    'name: a\nusers: [\n  {email: a@b.example, scopes: [read]},\n]\n',
+    'name: a\r\nusers:\r\n  - email: a@b.example # c\r\n    scopes: [read]\r\n',
+  ];
+
+  it('adding then removing a user gives back the original bytes', () => {
+    for (const text of files) {
+      const n = parse(text).users.length;
+      const added = addUser(text, u('zed@z.example', ['read', 'admin'], false));
+      expect(parse(added).users[n]).toEqual({ email: 'zed@z.example', scopes: ['read', 'admin'], enabled: false });
+      expect(removeUser(added, n, 'zed@z.example'), JSON.stringify(text)).toBe(text);
+    }
+  });
+
+  it('adding then removing a scope gives back the original bytes', () => {
+    for (const text of files) {
+      const email = parse(text).users[0].email;
+      const added = addScope(text, 0, email, 'admin');
+      expect(parse(added).users[0].scopes).toContain('admin');
+      expect(removeScope(added, 0, email, 'admin'), JSON.stringify(text)).toBe(text);
+    }
+  });
+
+  it('new entries follow flow-mapping items and next-line items', () => {
+    expect(addUser(files[1]!, u('c@d.example'))).toBe(`${files[1]}- {email: c@d.example}\n`);
+    expect(addUser(files[2]!, u('c@d.example', ['read']))).toBe(`${files[2]}  - email: c@d.example\n    scopes:\n    - read\n`);
+  });
+});
