@@ -15,6 +15,18 @@ function microTime(d: Date): never {
  * Two applies cannot interleave: each holds a Kubernetes Lease while it writes, renewed while it
  * runs. A lease not renewed for 60 s (its holder died) may be taken over.
  */
+/** A holder on this machine whose process is gone (killed mid-apply) holds nothing. */
+export function holderIsDead(holder: string): boolean {
+  const m = /^[^@]*@(\S+) pid (\d+)$/.exec(holder);
+  if (!m || m[1] !== os.hostname()) return false;
+  try {
+    process.kill(Number(m[2]), 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
 export class ApplyLock {
   private timer: NodeJS.Timeout | undefined;
   private lease: V1Lease | undefined;
@@ -39,7 +51,7 @@ export class ApplyLock {
       const current = await this.api.readNamespacedLease({ name: LOCK_NAME, namespace: LOCK_NAMESPACE });
       const renewed = current.spec?.renewTime ? new Date(current.spec.renewTime as unknown as string).getTime() : 0;
       const ttl = (current.spec?.leaseDurationSeconds ?? LEASE_SECONDS) * 1000;
-      if (current.spec?.holderIdentity && renewed + ttl > Date.now()) {
+      if (current.spec?.holderIdentity && renewed + ttl > Date.now() && !holderIsDead(current.spec.holderIdentity)) {
         throw new ConflictError(`another apply holds the lock: ${current.spec.holderIdentity}, since ${new Date(current.spec.acquireTime as unknown as string).toISOString()}`, {
           hint: `wait for it to finish; a lock whose holder died expires ${LEASE_SECONDS} s after its last renewal`,
         });
