@@ -112,6 +112,8 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
   const deletedParents = new Set<string>();
   const retainedDbs = new Set<string>();
   const orphans = live.resources.filter((l) => l.managed && !l.terminating && !desiredKeys.has(resourceKey(l)));
+  // Objects inside a namespace that is already being deleted go with it.
+  for (const l of live.resources) if (l.terminating) deletedParents.add(`${l.target}:${l.name}`);
   for (const l of orphans) {
     if ((l.kind === 'Realm' && l.target === 'keycloak') || (l.kind === 'Namespace' && l.target === 'kubernetes')) deletedParents.add(`${l.target}:${l.name}`);
     if (l.target === 'postgres' && l.kind === 'Database' && l.retain) retainedDbs.add(String(l.spec.owner ?? ''));

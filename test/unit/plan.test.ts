@@ -3,6 +3,7 @@ import { compile } from '../../src/compile/compile.js';
 import type { DesiredState } from '../../src/compile/desired.js';
 import { isSecretRef, type Json, type JsonObject, type LiveResource } from '../../src/model/resource.js';
 import { computePlan, EMPTY_LIVE } from '../../src/plan/plan.js';
+import { selectTargets } from '../../src/plan/select.js';
 import { renderPlanText } from '../../src/plan/render.js';
 import { diffSpec } from '../../src/plan/diff.js';
 import { exampleRepo } from '../helpers/repo.js';
@@ -85,5 +86,19 @@ describe('plan', () => {
     expect(a).toBe(b);
     live[0]!.spec = { changed: true };
     expect(computePlan(desired, { resources: live, requests: {} }).liveFingerprint).not.toBe(a);
+  });
+});
+
+describe('plan while a namespace is terminating', () => {
+  it('plans nothing for objects inside it', () => {
+    const desired = compile(exampleRepo());
+    const live = liveFrom(desired);
+    const gone = { ...desired, resources: desired.resources.filter((r) => r.tenant !== 'customer-a') };
+    for (const r of live) if (r.kind === 'Namespace' && r.name === 'tenant-customer-a') r.terminating = true;
+    const plan = computePlan(selectTargets(gone, ['kubernetes']), { resources: live.filter((r) => r.target === 'kubernetes'), requests: {} });
+    expect(plan.changes).toEqual([]);
+    live.find((r) => r.kind === 'Namespace' && r.name === 'tenant-customer-a')!.terminating = false;
+    const before = computePlan(selectTargets(gone, ['kubernetes']), { resources: live.filter((r) => r.target === 'kubernetes'), requests: {} });
+    expect(before.changes.map((c) => `${c.action} ${c.kind} ${c.name}`)).toEqual(['delete Namespace tenant-customer-a']);
   });
 });

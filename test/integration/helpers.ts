@@ -1,0 +1,106 @@
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { inject } from 'vitest';
+import { run } from '../../src/cli/main.js';
+import { waitFor } from '../../src/dev/process.js';
+import { KubeHttp } from '../../src/targets/kube-http.js';
+import { bufferIo } from '../helpers/io.js';
+import { PROJECT_ROOT } from '../helpers/repo.js';
+
+export const endpoints = inject('endpoints');
+
+/** The environment of DESIGN §2, pointing at the stack the tests run against. */
+export function targetEnv(): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    SYSTEMPROMPT_KEYCLOAK_URL: endpoints.keycloak.url,
+    SYSTEMPROMPT_KEYCLOAK_USER: endpoints.keycloak.username,
+    SYSTEMPROMPT_KEYCLOAK_PASSWORD: endpoints.keycloak.password,
+    KUBECONFIG: endpoints.kubeconfigPath,
+    SYSTEMPROMPT_POSTGRES_URL: endpoints.postgresUrl,
+  };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the CLI in-process against the test stack. */
+export async function sp(dir: string, ...args: string[]): Promise<CliResult> {
+  const io = bufferIo(dir, targetEnv());
+  const code = await run(['node', 'systemprompt', ...args, '--dir', dir], io);
+  return { code, stdout: io.stdout, stderr: io.stderr };
+}
+
+export async function spJson<T = any>(dir: string, ...args: string[]): Promise<{ code: number; json: T; stderr: string }> {
+  const r = await sp(dir, ...args, '-o', 'json');
+  let json: T;
+  try {
+    json = JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`not JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+  }
+  return { code: r.code, json, stderr: r.stderr };
+}
+
+/** The example config of the repository root, as files. */
+export function exampleFiles(): Record<string, string> {
+  const out: Record<string, string> = { 'systemprompt.yaml': readFileSync(path.join(PROJECT_ROOT, 'systemprompt.yaml'), 'utf8') };
+  for (const dir of ['tenants', 'services/agents']) {
+    for (const f of readdirSync(path.join(PROJECT_ROOT, dir))) if (f.endsWith('.yaml')) out[`${dir}/${f}`] = readFileSync(path.join(PROJECT_ROOT, dir, f), 'utf8');
+  }
+  return out;
+}
+
+/** A config repository in a fresh temporary folder. */
+export function makeRepo(files: Record<string, string>): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sp-it-'));
+  writeRepo(dir, files);
+  return dir;
+}
+
+export function writeRepo(dir: string, files: Record<string, string>): void {
+  for (const sub of ['tenants', 'services/agents']) rmSync(path.join(dir, sub), { recursive: true, force: true });
+  for (const [rel, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    writeFileSync(path.join(dir, rel), text);
+  }
+}
+
+export function kubeHttp(): KubeHttp {
+  const kc = new KubeConfig();
+  kc.loadFromFile(endpoints.kubeconfigPath);
+  if (endpoints.context) kc.setCurrentContext(endpoints.context);
+  return new KubeHttp(kc);
+}
+
+export async function namespaceExists(name: string): Promise<boolean> {
+  try {
+    await kubeHttp().request('GET', `/api/v1/namespaces/${name}`);
+    return true;
+  } catch (e) {
+    if ((e as { code?: number }).code === 404) return false;
+    throw e;
+  }
+}
+
+/** Remove everything systemprompt manages (an empty config, applied with --allow-destroy), and wait until namespaces are gone. */
+export async function resetTargets(): Promise<void> {
+  const dir = makeRepo({ 'systemprompt.yaml': 'tenancy:\n  enabled: true\n' });
+  const r = await sp(dir, 'apply', '--auto-approve', '--allow-destroy');
+  if (r.code !== 0) throw new Error(`reset failed:\n${r.stdout}\n${r.stderr}`);
+  await waitFor(
+    async () => {
+      const list = await kubeHttp().request<{ items: unknown[] }>('GET', '/api/v1/namespaces', { query: { labelSelector: 'app.kubernetes.io/managed-by=systemprompt' } });
+      return list.items.length === 0 ? true : undefined;
+    },
+    { timeoutMs: 120_000, intervalMs: 250, what: 'managed namespaces to be deleted', onTimeout: (w) => new Error(`timed out waiting for ${w}`) },
+  );
+}
+
+export { waitFor };
