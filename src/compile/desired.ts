@@ -68,4 +68,6 @@ export interface DesiredState {
   tenants: TenantDesired[];
   /** Every resource of every tenant, sorted by tenant, target, kind order and name. */
   resources: DesiredResource[];
+  /** Keys left out by `--target` although desired: never planned for deletion. */
+  ignored?: string[];
 }

@@ -65,7 +65,7 @@ export const EMPTY_LIVE: LiveState = { resources: [], requests: {} };
 /** DesiredState x LiveState -> Plan. Pure. */
 export function computePlan(desired: DesiredState, live: LiveState, opts: { offline?: boolean } = {}): Plan {
   const liveByKey = new Map(live.resources.map((r) => [resourceKey(r), r]));
-  const desiredKeys = new Set(desired.resources.map(resourceKey));
+  const desiredKeys = new Set([...desired.resources.map(resourceKey), ...(desired.ignored ?? [])]);
   const changes: Change[] = [];
   const conflicts: Skipped[] = [];
   const retained: Skipped[] = [];

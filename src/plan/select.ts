@@ -8,11 +8,19 @@ import { resourceKey, type TargetName } from '../model/resource.js';
 export function selectTargets(desired: DesiredState, targets: readonly TargetName[]): DesiredState {
   const keep = new Set(targets);
   const kept = new Set<string>();
+  const ignored: string[] = [...(desired.ignored ?? [])];
   const resources = desired.resources.filter((r) => {
     if (!keep.has(r.target)) return false;
-    if (r.dependsOn.some((d) => !keep.has(d.slice(0, d.indexOf(':')) as TargetName))) return false;
+    if (r.dependsOn.some((d) => !keep.has(d.slice(0, d.indexOf(':')) as TargetName))) {
+      ignored.push(resourceKey(r));
+      return false;
+    }
     kept.add(resourceKey(r));
     return true;
   });
-  return { ...desired, resources: resources.map((r) => ({ ...r, dependsOn: r.dependsOn.filter((d) => kept.has(d) || keep.has(d.slice(0, d.indexOf(':')) as TargetName)) })) };
+  return {
+    ...desired,
+    resources: resources.map((r) => ({ ...r, dependsOn: r.dependsOn.filter((d) => kept.has(d) || keep.has(d.slice(0, d.indexOf(':')) as TargetName)) })),
+    ...(ignored.length ? { ignored } : {}),
+  };
 }
