@@ -215,7 +215,14 @@ export class KeycloakTarget implements Target {
     }
     const { unmanagedAttributePolicy, ...rep } = spec;
     if (c.action === 'create') {
-      await this.ignoreConflict(() => this.call(`create realm ${realm}`, 'write', () => this.kc.realms.create({ realm, ...rep })));
+      // A create still in flight from an interrupted apply answers 409 and may yet roll back:
+      // go on only once the realm is really there.
+      for (let attempt = 1; ; attempt++) {
+        await this.ignoreConflict(() => this.call(`create realm ${realm}`, 'write', () => this.kc.realms.create({ realm, ...rep })));
+        if (await this.call(`get realm ${realm}`, 'read', () => this.kc.realms.findOne({ realm }))) break;
+        if (attempt >= 5) throw new TargetError('keycloak', `realm ${realm} was not there after creating it`, { transient: true });
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
     } else {
       await this.call(`update realm ${realm}`, 'write', () => this.kc.realms.update({ realm }, rep));
     }

@@ -1,0 +1,189 @@
+import KcAdminClient from '@keycloak/keycloak-admin-client';
+import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
+import * as oidc from 'openid-client';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { endpoints, kubeHttp, makeRepo, sp, spJson, writeRepo } from './helpers.js';
+
+const KC = endpoints.keycloak.url.replace(/\/+$/, '');
+const REDIRECT = 'http://localhost:8080/callback';
+const PASSWORD = 'correct horse battery staple';
+
+const agent = `name: assistant
+tenant_aware: true
+security:
+  oauth2:
+    scopes: ["tenant:{{tenant_id}}"]
+card:
+  securitySchemes:
+    oauth2:
+      type: oauth2
+      flows:
+        authorizationCode:
+          authorizationUrl: "http://localhost:8080/api/v1/core/oauth/authorize"
+          tokenUrl: "http://localhost:8080/api/v1/core/oauth/token"
+          scopes:
+            user: "Authenticated user access"
+            read: "Read tenant data"
+            write: "Write tenant data"
+  security:
+    - oauth2: ["user"]
+`;
+const tenantA = (aliceScopes: string) => `name: kc-a
+users:
+  - email: alice@a.example.com
+    scopes: [${aliceScopes}]
+  - email: bob@a.example.com
+    scopes: [user, read]
+`;
+const files = (aliceScopes = 'user, read, write'): Record<string, string> => ({
+  'systemprompt.yaml': 'tenancy:\n  default_tenant: kc-a\n',
+  'services/agents/assistant.yaml': agent,
+  'tenants/kc-a.yaml': tenantA(aliceScopes),
+  'tenants/kc-b.yaml': 'name: kc-b\nusers:\n  - email: carol@b.example.com\n    scopes: [user, read, write]\n',
+});
+
+async function admin(): Promise<KcAdminClient> {
+  const kc = new KcAdminClient({ baseUrl: KC, realmName: 'master' });
+  await kc.auth({ grantType: 'password', clientId: 'admin-cli', username: endpoints.keycloak.username, password: endpoints.keycloak.password });
+  return kc;
+}
+
+/** Test provisioning: users get a password (the product manages identities, not credentials). */
+async function setPassword(realm: string, username: string): Promise<void> {
+  const kc = await admin();
+  const [u] = await kc.users.find({ realm, username, exact: true });
+  await kc.users.resetPassword({ realm, id: u!.id!, credential: { type: 'password', value: PASSWORD, temporary: false } });
+}
+
+async function clientSecretFromSecret(tenant: string): Promise<string> {
+  const s = await kubeHttp().request<{ data: Record<string, string> }>('GET', `/api/v1/namespaces/tenant-${tenant}/secrets/systemprompt-oidc`);
+  return Buffer.from(s.data.ASSISTANT_CLIENT_SECRET!, 'base64').toString('utf8');
+}
+
+/** A cookie jar just big enough for one login. */
+class Jar {
+  private cookies = new Map<string, string>();
+  take(res: Response): void {
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const i = pair!.indexOf('=');
+      this.cookies.set(pair!.slice(0, i).trim(), pair!.slice(i + 1));
+    }
+  }
+  header(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+}
+
+/**
+ * A real authorization-code + PKCE login with openid-client: the authorization request, the
+ * login form posted over HTTP like a browser does, the code exchanged with the client secret.
+ */
+async function login(realm: string, username: string, scope: string): Promise<{ access: string; claims: Record<string, unknown> }> {
+  const secret = await clientSecretFromSecret(realm);
+  const config = await oidc.discovery(new URL(`${KC}/realms/${realm}`), 'assistant', secret, undefined, { execute: [oidc.allowInsecureRequests] });
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT,
+    scope,
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+  });
+  const jar = new Jar();
+  const page = await fetch(url, { redirect: 'manual' });
+  jar.take(page);
+  const html = await page.text();
+  const action = /<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"/.exec(html)?.[1]?.replace(/&amp;/g, '&');
+  if (!action) throw new Error(`no login form (HTTP ${page.status})`);
+  const posted = await fetch(action, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: jar.header() },
+    body: new URLSearchParams({ username, password: PASSWORD, credentialId: '' }),
+  });
+  const location = posted.headers.get('location');
+  if (posted.status !== 302 || !location?.startsWith(REDIRECT)) throw new Error(`login did not redirect back (HTTP ${posted.status})`);
+  const tokens = await oidc.authorizationCodeGrant(config, new URL(location), { pkceCodeVerifier: verifier, expectedState: state });
+  return { access: tokens.access_token, claims: decodeJwt(tokens.access_token) as Record<string, unknown> };
+}
+
+const scopes = (claims: Record<string, unknown>): string[] => String(claims.scope ?? '').split(' ').sort();
+
+describe('Keycloak: realms, clients, users, and tokens that carry only what a user holds', () => {
+  let repo: string;
+
+  beforeAll(async () => {
+    const kc = await admin();
+    if (!(await kc.realms.findOne({ realm: 'handmade' }))) await kc.realms.create({ realm: 'handmade', enabled: true, displayName: 'made by hand' });
+    repo = makeRepo(files());
+    const r = await sp(repo, 'apply', '--auto-approve', '--allow-destroy');
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    for (const [realm, user] of [['kc-a', 'alice@a.example.com'], ['kc-a', 'bob@a.example.com'], ['kc-b', 'carol@b.example.com']] as const) await setPassword(realm, user);
+  });
+
+  it('creates each tenant realm with its client, scopes and users, and the next plan is empty', async () => {
+    const kc = await admin();
+    const clients = await kc.clients.find({ realm: 'kc-a', clientId: 'assistant' });
+    expect(clients[0]?.attributes?.['pkce.code.challenge.method']).toBe('S256');
+    expect(clients[0]?.publicClient).toBe(false);
+    const users = await kc.users.find({ realm: 'kc-a', briefRepresentation: true });
+    expect(users.map((u) => u.username).sort()).toEqual(['alice@a.example.com', 'bob@a.example.com']);
+    expect((await sp(repo, 'plan', '--detailed-exitcode')).code).toBe(0);
+  });
+
+  it('issues tokens from the tenant realm with tenant_id, and only the scopes the user holds', async () => {
+    const alice = await login('kc-a', 'alice@a.example.com', 'openid read write');
+    expect(alice.claims.iss).toBe(`${KC}/realms/kc-a`);
+    expect(alice.claims.tenant_id).toBe('kc-a');
+    expect(scopes(alice.claims)).toEqual(expect.arrayContaining(['read', 'write', 'tenant:kc-a']));
+    expect(alice.claims.aud).toContain('assistant');
+
+    const bob = await login('kc-a', 'bob@a.example.com', 'openid read write');
+    expect(scopes(bob.claims)).toContain('read');
+    expect(scopes(bob.claims)).not.toContain('write');
+    expect(bob.claims.tenant_id).toBe('kc-a');
+  });
+
+  it("refuses tenant A's token at tenant B: issuer, keys and userinfo", async () => {
+    const alice = await login('kc-a', 'alice@a.example.com', 'openid read');
+    const bKeys = createRemoteJWKSet(new URL(`${KC}/realms/kc-b/protocol/openid-connect/certs`));
+    await expect(jwtVerify(alice.access, bKeys, { issuer: `${KC}/realms/kc-b` })).rejects.toThrow();
+    const aKeys = createRemoteJWKSet(new URL(`${KC}/realms/kc-a/protocol/openid-connect/certs`));
+    await expect(jwtVerify(alice.access, aKeys, { issuer: `${KC}/realms/kc-a` })).resolves.toBeTruthy();
+    const userinfo = await fetch(`${KC}/realms/kc-b/protocol/openid-connect/userinfo`, { headers: { authorization: `Bearer ${alice.access}` } });
+    expect(userinfo.status).toBe(401);
+    const carol = await login('kc-b', 'carol@b.example.com', 'openid read');
+    expect(carol.claims.tenant_id).toBe('kc-b');
+  });
+
+  it('removing a scope in YAML removes it from the next token, with only that user\'s writes', async () => {
+    writeRepo(repo, files('user, read'));
+    const { json: plan } = await spJson(repo, 'plan');
+    expect(plan.changes.map((c: any) => `${c.action} ${c.kind} ${c.name}`)).toEqual(['update User kc-a/alice@a.example.com']);
+    const { code, json } = await spJson(repo, 'apply', '--auto-approve');
+    expect(code).toBe(0);
+    expect(json.result.writes).toBe(1); // one role-mapping removal
+    const alice = await login('kc-a', 'alice@a.example.com', 'openid read write');
+    expect(scopes(alice.claims)).toContain('read');
+    expect(scopes(alice.claims)).not.toContain('write');
+    expect((await sp(repo, 'plan', '--detailed-exitcode')).code).toBe(0);
+  });
+
+  it('plans a removed tenant\'s realm as destructive, refuses without --allow-destroy, and never touches a hand-made realm', async () => {
+    const { ['tenants/kc-b.yaml']: _b, ...rest } = files('user, read');
+    writeRepo(repo, rest);
+    const { json: plan } = await spJson(repo, 'plan');
+    expect(plan.changes.filter((c: any) => c.destructive).map((c: any) => `${c.kind} ${c.name}`).sort()).toEqual(['Namespace tenant-kc-b', 'Realm kc-b']);
+    expect(JSON.stringify(plan)).not.toContain('handmade');
+    const refused = await sp(repo, 'apply', '--auto-approve');
+    expect(refused.code).toBe(1);
+    const kc = await admin();
+    expect(await kc.realms.findOne({ realm: 'kc-b' })).toBeTruthy();
+    expect((await sp(repo, 'apply', '--auto-approve', '--allow-destroy')).code).toBe(0);
+    expect(await kc.realms.findOne({ realm: 'kc-b' })).toBeFalsy();
+    const handmade = await kc.realms.findOne({ realm: 'handmade' });
+    expect(handmade?.displayName).toBe('made by hand');
+  });
+});
