@@ -40,8 +40,10 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
       kind: 'Realm',
       name: realm,
       tenant: t.name,
-      // ADMIN_EDIT keeps our marker attribute on users (the declarative user profile drops undeclared ones).
-      spec: { displayName: t.displayName, enabled: true, attributes: kcMarker(t.name), unmanagedAttributePolicy: 'ADMIN_EDIT' },
+      // User profile: ADMIN_EDIT keeps our marker attribute on users (the declarative profile drops
+      // undeclared ones); users are identified by email, so first and last names are not required
+      // (else the first login stops at an "update your profile" form).
+      spec: { displayName: t.displayName, enabled: true, attributes: kcMarker(t.name), unmanagedAttributePolicy: 'ADMIN_EDIT', namesRequired: false },
       dependsOn: [],
       destructive: true,
     },

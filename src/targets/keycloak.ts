@@ -109,6 +109,7 @@ export class KeycloakTarget implements Target {
       this.call(`list clients of ${realm}`, 'read', () => this.kc.clients.find({ realm })),
     ]);
     realmLive.spec.unmanagedAttributePolicy = ((profile as Rep).unmanagedAttributePolicy ?? 'DISABLED') as string;
+    realmLive.spec.namesRequired = namesRequired(profile as Rep);
 
     const managedRoles = (roles as Rep[]).filter((r) => isMarked(r.attributes));
     for (const r of roles as Rep[]) {
@@ -213,7 +214,7 @@ export class KeycloakTarget implements Target {
       await this.call(`delete realm ${realm}`, 'write', () => this.kc.realms.del({ realm }));
       return;
     }
-    const { unmanagedAttributePolicy, ...rep } = spec;
+    const { unmanagedAttributePolicy, namesRequired: wantNames, ...rep } = spec;
     if (c.action === 'create') {
       // A create still in flight from an interrupted apply answers 409 and may yet roll back:
       // go on only once the realm is really there.
@@ -227,8 +228,13 @@ export class KeycloakTarget implements Target {
       await this.call(`update realm ${realm}`, 'write', () => this.kc.realms.update({ realm }, rep));
     }
     const profile = (await this.call(`get user profile of ${realm}`, 'read', () => this.kc.users.getProfile({ realm }))) as Rep;
-    if (profile.unmanagedAttributePolicy !== unmanagedAttributePolicy) {
-      await this.call(`update user profile of ${realm}`, 'write', () => this.kc.users.updateProfile({ realm, ...profile, unmanagedAttributePolicy } as never));
+    if (profile.unmanagedAttributePolicy !== unmanagedAttributePolicy || namesRequired(profile) !== wantNames) {
+      const attributes = (profile.attributes ?? []).map((a: Rep) => {
+        if (wantNames || (a.name !== 'firstName' && a.name !== 'lastName')) return a;
+        const { required: _r, ...rest } = a;
+        return rest;
+      });
+      await this.call(`update user profile of ${realm}`, 'write', () => this.kc.users.updateProfile({ realm, ...profile, attributes, unmanagedAttributePolicy } as never));
     }
   }
 
@@ -425,6 +431,11 @@ export class KeycloakTarget implements Target {
   }
 
   async close(): Promise<void> {}
+}
+
+/** True when the user profile requires a first or last name. */
+function namesRequired(profile: Rep): boolean {
+  return (profile.attributes ?? []).some((a: Rep) => (a.name === 'firstName' || a.name === 'lastName') && a.required);
 }
 
 const withProtocol = (ms: Rep[] | undefined): Rep[] => (ms ?? []).map((m) => ({ protocol: 'openid-connect', ...m }));

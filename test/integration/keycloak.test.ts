@@ -104,7 +104,7 @@ async function login(realm: string, username: string, scope: string): Promise<{ 
     body: new URLSearchParams({ username, password: PASSWORD, credentialId: '' }),
   });
   const location = posted.headers.get('location');
-  if (posted.status !== 302 || !location?.startsWith(REDIRECT)) throw new Error(`login did not redirect back (HTTP ${posted.status})`);
+  if (posted.status !== 302 || !location?.startsWith(REDIRECT)) throw new Error(`login did not redirect back (HTTP ${posted.status}, to ${location?.replace(/[?#].*/, "")})`);
   const tokens = await oidc.authorizationCodeGrant(config, new URL(location), { pkceCodeVerifier: verifier, expectedState: state });
   return { access: tokens.access_token, claims: decodeJwt(tokens.access_token) as Record<string, unknown> };
 }
