@@ -22,7 +22,7 @@ export async function runBuild(io: Io, opts: BuildOptions): Promise<number> {
   const { repo } = await loadValidRepository(opts.dir, io);
   const files = buildArtifacts(compile(repo, opts.env));
   // Write into a fresh sibling folder, then swap it in: a failed build leaves the old output intact.
-  const out = path.resolve(opts.out);
+  const out = path.resolve(io.cwd, opts.out);
   await assertReplaceable(out, opts.out);
   files.set(BUILD_MARKER, 'Output of `systemprompt build`; replaced by the next build.\n');
   const tmp = `${out}.tmp-${process.pid}`;

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Io } from '../cli/io.js';
 import { renderDiagnostics, type Diagnostic } from '../config/diagnostics.js';
 import { readRepositoryFiles } from '../config/files.js';
@@ -15,7 +16,7 @@ export interface Loaded {
  * an invalid repository throws ConfigInvalidError (exit 1) after they are printed.
  */
 export async function loadValidRepository(dir: string, io: Io, opts: { quietWarnings?: boolean } = {}): Promise<Loaded> {
-  const files = await readRepositoryFiles(dir);
+  const files = await readRepositoryFiles(path.resolve(io.cwd, dir));
   const result = loadRepository(files);
   const shown = opts.quietWarnings ? result.diagnostics.filter((d) => d.severity === 'error') : result.diagnostics;
   if (shown.length > 0) io.err(renderDiagnostics(shown, (f) => result.sources.get(f)));

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Io } from '../cli/io.js';
 import { hasErrors, renderDiagnostics } from '../config/diagnostics.js';
 import { readRepositoryFiles } from '../config/files.js';
@@ -10,7 +11,7 @@ export interface ValidateOptions {
 
 /** `systemprompt validate`: 0 when valid (warnings allowed), 1 with every diagnostic otherwise. */
 export async function runValidate(io: Io, opts: ValidateOptions): Promise<number> {
-  const files = await readRepositoryFiles(opts.dir);
+  const files = await readRepositoryFiles(path.resolve(io.cwd, opts.dir));
   const result = loadRepository(files);
   const errors = result.diagnostics.filter((d) => d.severity === 'error').length;
   const warnings = result.diagnostics.length - errors;
