@@ -1,0 +1,38 @@
+// Keycloak at scale: T tenants x U users (default 20 x 500) from empty, then a no-op plan, then a
+// one-user change. Reports time, requests and writes of each step (Keycloak only).
+// Usage: npm run build && systemprompt dev up && node bench/keycloak/run.js [--tenants 20] [--users 500] [--keep]
+import { generateRepository, writeRepository } from '../compile/generate.js';
+import { arg, cli, targetEnv, tempRepo } from '../lib.js';
+
+const tenants = Number(arg('tenants', 20));
+const users = Number(arg('users', 500));
+const env = await targetEnv();
+const target = 'keycloak';
+
+const files = generateRepository({ tenants, users, agents: 5 });
+const dir = tempRepo(files);
+const apply = await cli(env, dir, 'apply', '--auto-approve', '--allow-destroy', '--target', target, '--concurrency', arg('concurrency', '4'));
+if (apply.json.result.failed.length) throw new Error(`apply failed: ${JSON.stringify(apply.json.result.failed.slice(0, 3))}`);
+const plan = await cli(env, dir, 'plan', '--detailed-exitcode', '--target', target);
+
+// One user loses one scope.
+const file = 'tenants/tenant-0001.yaml';
+const edited = files.get(file).replace(/(  - email: user0@tenant-0001\.example\.com\n    scopes: \[)([^\]]*), ([a-z]+)\]/, '$1$2]');
+if (edited === files.get(file)) throw new Error('the one-user edit did not apply');
+writeRepository(dir, new Map([...files, [file, edited]]));
+const onePlan = await cli(env, dir, 'plan', '--target', target);
+const oneApply = await cli(env, dir, 'apply', '--auto-approve', '--target', target);
+
+console.log(JSON.stringify({
+  tenants,
+  users_per_tenant: users,
+  users_total: tenants * users,
+  from_empty: { ms: apply.ms, changes: apply.json.plan.changes.length, writes: apply.json.result.writes },
+  noop_plan: { ms: plan.ms, changes: plan.json.changes.length, requests: plan.json.requests.keycloak, requests_per_tenant: Number((plan.json.requests.keycloak / tenants).toFixed(2)) },
+  one_user_change: { plan_ms: onePlan.ms, changes: onePlan.json.changes.map((c) => `${c.action} ${c.kind} ${c.name}`), apply_ms: oneApply.ms, writes: oneApply.json.result.writes },
+}, null, 2));
+
+if (!process.argv.includes('--keep')) {
+  writeRepository(dir, new Map([['systemprompt.yaml', 'tenancy:\n  enabled: true\n']]));
+  await cli(env, dir, 'apply', '--auto-approve', '--allow-destroy', '--target', target);
+}
