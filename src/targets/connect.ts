@@ -7,24 +7,21 @@ import type { Target } from './target.js';
 
 export interface Connected {
   targets: Partial<Record<TargetName, Target>>;
-  kubernetes?: KubernetesTarget;
+  kubernetes: KubernetesTarget;
   close(): Promise<void>;
 }
 
 /** Clients for the selected targets. Nothing connects until the first request. */
 export function connectTargets(endpoints: Endpoints, selected: readonly TargetName[] = TARGETS, debug?: (line: string) => void): Connected {
   const targets: Connected['targets'] = {};
-  let kubernetes: KubernetesTarget | undefined;
-  if (selected.includes('kubernetes') || selected.includes('postgres')) {
-    // The database password lives in a Kubernetes Secret: postgres needs it too.
-    kubernetes = KubernetesTarget.fromFile(endpoints.kubeconfigPath, endpoints.context, debug);
-    if (selected.includes('kubernetes')) targets.kubernetes = kubernetes;
-  }
+  // Always there: the apply lock is a Lease, and the database password lives in a Kubernetes Secret.
+  const kubernetes = KubernetesTarget.fromFile(endpoints.kubeconfigPath, endpoints.context, debug);
+  if (selected.includes('kubernetes')) targets.kubernetes = kubernetes;
   if (selected.includes('postgres')) targets.postgres = new PostgresTarget(endpoints.postgresUrl, debug);
   if (selected.includes('keycloak')) targets.keycloak = new KeycloakTarget(endpoints.keycloak.url, endpoints.keycloak.username, endpoints.keycloak.password, debug);
   return {
     targets,
-    ...(kubernetes ? { kubernetes } : {}),
+    kubernetes,
     close: async () => {
       await Promise.all(Object.values(targets).map((t) => t?.close()));
     },
