@@ -52,7 +52,6 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
   }
 
   const connected = await session.connect();
-  if (!connected.kubernetes) throw new UsageError('apply needs the Kubernetes target for its lock and the tenant Secrets');
   const kube = connected.kubernetes;
   const lock = new ApplyLock(kube.coordination, () => void kube.requests.reads++);
   await lock.acquire().catch((e: unknown) => {
