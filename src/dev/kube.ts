@@ -70,7 +70,7 @@ export async function ensureKubeBinary(ctx: DevContext): Promise<string> {
     CGO_ENABLED: '0',
   };
   const t0 = Date.now();
-  ctx.progress('kube', `building the control plane (Kubernetes ${KUBE_VERSION}) with ${go.version.replace(/^go version /, '')}; a cold build takes about 5 min on 2 cores`);
+  ctx.progress('kube', `building the control plane (Kubernetes ${KUBE_VERSION}) with ${go.version.replace(/^go version /, '')}; a cold build takes 10 to 15 min on 2 cores, later ones seconds`);
   const tmp = `${binary}.${process.pid}.tmp`;
   const build = (extra: string[]) => run(go.path, ['build', ...extra, '-trimpath', `-ldflags=${kubeLdflags()}`, '-o', tmp, '.'], { cwd: src, env, logFile });
   let r = await build([]);
