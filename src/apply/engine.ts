@@ -42,8 +42,10 @@ export function checkApplicable(plan: Plan, allowDestroy: boolean): void {
 }
 
 /**
- * Run a plan: each change after the changes it depends on, up to `concurrency` at once, each
- * target's own retries for transient failures. A failed change skips its dependents; the others go on.
+ * Run a plan: creates and updates first, each after the changes it depends on; then deletes,
+ * objects inside a realm or namespace (and databases) before realms, namespaces and roles. Up to
+ * `concurrency` changes run at once; each target retries its own transient failures. A failed
+ * change skips the changes that need it; the others go on.
  */
 export async function applyPlan(
   plan: Plan,
@@ -54,71 +56,90 @@ export async function applyPlan(
   checkApplicable(plan, opts.allowDestroy);
   const changes = plan.changes;
   const total = changes.length;
-  const keyOf = changes.map((c) => resourceKey(c));
-  const index = new Map(keyOf.map((k, i) => [k, i]));
-  // Deletes depend on nothing in the plan but run after every create/update (they come last).
-  const deps = changes.map((c, i) =>
-    c.action === 'delete'
-      ? changes.slice(0, i).map((_, j) => j).filter((j) => changes[j]!.action !== 'delete' || deleteBefore(changes[j]!, c))
-      : c.dependsOn.map((d) => index.get(d)).filter((j): j is number => j !== undefined),
-  );
-  const state = changes.map(() => 'pending' as 'pending' | 'running' | 'done' | 'failed' | 'skipped');
   const result: ApplyResult = { applied: 0, failed: [], skipped: 0, writes: 0 };
-  const writesBefore = Object.values(targets).reduce((n, t) => n + (t?.requests.writes ?? 0), 0);
+  const writes = (): number => Object.values(targets).reduce((n, t) => n + (t?.requests.writes ?? 0), 0);
+  const writesBefore = writes();
   const limit = Math.max(1, opts.concurrency ?? 4);
-  let running = 0;
 
-  await new Promise<void>((resolve) => {
-    const pump = (): void => {
-      let progressed = true;
-      while (progressed) {
-        progressed = false;
-        for (let i = 0; i < total; i++) {
-          if (state[i] !== 'pending') continue;
-          const ds = deps[i]!;
-          if (ds.some((j) => state[j] === 'failed' || state[j] === 'skipped')) {
-            state[i] = 'skipped';
-            result.skipped++;
-            opts.onEvent?.({ kind: 'skipped', change: changes[i]!, index: i, total });
-            progressed = true;
-            continue;
-          }
-          if (running >= limit || !ds.every((j) => state[j] === 'done')) continue;
-          state[i] = 'running';
-          running++;
-          const c = changes[i]!;
-          const started = Date.now();
-          opts.onEvent?.({ kind: 'start', change: c, index: i, total });
-          const target = targets[c.target];
-          const run = target ? target.apply(c, ctx) : Promise.reject(new TargetError(c.target, 'target not connected'));
-          run.then(
-            () => {
-              state[i] = 'done';
-              result.applied++;
-              opts.onEvent?.({ kind: 'done', change: c, index: i, total, ms: Date.now() - started });
-            },
-            (e: unknown) => {
-              state[i] = 'failed';
-              const msg = e instanceof Error ? e.message : String(e);
-              result.failed.push({ change: c, error: msg });
-              opts.onEvent?.({ kind: 'failed', change: c, index: i, total, ms: Date.now() - started, error: msg });
-            },
-          ).finally(() => {
-            running--;
-            pump();
-          });
-        }
+  const runOne = async (i: number): Promise<boolean> => {
+    const c = changes[i]!;
+    const started = Date.now();
+    opts.onEvent?.({ kind: 'start', change: c, index: i, total });
+    try {
+      const target = targets[c.target];
+      if (!target) throw new TargetError(c.target, 'target not connected');
+      await target.apply(c, ctx);
+      result.applied++;
+      opts.onEvent?.({ kind: 'done', change: c, index: i, total, ms: Date.now() - started });
+      return true;
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      result.failed.push({ change: c, error: msg });
+      opts.onEvent?.({ kind: 'failed', change: c, index: i, total, ms: Date.now() - started, error: msg });
+      return false;
+    }
+  };
+  const skip = (i: number): void => {
+    result.skipped++;
+    opts.onEvent?.({ kind: 'skipped', change: changes[i]!, index: i, total });
+  };
+
+  // Phase 1: creates and updates, as a dependency graph.
+  const upserts = changes.map((c, i) => (c.action === 'delete' ? -1 : i)).filter((i) => i >= 0);
+  const index = new Map(upserts.map((i) => [resourceKey(changes[i]!), i]));
+  const waiting = new Map<number, number>();
+  const dependents = new Map<number, number[]>();
+  for (const i of upserts) {
+    const deps = changes[i]!.dependsOn.map((d) => index.get(d)).filter((j): j is number => j !== undefined);
+    waiting.set(i, deps.length);
+    for (const j of deps) dependents.set(j, [...(dependents.get(j) ?? []), i]);
+  }
+  const skipDependents = (i: number): void => {
+    for (const j of dependents.get(i) ?? []) {
+      if (waiting.get(j) === -1) continue;
+      waiting.set(j, -1);
+      skip(j);
+      skipDependents(j);
+    }
+  };
+  await pool(limit, upserts.filter((i) => waiting.get(i) === 0), async (i, enqueue) => {
+    if (await runOne(i)) {
+      for (const j of dependents.get(i) ?? []) {
+        const n = waiting.get(j)!;
+        if (n < 0) continue;
+        waiting.set(j, n - 1);
+        if (n - 1 === 0) enqueue(j);
       }
-      if (running === 0 && state.every((s) => s !== 'pending' && s !== 'running')) resolve();
-    };
-    pump();
+    } else skipDependents(i);
   });
-  result.writes = Object.values(targets).reduce((n, t) => n + (t?.requests.writes ?? 0), 0) - writesBefore;
+
+  // Phases 2 and 3: deletes, children first, then their parents.
+  const deletes = changes.map((c, i) => (c.action === 'delete' ? i : -1)).filter((i) => i >= 0);
+  const isParent = (c: Change): boolean => c.kind === 'Namespace' || c.kind === 'Realm' || (c.target === 'postgres' && c.kind === 'Role');
+  await pool(limit, deletes.filter((i) => !isParent(changes[i]!)), async (i) => void (await runOne(i)));
+  await pool(limit, deletes.filter((i) => isParent(changes[i]!)), async (i) => void (await runOne(i)));
+
+  result.writes = writes() - writesBefore;
   return result;
 }
 
-/** Among deletes: objects inside a realm/namespace and databases go before realms, namespaces and roles. */
-function deleteBefore(a: Change, b: Change): boolean {
-  const parent = (c: Change): boolean => c.kind === 'Namespace' || c.kind === 'Realm' || (c.target === 'postgres' && c.kind === 'Role');
-  return !parent(a) && parent(b);
+/** Run `work` over a queue that may grow, at most `limit` at once. */
+async function pool(limit: number, queue: number[], work: (i: number, enqueue: (j: number) => void) => Promise<void>): Promise<void> {
+  const q = [...queue];
+  let head = 0;
+  let running = 0;
+  await new Promise<void>((resolve) => {
+    const next = (): void => {
+      while (running < limit && head < q.length) {
+        const i = q[head++]!;
+        running++;
+        void work(i, (j) => q.push(j)).finally(() => {
+          running--;
+          next();
+        });
+      }
+      if (running === 0 && head === q.length) resolve();
+    };
+    next();
+  });
 }

@@ -1,0 +1,135 @@
+import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { ApplySecrets } from '../../src/apply/secrets.js';
+import { applyPlan } from '../../src/apply/engine.js';
+import { holderIsDead } from '../../src/apply/lock.js';
+import { compile } from '../../src/compile/compile.js';
+import { AbortedError, ConflictError, TargetError } from '../../src/errors.js';
+import { resourceKey, type LiveResource, type TargetName } from '../../src/model/resource.js';
+import { computePlan, EMPTY_LIVE, type Change } from '../../src/plan/plan.js';
+import { withRetry } from '../../src/targets/retry.js';
+import type { ApplyContext, Target } from '../../src/targets/target.js';
+import { exampleRepo } from '../helpers/repo.js';
+
+/** A fake target for the engine's own logic: records order and concurrency, fails on demand. */
+class FakeTarget implements Target {
+  readonly requests = { reads: 0, writes: 0 };
+  running = 0;
+  maxRunning = 0;
+  constructor(readonly name: TargetName, private readonly log: string[], private readonly failOn = new Set<string>()) {}
+  async read(): Promise<LiveResource[]> {
+    return [];
+  }
+  async apply(c: Change, _ctx: ApplyContext): Promise<void> {
+    this.running++;
+    this.maxRunning = Math.max(this.maxRunning, this.running);
+    await new Promise((r) => setTimeout(r, 1));
+    this.running--;
+    this.requests.writes++;
+    if (this.failOn.has(resourceKey(c))) throw new TargetError(this.name, `boom ${c.name}`);
+    this.log.push(resourceKey(c));
+  }
+  async close(): Promise<void> {}
+}
+
+const desired = compile(exampleRepo());
+const ctx = { secrets: new ApplySecrets(desired, { readSecretValue: async () => undefined }), desired };
+
+function fakes(log: string[], failOn?: Set<string>): Record<TargetName, FakeTarget> {
+  return { kubernetes: new FakeTarget('kubernetes', log, failOn), postgres: new FakeTarget('postgres', log, failOn), keycloak: new FakeTarget('keycloak', log, failOn) };
+}
+
+describe('apply engine', () => {
+  it('applies every change after those it depends on, within the concurrency bound', async () => {
+    const plan = computePlan(desired, EMPTY_LIVE);
+    const log: string[] = [];
+    const t = fakes(log);
+    const r = await applyPlan(plan, t, ctx, { allowDestroy: false, concurrency: 3 });
+    expect(r).toMatchObject({ applied: plan.changes.length, failed: [], skipped: 0, writes: plan.changes.length });
+    const pos = new Map(log.map((k, i) => [k, i]));
+    for (const c of plan.changes) for (const d of c.dependsOn) if (pos.has(d)) expect(pos.get(d)!).toBeLessThan(pos.get(resourceKey(c))!);
+    const peak = Math.max(...Object.values(t).map((x) => x.maxRunning));
+    expect(peak).toBeLessThanOrEqual(3);
+  });
+
+  it('skips what depends on a failed change and goes on with the rest', async () => {
+    const plan = computePlan(desired, EMPTY_LIVE);
+    const log: string[] = [];
+    const r = await applyPlan(plan, fakes(log, new Set(['keycloak:Realm:customer-a'])), ctx, { allowDestroy: false });
+    expect(r.failed.map((f) => f.change.name)).toEqual(['customer-a']);
+    const realmObjects = plan.changes.filter((c) => c.target === 'keycloak' && c.tenant === 'customer-a' && c.kind !== 'Realm').length;
+    expect(r.skipped).toBe(realmObjects + 1); // everything in the realm, and the OIDC Secret that needs its clients
+    expect(log).toContain('keycloak:Realm:customer-b');
+    expect(log).toContain('postgres:Database:tenant_customer-a');
+    expect(log).not.toContain('kubernetes:Secret:tenant-customer-a/systemprompt-oidc');
+  });
+
+  it('refuses destruction without --allow-destroy, and conflicts always, before any write', async () => {
+    const live: LiveResource[] = [{ target: 'kubernetes', kind: 'Namespace', name: 'tenant-gone', tenant: 'gone', managed: true, spec: {} }];
+    const plan = computePlan({ tenants: [], resources: [] }, { resources: live, requests: {} });
+    const log: string[] = [];
+    await expect(applyPlan(plan, fakes(log), ctx, { allowDestroy: false })).rejects.toBeInstanceOf(AbortedError);
+    expect(log).toEqual([]);
+    await applyPlan(plan, fakes(log), ctx, { allowDestroy: true });
+    expect(log).toEqual(['kubernetes:Namespace:tenant-gone']);
+
+    const conflicting = computePlan(desired, { resources: [{ target: 'postgres', kind: 'Database', name: 'tenant_default', managed: false, spec: {} }], requests: {} });
+    await expect(applyPlan(conflicting, fakes([]), ctx, { allowDestroy: true })).rejects.toBeInstanceOf(ConflictError);
+  });
+
+  it('deletes children before their namespace or realm', async () => {
+    const live: LiveResource[] = [
+      { target: 'kubernetes', kind: 'Namespace', name: 'ns-x', managed: true, spec: {} },
+      { target: 'kubernetes', kind: 'Secret', name: 'other/s', managed: true, spec: {} },
+      { target: 'postgres', kind: 'Role', name: 'r', managed: true, spec: {} },
+      { target: 'postgres', kind: 'Database', name: 'r', managed: true, spec: { owner: 'r' }, retain: false },
+    ];
+    const log: string[] = [];
+    await applyPlan(computePlan({ tenants: [], resources: [] }, { resources: live, requests: {} }), fakes(log), ctx, { allowDestroy: true, concurrency: 8 });
+    expect(log.indexOf('postgres:Database:r')).toBeLessThan(log.indexOf('postgres:Role:r'));
+    expect(log.indexOf('kubernetes:Secret:other/s')).toBeLessThan(log.indexOf('kubernetes:Namespace:ns-x'));
+  });
+});
+
+describe('retries', () => {
+  it('retries transient failures with backoff, and gives up on permanent ones at once', async () => {
+    let n = 0;
+    const v = await withRetry(async () => {
+      if (++n < 3) throw Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+      return 'ok';
+    }, { baseMs: 1 });
+    expect([v, n]).toEqual(['ok', 3]);
+    let m = 0;
+    await expect(withRetry(async () => {
+      m++;
+      throw new TargetError('x', 'forbidden');
+    }, { baseMs: 1 })).rejects.toThrow('forbidden');
+    expect(m).toBe(1);
+    let k = 0;
+    await expect(withRetry(async () => {
+      k++;
+      throw new TargetError('x', 'busy', { transient: true });
+    }, { baseMs: 1, attempts: 4 })).rejects.toThrow('busy');
+    expect(k).toBe(4);
+  });
+});
+
+describe('secrets during apply', () => {
+  it('reuses a stored database password, generates one only where it is first stored', async () => {
+    const stored = new ApplySecrets(desired, { readSecretValue: async (ns, name, key) => (ns === 'tenant-customer-a' && name === 'systemprompt-database' && key === 'PGPASSWORD' ? 'kept' : undefined) });
+    expect(await stored.resolve('customer-a', 'postgres-password')).toBe('kept');
+    await expect(stored.resolve('customer-b', 'postgres-password')).rejects.toThrow(/not in Secret/);
+    const fresh = await stored.resolve('default', 'postgres-password', { mayGenerate: true });
+    expect(fresh).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(await stored.resolve('default', 'postgres-password')).toBe(fresh); // the same value for the role
+  });
+});
+
+describe('apply lock', () => {
+  it('knows a holder on this machine whose process is gone', () => {
+    const host = os.hostname();
+    expect(holderIsDead(`root@${host} pid ${process.pid}`)).toBe(false);
+    expect(holderIsDead(`root@${host} pid 999999999`)).toBe(true);
+    expect(holderIsDead('root@elsewhere pid 999999999')).toBe(false);
+  });
+});
