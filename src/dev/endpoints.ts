@@ -1,6 +1,7 @@
 import { SystemPromptError } from '../errors.js';
 import { stackPaths } from './paths.js';
 import { readSecret } from './secrets.js';
+import { stackStatus } from './stack.js';
 import { readState } from './state.js';
 
 /** Where the product's targets are: from the environment (DESIGN §2) or the running dev stack. */
@@ -21,12 +22,17 @@ export function withPassword(url: string, password: string): string {
   return u.toString();
 }
 
+async function stoppedComponents(env: NodeJS.ProcessEnv): Promise<string[]> {
+  return (await stackStatus({ env })).components.filter((c) => !c.running).map((c) => c.name);
+}
+
 /**
  * Targets from the environment when SYSTEMPROMPT_KEYCLOAK_URL or SYSTEMPROMPT_POSTGRES_URL is set
- * (all of §2's variables are then required; a KUBECONFIG alone, common in shells, does not count), else the dev stack recorded in its state file
- * (passwords read from its 0600 files), else a SystemPromptError saying what to do.
+ * (all of §2's variables are then required; a KUBECONFIG alone, common in shells, does not count),
+ * else the running dev stack recorded in its state file (checked alive and healthy; passwords read
+ * from its 0600 files), else a SystemPromptError saying what to do.
  */
-export async function resolveEndpoints(env: NodeJS.ProcessEnv): Promise<Endpoints> {
+export async function resolveEndpoints(env: NodeJS.ProcessEnv, deps: { stoppedComponents?: (env: NodeJS.ProcessEnv) => Promise<string[]> } = {}): Promise<Endpoints> {
   const set = ENV_VARS.filter((v) => env[v]);
   if (env.SYSTEMPROMPT_KEYCLOAK_URL || env.SYSTEMPROMPT_POSTGRES_URL) {
     const missing = ENV_VARS.filter((v) => !env[v]);
@@ -48,6 +54,12 @@ export async function resolveEndpoints(env: NodeJS.ProcessEnv): Promise<Endpoint
     hint: 'run `systemprompt dev up` (then optionally `eval "$(systemprompt dev env)"`), or set SYSTEMPROMPT_KEYCLOAK_URL, SYSTEMPROMPT_KEYCLOAK_USER, SYSTEMPROMPT_KEYCLOAK_PASSWORD, KUBECONFIG and SYSTEMPROMPT_POSTGRES_URL',
   });
   if (!state?.keycloak || !state.kube || !state.postgres) throw noStack;
+  const stopped = await (deps.stoppedComponents ?? stoppedComponents)(env);
+  if (stopped.length) {
+    throw new SystemPromptError(`no targets: the local stack in ${paths.stackDir} is not running (${stopped.join(', ')} down)`, {
+      hint: 'run `systemprompt dev up`, or set SYSTEMPROMPT_KEYCLOAK_URL, SYSTEMPROMPT_KEYCLOAK_USER, SYSTEMPROMPT_KEYCLOAK_PASSWORD, KUBECONFIG and SYSTEMPROMPT_POSTGRES_URL',
+    });
+  }
   const [kcPassword, pgPassword] = await Promise.all([readSecret(state.keycloak.passwordFile), readSecret(state.postgres.passwordFile)]);
   if (!kcPassword || !pgPassword) throw noStack;
   return {

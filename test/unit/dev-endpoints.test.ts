@@ -43,13 +43,18 @@ describe('resolveEndpoints', () => {
       keycloak: { pid: 2, url: 'http://localhost:18080', adminConsoleUrl: '', healthUrl: '', user: 'admin', passwordFile: p.keycloak.passwordFile, version: '26.5.6' },
       kube: { pids: { etcd: 3, apiserver: 4, controllerManager: 5 }, server: 'https://127.0.0.1:16443', kubeconfig: p.kube.kubeconfig, context: 'systemprompt-dev', etcdUrl: '', binary: '', kubectl: '' },
     });
-    expect(await resolveEndpoints(env)).toEqual({
+    expect(await resolveEndpoints(env, { stoppedComponents: async () => [] })).toEqual({
       keycloak: { url: 'http://localhost:18080', username: 'admin', password: 'kcpw' },
       kubeconfigPath: p.kube.kubeconfig,
       context: 'systemprompt-dev',
       postgresUrl: 'postgres://systemprompt:pg-pw_1@127.0.0.1:15432/postgres',
       source: 'dev-stack',
     });
+    // The same state with its processes gone: no targets, and the hint says what to do.
+    const err = await resolveEndpoints(env).catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(SystemPromptError);
+    expect((err as Error).message).toMatch(/is not running \(postgres, keycloak, kube down\)/);
+    expect((err as SystemPromptError).hint).toMatch(/systemprompt dev up/);
   });
 
   it('tells the user to run dev up when there is neither', async () => {
