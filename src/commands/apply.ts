@@ -22,22 +22,25 @@ export interface ApplyOptions {
 
 const SIGN = { create: '+', update: '~', delete: '-' } as const;
 
-/** `systemprompt apply [PLANFILE]`: plan (or load a saved plan), confirm, lock, run, report. */
+/**
+ * `systemprompt apply [PLANFILE]`: plan (or load a saved plan), confirm, lock, run, report.
+ * An empty plan takes no lock and writes nothing. Under the lock the live state is read again:
+ * with --auto-approve the plan made there is the one applied; an approved or saved plan is applied
+ * only if the live state still matches it.
+ */
 export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession, confirm: (question: string) => Promise<boolean> = ttyConfirm): Promise<number> {
   const json = opts.output === 'json';
-  const { plan: fresh, desired } = await makePlan(io, { dir: opts.dir, offline: false }, session);
-  let plan: Plan = fresh;
-  if (opts.planFile) {
-    const saved = await readSavedPlan(opts.planFile);
-    if (saved.offline) throw new UsageError(`${opts.planFile} is an offline plan; it cannot be applied`, { hint: 'save a plan with `systemprompt plan --out FILE` (without --offline)' });
-    if (saved.desiredFingerprint !== fresh.desiredFingerprint) {
-      throw new ConflictError(`the configuration changed since ${opts.planFile} was saved`, { hint: 'run `systemprompt plan --out` again' });
-    }
-    if (saved.liveFingerprint !== fresh.liveFingerprint) {
-      throw new ConflictError(`the live state changed since ${opts.planFile} was saved; nothing was applied`, { hint: 'run `systemprompt plan --out` again and review the new plan' });
-    }
-    plan = saved;
-  }
+  const saved = opts.planFile ? await readSavedPlan(opts.planFile) : undefined;
+  if (saved?.offline) throw new UsageError(`${opts.planFile} is an offline plan; it cannot be applied`, { hint: 'save a plan with `systemprompt plan --out FILE` (without --offline)' });
+  const first = await makePlan(io, { dir: opts.dir, offline: false }, session);
+  const desired = first.desired;
+  const checkSaved = (fresh: Plan): void => {
+    if (!saved) return;
+    if (saved.desiredFingerprint !== fresh.desiredFingerprint) throw new ConflictError(`the configuration changed since ${opts.planFile} was saved; nothing was applied`, { hint: 'run `systemprompt plan --out` again' });
+    if (saved.liveFingerprint !== fresh.liveFingerprint) throw new ConflictError(`the live state changed since ${opts.planFile} was saved; nothing was applied`, { hint: 'run `systemprompt plan --out` again and review the new plan' });
+  };
+  checkSaved(first.plan);
+  let plan: Plan = saved ?? first.plan;
 
   if (plan.changes.length === 0) {
     if (json) io.out(`${JSON.stringify({ plan, result: { applied: 0, failed: [], skipped: 0, writes: 0 } }, null, 2)}\n`);
@@ -46,7 +49,7 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
   }
   if (!json) io.out(renderPlanText(plan));
   checkApplicable(plan, opts.allowDestroy);
-  if (!opts.autoApprove && !opts.planFile) {
+  if (!opts.autoApprove && !saved) {
     if (!io.interactive) throw new AbortedError('refusing to ask for confirmation: standard input is not a terminal', { hint: 'review the plan, then pass --auto-approve' });
     if (!(await confirm('Apply these changes? Only "yes" is accepted: '))) throw new AbortedError('apply cancelled; nothing was changed');
   }
@@ -61,10 +64,14 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
   let result: ApplyResult;
   const started = Date.now();
   try {
-    // Re-check under the lock: another apply may have finished in between.
-    const relive = await session.readLive(desired);
-    if (computePlan(desired, relive).liveFingerprint !== plan.liveFingerprint) {
-      throw new ConflictError('the live state changed while the plan was shown; nothing was applied', { hint: 'run apply again' });
+    // Read again under the lock: another apply, or an interrupted one's last requests, may have landed.
+    const underLock = computePlan(desired, await session.readLive(desired));
+    if (underLock.liveFingerprint !== plan.liveFingerprint) {
+      checkSaved(underLock);
+      if (!opts.autoApprove) throw new ConflictError('the live state changed while the plan was shown; nothing was applied', { hint: 'run apply again' });
+      plan = underLock;
+      if (!json) io.err('note: the live state moved since the plan was read; applying the plan made under the lock\n');
+      checkApplicable(plan, opts.allowDestroy);
     }
     const keycloak = connected.targets.keycloak as { clientSecret?: (realm: string, clientId: string) => Promise<string | undefined> } | undefined;
     const secrets = new ApplySecrets(desired, {
