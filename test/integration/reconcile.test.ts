@@ -165,6 +165,47 @@ describe('plan and apply against the real Kubernetes and PostgreSQL (and Keycloa
     writeRepo(repo, files);
   });
 
+  it('applies a saved plan only while the live state still matches it', async () => {
+    writeRepo(repo, { ...files, 'tenants/customer-b.yaml': files['tenants/customer-b.yaml']!.replace('pods: 10', 'pods: 12') });
+    const planFile = `${repo}/saved.plan.json`;
+    const saved = await sp(repo, 'plan', '--out', planFile, '--detailed-exitcode');
+    expect(saved.code).toBe(2);
+    // someone changes the quota by hand in between
+    await kubeHttp().request('PATCH', '/api/v1/namespaces/tenant-customer-b/resourcequotas/systemprompt-quota', {
+      body: { spec: { hard: { pods: '11' } } },
+      contentType: 'application/merge-patch+json',
+    });
+    const stale = await sp(repo, 'apply', planFile);
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toContain('the live state changed since');
+    const again = await sp(repo, 'plan', '--out', planFile);
+    expect(again.code).toBe(0);
+    const ok = await sp(repo, 'apply', planFile);
+    expect(ok.code, ok.stderr).toBe(0);
+    const q = await kubeHttp().request<any>('GET', '/api/v1/namespaces/tenant-customer-b/resourcequotas/systemprompt-quota');
+    expect(q.spec.hard.pods).toBe('12');
+    writeRepo(repo, files);
+    expect((await sp(repo, 'apply', '--auto-approve')).code).toBe(0);
+  });
+
+  it('lets only one apply run: the second says who holds the lock', async () => {
+    const now = new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+    await kubeHttp().request('POST', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases', {
+      body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'systemprompt-apply' }, spec: { holderIdentity: 'ops@elsewhere pid 4242', leaseDurationSeconds: 60, acquireTime: now, renewTime: now } },
+    });
+    try {
+      writeRepo(repo, { ...files, 'tenants/customer-b.yaml': files['tenants/customer-b.yaml']!.replace('pods: 10', 'pods: 13') });
+      const r = await sp(repo, 'apply', '--auto-approve');
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('another apply holds the lock: ops@elsewhere pid 4242');
+      const q = await kubeHttp().request<any>('GET', '/api/v1/namespaces/tenant-customer-b/resourcequotas/systemprompt-quota');
+      expect(q.spec.hard.pods).toBe('10');
+    } finally {
+      await kubeHttp().request('DELETE', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/systemprompt-apply');
+      writeRepo(repo, files);
+    }
+  });
+
   it.each([3, 12, 30])('converges after the apply process is killed after %i steps, losing nothing', async (steps) => {
     const kdir = makeRepo({
       'systemprompt.yaml': files['systemprompt.yaml']!,
