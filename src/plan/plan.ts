@@ -51,6 +51,8 @@ export interface Plan {
   liveFingerprint: string;
   /** Hash of the desired state. */
   desiredFingerprint: string;
+  /** The A2A AgentCard each tenant serves for each of its agents (not a change: derived from the config). */
+  cards: Array<{ tenant: string; agent: string; card: Record<string, unknown> }>;
 }
 
 type ResourceIdLike = { target: TargetName; kind: string; name: string };
@@ -162,6 +164,7 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
     requests,
     liveFingerprint: fingerprintLive(live.resources),
     desiredFingerprint: sha(canonicalJson(desired.resources as unknown as JsonObject[])),
+    cards: desired.tenants.flatMap((t) => t.agents.map((a) => ({ tenant: t.name, agent: a.name, card: a.card }))),
   };
 }
 

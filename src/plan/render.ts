@@ -33,6 +33,9 @@ export function renderPlanText(plan: Plan, opts: { verbose?: boolean } = {}): st
       (s.conflicts ? `, ${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'}` : '') +
       '.',
   );
+  const byTenant = new Map<string, string[]>();
+  for (const c of plan.cards ?? []) byTenant.set(c.tenant, [...(byTenant.get(c.tenant) ?? []), c.agent]);
+  if (byTenant.size > 0) lines.push(`Agent cards: ${[...byTenant].map(([t, as]) => `${t} (${as.join(', ')})`).join('; ')}; in full with -o json or \`systemprompt build\`.`);
   if (plan.offline) lines.push('Planned offline, against empty targets.');
   else {
     const r = plan.requests;

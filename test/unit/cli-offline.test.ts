@@ -71,3 +71,13 @@ describe('validate, build and plan --offline on the example', () => {
     expect(r.stderr).toContain("unknown option '--offlien'");
   });
 });
+
+describe('agent cards in the plan', () => {
+  it('plan -o json carries each tenant\'s card per agent, pointed at the tenant realm', async () => {
+    const r = await sp('plan', '--offline', '-o', 'json', '--dir', PROJECT_ROOT);
+    const plan = JSON.parse(r.stdout);
+    const card = plan.cards.find((c: any) => c.tenant === 'customer-a' && c.agent === 'welcome').card;
+    expect(card.securitySchemes.oauth2.flows.authorizationCode.tokenUrl).toBe('http://localhost:8080/realms/customer-a/protocol/openid-connect/token');
+    expect(plan.cards.map((c: any) => `${c.tenant}/${c.agent}`).sort()).toEqual(['customer-a/assistant', 'customer-a/welcome', 'customer-b/assistant', 'default/assistant', 'default/welcome']);
+  });
+});
