@@ -4,7 +4,7 @@ import { KC_MANAGED_ATTR, KC_TENANT_ATTR } from '../compile/keycloak.js';
 import { TargetError } from '../errors.js';
 import { MANAGED_BY_VALUE, type Json, type JsonObject, type LiveResource } from '../model/resource.js';
 import type { Change } from '../plan/plan.js';
-import { isTransient, withRetry } from './retry.js';
+import { isTransient, requestRunner } from './retry.js';
 import type { ApplyContext, Target } from './target.js';
 
 const PAGE = 500;
@@ -36,10 +36,14 @@ export class KeycloakTarget implements Target {
   private token: { value: string; expires: number } | undefined;
   private readonly ids = new Map<string, string>();
 
-  constructor(private readonly url: string, private readonly username: string, private readonly password: string, private readonly debug?: (line: string) => void) {
+  constructor(private readonly url: string, private readonly username: string, private readonly password: string, debug?: (line: string) => void) {
     this.kc = new KcAdminClient({ baseUrl: url.replace(/\/+$/, ''), realmName: 'master' });
     // Our own token provider: master-realm admin tokens live 60 s; get a new one well before.
     this.kc.registerTokenProvider({ getAccessToken: () => this.accessToken() });
+    this.call = requestRunner('keycloak', this.requests, kcError, debug, (e) => {
+      // a refused token: the next attempt logs in again
+      if ((e as { response?: { status?: number } }).response?.status === 401) this.token = undefined;
+    });
   }
 
   private async accessToken(force = false): Promise<string> {
@@ -62,19 +66,7 @@ export class KeycloakTarget implements Target {
     return json.access_token;
   }
 
-  private async call<T>(what: string, kind: 'read' | 'write', fn: () => Promise<T>): Promise<T> {
-    return withRetry(async () => {
-      this.requests[kind === 'read' ? 'reads' : 'writes']++;
-      this.debug?.(`keycloak ${what}`);
-      try {
-        return await fn();
-      } catch (e) {
-        const status = (e as { response?: { status?: number } }).response?.status;
-        if (status === 401) this.token = undefined; // next attempt logs in again
-        throw kcError(what, e);
-      }
-    });
-  }
+  private readonly call: ReturnType<typeof requestRunner>;
 
   async read(desired: DesiredState): Promise<LiveResource[]> {
     const wanted = new Set(desired.resources.filter((r) => r.target === 'keycloak' && r.kind === 'Realm').map((r) => r.name));

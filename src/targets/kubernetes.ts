@@ -6,7 +6,7 @@ import { parseQuantity } from '../compile/quantity.js';
 import { ConflictError, TargetError } from '../errors.js';
 import { FIELD_MANAGER, isSecretRef, MANAGED_BY_LABEL, MANAGED_BY_VALUE, TENANT_LABEL, type Json, type JsonObject, type LiveResource } from '../model/resource.js';
 import type { Change } from '../plan/plan.js';
-import { isTransient, withRetry } from './retry.js';
+import { isTransient, requestRunner } from './retry.js';
 import type { ApplyContext, Target } from './target.js';
 
 const SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
@@ -52,8 +52,9 @@ export class KubernetesTarget implements Target {
   private readonly http: KubeHttp;
   private readonly coord: CoordinationV1Api;
 
-  constructor(readonly kubeconfig: KubeConfig, private readonly debug?: (line: string) => void) {
+  constructor(readonly kubeconfig: KubeConfig, debug?: (line: string) => void) {
     this.http = new KubeHttp(kubeconfig);
+    this.call = requestRunner('kubernetes', this.requests, kubeError, debug);
     this.coord = kubeconfig.makeApiClient(CoordinationV1Api);
   }
 
@@ -75,17 +76,7 @@ export class KubernetesTarget implements Target {
     return this.coord;
   }
 
-  private async call<T>(what: string, kind: 'read' | 'write', fn: () => Promise<T>): Promise<T> {
-    return withRetry(async () => {
-      this.requests[kind === 'read' ? 'reads' : 'writes']++;
-      this.debug?.(`kubernetes ${what}`);
-      try {
-        return await fn();
-      } catch (e) {
-        throw kubeError(what, e);
-      }
-    });
-  }
+  private readonly call: ReturnType<typeof requestRunner>;
 
   private async listAll(kind: string, selector: string | undefined): Promise<Obj[]> {
     const a = API[kind]!;

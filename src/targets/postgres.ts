@@ -6,7 +6,7 @@ import { PG_MARKER_PREFIX } from '../compile/postgres.js';
 import { TargetError } from '../errors.js';
 import type { JsonObject, LiveResource } from '../model/resource.js';
 import type { Change } from '../plan/plan.js';
-import { isTransient, withRetry } from './retry.js';
+import { isTransient, requestRunner, type RequestKind } from './retry.js';
 import type { ApplyContext, Target } from './target.js';
 
 /** PostgreSQL through `pg`: one login role and one database per tenant, marked by a comment. */
@@ -15,7 +15,9 @@ export class PostgresTarget implements Target {
   readonly requests = { reads: 0, writes: 0 };
   private pool: pg.Pool | undefined;
 
-  constructor(private readonly adminUrl: string, private readonly debug?: (line: string) => void) {}
+  constructor(private readonly adminUrl: string, debug?: (line: string) => void) {
+    this.call = requestRunner('postgres', this.requests, pgError, debug);
+  }
 
   private db(): pg.Pool {
     if (!this.pool) {
@@ -27,17 +29,11 @@ export class PostgresTarget implements Target {
     return this.pool;
   }
 
-  /** Run statements; `what` is what gets logged and reported, never the SQL (it may hold a verifier). */
-  private async q(what: string, kind: 'read' | 'write', sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
-    return withRetry(async () => {
-      this.requests[kind === 'read' ? 'reads' : 'writes']++;
-      this.debug?.(`postgres ${what}`);
-      try {
-        return await this.db().query(sql, params);
-      } catch (e) {
-        throw pgError(what, e);
-      }
-    });
+  private readonly call: ReturnType<typeof requestRunner>;
+
+  /** Run SQL; `what` is what gets logged and reported, never the SQL (it may hold a verifier). */
+  private q(what: string, kind: RequestKind, sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
+    return this.call(what, kind, () => this.db().query(sql, params));
   }
 
   /** Two queries, whatever the number of tenants: every role and every database. */

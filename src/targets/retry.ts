@@ -33,3 +33,29 @@ export async function withRetry<T>(fn: () => Promise<T>, opts: RetryOptions = {}
     }
   }
 }
+
+export type RequestKind = 'read' | 'write';
+
+/**
+ * How every target talks to its server: count the request, log it under --debug, retry transient
+ * failures, and turn any failure into the target's error type.
+ */
+export function requestRunner(
+  target: string,
+  requests: { reads: number; writes: number },
+  mapError: (what: string, e: unknown) => unknown,
+  debug?: (line: string) => void,
+  onError?: (e: unknown) => void,
+): <T>(what: string, kind: RequestKind, fn: () => Promise<T>) => Promise<T> {
+  return (what, kind, fn) =>
+    withRetry(async () => {
+      requests[kind === 'read' ? 'reads' : 'writes']++;
+      debug?.(`${target} ${what}`);
+      try {
+        return await fn();
+      } catch (e) {
+        onError?.(e);
+        throw mapError(what, e);
+      }
+    });
+}
