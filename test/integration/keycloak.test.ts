@@ -1,8 +1,8 @@
 import KcAdminClient from '@keycloak/keycloak-admin-client';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { endpoints, kubeHttp, makeRepo, sp, spJson, writeRepo } from './helpers.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { endpoints, kubeHttp, makeRepo, resetTargets, sp, spJson, writeRepo } from './helpers.js';
 
 const KC = endpoints.keycloak.url.replace(/\/+$/, '');
 const REDIRECT = 'http://localhost:8080/callback';
@@ -112,6 +112,12 @@ async function login(realm: string, username: string, scope: string): Promise<{ 
 const scopes = (claims: Record<string, unknown>): string[] => String(claims.scope ?? '').split(' ').sort();
 
 describe('Keycloak: realms, clients, users, and tokens that carry only what a user holds', () => {
+  // Leave the stack as a user would find it: nothing of ours but retained databases.
+  afterAll(async () => {
+    await resetTargets();
+    await (await admin()).realms.del({ realm: 'handmade' });
+  });
+
   let repo: string;
 
   beforeAll(async () => {

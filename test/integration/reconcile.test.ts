@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import pg from 'pg';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../helpers/repo.js';
 import { endpoints, exampleFiles, kubeHttp, makeRepo, namespaceExists, resetTargets, sp, spJson, targetEnv, waitFor, writeRepo } from './helpers.js';
 
@@ -37,6 +37,13 @@ async function connectAs(url: string, database?: string): Promise<string> {
 }
 
 describe('plan and apply against the real Kubernetes and PostgreSQL (and Keycloak)', () => {
+  // Leave the stack as a user would find it: nothing of ours but retained databases.
+  afterAll(async () => {
+    await resetTargets();
+    await kubeHttp().request('DELETE', '/api/v1/namespaces/tenant-lookalike');
+    await adminQuery('DROP DATABASE IF EXISTS "tenant_lookalike"');
+  });
+
   let repo: string;
   const files = exampleFiles();
 
