@@ -426,13 +426,13 @@ export class KeycloakTarget implements Target {
 }
 
 /** True when the user profile requires a first or last name. */
-function namesRequired(profile: Rep): boolean {
+export function namesRequired(profile: Rep): boolean {
   return (profile.attributes ?? []).some((a: Rep) => (a.name === 'firstName' || a.name === 'lastName') && a.required);
 }
 
 const withProtocol = (ms: Rep[] | undefined): Rep[] => (ms ?? []).map((m) => ({ protocol: 'openid-connect', ...m }));
 
-function mappersOf(ms: unknown): Json[] {
+export function mappersOf(ms: unknown): Json[] {
   if (!Array.isArray(ms)) return [];
   return ms
     .map((m: Rep) => ({ name: m.name, protocolMapper: m.protocolMapper, config: Object.fromEntries(Object.entries(m.config ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) }) as JsonObject)

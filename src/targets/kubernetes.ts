@@ -171,7 +171,7 @@ function splitName(n: string): [string, string] {
 }
 
 /** The live object in the shape of our desired spec: the fields we manage, secrets decoded. */
-function project(kind: string, o: Obj): JsonObject {
+export function project(kind: string, o: Obj): JsonObject {
   const m = o.metadata ?? {};
   const meta: JsonObject = { name: m.name ?? '' };
   if (m.namespace) meta.namespace = m.namespace;
@@ -190,7 +190,7 @@ function project(kind: string, o: Obj): JsonObject {
 }
 
 /** Quantities the API server rewrote ("0.5" -> "500m") compare by value. */
-function normalizeQuantities(want: JsonObject, live: JsonObject): void {
+export function normalizeQuantities(want: JsonObject, live: JsonObject): void {
   const walk = (w: Json | undefined, l: Json | undefined, set: (v: Json) => void): void => {
     if (typeof w === 'string' && typeof l === 'string' && w !== l) {
       try {
