@@ -1,7 +1,7 @@
 import type { DesiredState } from '../compile/desired.js';
 import { DATABASE_SECRET, POSTGRES_PASSWORD_REF } from '../compile/kubernetes.js';
 import { TargetError } from '../errors.js';
-import { generatePassword } from '../targets/postgres.js';
+import { generatePassword } from '../targets/passwords.js';
 import type { SecretResolver } from '../targets/target.js';
 
 export interface SecretSources {

@@ -7,7 +7,7 @@ import type { Io } from '../cli/io.js';
 import { AbortedError, ConflictError, TargetError, UsageError } from '../errors.js';
 import { computePlan, type Plan } from '../plan/plan.js';
 import { renderPlanText } from '../plan/render.js';
-import { kubeError } from '../targets/kubernetes.js';
+import { kubeError } from '../targets/kube-errors.js';
 import { makePlan } from './plan.js';
 import type { LiveSession } from './session.js';
 

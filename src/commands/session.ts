@@ -32,7 +32,7 @@ export class LiveSession {
   }
 
   async connect(): Promise<Connected> {
-    this.connected ??= connectTargets(await this.getEndpoints(), this.selected, this.opts.debug);
+    this.connected ??= await connectTargets(await this.getEndpoints(), this.selected, this.opts.debug);
     return this.connected;
   }
 

@@ -1,8 +1,6 @@
 import type { Endpoints } from '../dev/endpoints.js';
 import { TARGETS, type TargetName } from '../model/resource.js';
-import { KeycloakTarget } from './keycloak.js';
-import { KubernetesTarget } from './kubernetes.js';
-import { PostgresTarget } from './postgres.js';
+import type { KubernetesTarget } from './kubernetes.js';
 import type { Target } from './target.js';
 
 export interface Connected {
@@ -11,14 +9,18 @@ export interface Connected {
   close(): Promise<void>;
 }
 
-/** Clients for the selected targets. Nothing connects until the first request. */
-export function connectTargets(endpoints: Endpoints, selected: readonly TargetName[] = TARGETS, debug?: (line: string) => void): Connected {
+/**
+ * Clients for the selected targets. Nothing connects until the first request; the client libraries
+ * are loaded here, not at start-up, so commands that need no target start fast.
+ */
+export async function connectTargets(endpoints: Endpoints, selected: readonly TargetName[] = TARGETS, debug?: (line: string) => void): Promise<Connected> {
+  const { KubernetesTarget } = await import('./kubernetes.js');
   const targets: Connected['targets'] = {};
   // Always there: the apply lock is a Lease, and the database password lives in a Kubernetes Secret.
   const kubernetes = KubernetesTarget.fromFile(endpoints.kubeconfigPath, endpoints.context, debug);
   if (selected.includes('kubernetes')) targets.kubernetes = kubernetes;
-  if (selected.includes('postgres')) targets.postgres = new PostgresTarget(endpoints.postgresUrl, debug);
-  if (selected.includes('keycloak')) targets.keycloak = new KeycloakTarget(endpoints.keycloak.url, endpoints.keycloak.username, endpoints.keycloak.password, debug);
+  if (selected.includes('postgres')) targets.postgres = new (await import('./postgres.js')).PostgresTarget(endpoints.postgresUrl, debug);
+  if (selected.includes('keycloak')) targets.keycloak = new (await import('./keycloak.js')).KeycloakTarget(endpoints.keycloak.url, endpoints.keycloak.username, endpoints.keycloak.password, debug);
   return {
     targets,
     kubernetes,

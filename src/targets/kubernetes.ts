@@ -3,10 +3,11 @@ import { KubeHttp } from './kube-http.js';
 import { KUBE_KINDS } from '../compile/kubernetes.js';
 import type { DesiredState } from '../compile/desired.js';
 import { parseQuantity } from '../compile/quantity.js';
-import { ConflictError, TargetError } from '../errors.js';
+import { TargetError } from '../errors.js';
 import { FIELD_MANAGER, isSecretRef, MANAGED_BY_LABEL, MANAGED_BY_VALUE, TENANT_LABEL, type Json, type JsonObject, type LiveResource } from '../model/resource.js';
 import type { Change } from '../plan/plan.js';
-import { isTransient, requestRunner } from './retry.js';
+import { kubeError } from './kube-errors.js';
+import { requestRunner } from './retry.js';
 import type { ApplyContext, Target } from './target.js';
 
 const SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
@@ -221,26 +222,4 @@ async function resolveSecrets(v: Json, tenant: string, ctx: ApplyContext, mayGen
     return out;
   }
   return v;
-}
-
-/** Kubernetes failures as TargetErrors, with the status code and the API server's message (never a request body). */
-export function kubeError(what: string, e: unknown): unknown {
-  if (e instanceof TargetError || e instanceof ConflictError) return e;
-  const err = e as { code?: number; body?: unknown; message?: string };
-  if (typeof err?.code === 'number') {
-    let msg = '';
-    try {
-      const b = typeof err.body === 'string' ? JSON.parse(err.body) : err.body;
-      msg = (b as { message?: string })?.message ?? '';
-    } catch {
-      msg = '';
-    }
-    return new TargetError('kubernetes', `${what} failed (${err.code}): ${msg || 'no message'}`, {
-      transient: isTransient(e),
-      ...(err.code === 401 || err.code === 403 ? { hint: 'check KUBECONFIG and --context: the credentials lack the rights to do this' } : {}),
-      cause: e,
-    });
-  }
-  if (isTransient(e)) return new TargetError('kubernetes', `${what}: cannot reach the API server (${(e as Error).message})`, { transient: true, cause: e, hint: 'is the cluster running? `systemprompt dev status`' });
-  return e;
 }

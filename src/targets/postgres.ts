@@ -1,4 +1,3 @@
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { DesiredState } from '../compile/desired.js';
 import { checkDatabaseName, quoteIdent } from '../compile/names.js';
@@ -6,6 +5,7 @@ import { PG_MARKER_PREFIX } from '../compile/postgres.js';
 import { TargetError } from '../errors.js';
 import type { JsonObject, LiveResource } from '../model/resource.js';
 import type { Change } from '../plan/plan.js';
+import { scramVerifier } from './passwords.js';
 import { isTransient, requestRunner, type RequestKind } from './retry.js';
 import type { ApplyContext, Target } from './target.js';
 
@@ -157,20 +157,6 @@ function parseMarker(comment: string | null): { tenant: string; retain: boolean 
 function literal(s: string): string {
   if (s.includes('\0')) throw new Error('NUL in literal');
   return `'${s.replace(/'/g, "''")}'`;
-}
-
-/** The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802 / 7677). */
-export function scramVerifier(password: string, salt = randomBytes(16), iterations = 4096): string {
-  const salted = pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
-  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
-  const storedKey = createHash('sha256').update(clientKey).digest();
-  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
-  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
-}
-
-/** A password for a tenant role: 32 random bytes, URL-safe. */
-export function generatePassword(): string {
-  return randomBytes(32).toString('base64url');
 }
 
 export function pgError(what: string, e: unknown): unknown {

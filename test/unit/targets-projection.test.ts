@@ -3,7 +3,7 @@ import { compile } from '../../src/compile/compile.js';
 import { diffSpec } from '../../src/plan/diff.js';
 import { mappersOf, namesRequired } from '../../src/targets/keycloak.js';
 import { normalizeQuantities, project } from '../../src/targets/kubernetes.js';
-import { scramVerifier } from '../../src/targets/postgres.js';
+import { scramVerifier } from '../../src/targets/passwords.js';
 import { exampleRepo } from '../helpers/repo.js';
 
 const desired = compile(exampleRepo());
