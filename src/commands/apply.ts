@@ -93,15 +93,29 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
   return result.failed.length ? 1 : 0;
 }
 
-function progress(io: Io): (e: ApplyEvent) => void {
+/**
+ * Progress on stderr: one line per change for small plans; for large ones (over 100 changes) a
+ * line every 2 s with the count, failures at once, and the rest left to the summary.
+ */
+export function progress(io: Io, now: () => number = Date.now): (e: ApplyEvent) => void {
   let done = 0;
+  const started = now();
+  let last = started;
   return (e) => {
     if (e.kind === 'start') return;
     done++;
     const c = e.change;
     const what = `${SIGN[c.action]} ${c.target} ${c.kind} ${c.name}`;
     const status = e.kind === 'done' ? `ok (${e.ms} ms)` : e.kind === 'failed' ? `FAILED: ${e.error}` : 'skipped (a change it needs failed)';
-    io.err(`[${done}/${e.total}] ${what} ${status}\n`);
+    if (e.total <= 100 || e.kind === 'failed') {
+      io.err(`[${done}/${e.total}] ${what} ${status}\n`);
+      return;
+    }
+    const t = now();
+    if (t - last >= 2000 || done === e.total) {
+      last = t;
+      io.err(`[${done}/${e.total}] ${Math.floor((100 * done) / e.total)}% after ${((t - started) / 1000).toFixed(0)} s, last: ${what}\n`);
+    }
   };
 }
 

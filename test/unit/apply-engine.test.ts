@@ -133,3 +133,25 @@ describe('apply lock', () => {
     expect(holderIsDead('root@elsewhere pid 999999999')).toBe(false);
   });
 });
+
+describe('apply progress', () => {
+  it('prints each change of a small plan, and a line every 2 s (plus failures) for a large one', async () => {
+    const { progress } = await import('../../src/commands/apply.js');
+    const lines: string[] = [];
+    const io = { out: () => {}, err: (t: string) => void lines.push(t), interactive: false, env: {}, cwd: '.' };
+    const change = { action: 'create', target: 'kubernetes', kind: 'Namespace', name: 'n', destructive: false, diff: [], dependsOn: [] } as Change;
+    const small = progress(io);
+    for (let i = 0; i < 3; i++) small({ kind: 'done', change, index: i, total: 3, ms: 1 });
+    expect(lines).toHaveLength(3);
+    lines.length = 0;
+    let t = 0;
+    const large = progress(io, () => t);
+    for (let i = 0; i < 500; i++) {
+      t += 10; // 5 s in all
+      large({ kind: i === 250 ? 'failed' : 'done', change, index: i, total: 500, ms: 1, error: 'boom' });
+    }
+    expect(lines.filter((l) => l.includes('FAILED'))).toHaveLength(1);
+    expect(lines.length).toBeLessThanOrEqual(5);
+    expect(lines.at(-1)).toMatch(/^\[500\/500\] 100% after 5 s/);
+  });
+});
