@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stackPaths } from '../../src/dev/paths.js';
 import { PROJECT_ROOT } from '../helpers/repo.js';
 import { endpoints, exampleFiles, kubeHttp, makeRepo, namespaceExists, resetTargets, sp, spJson, targetEnv, waitFor, writeRepo } from './helpers.js';
 
@@ -135,6 +137,36 @@ describe('plan and apply against the real Kubernetes and PostgreSQL (and Keycloa
     expect(await can('tenant-customer-a', 'get', 'secrets')).toBe(true);
     expect(await can('tenant-customer-b', 'get', 'secrets')).toBe(false);
     expect(await can('tenant-customer-b', 'list', 'pods')).toBe(false);
+  });
+
+  it('never shows a password: not in plans, output, debug logs, build output or the servers\' logs', async () => {
+    const pgPassword = await secretValue('tenant-customer-a', 'systemprompt-database', 'PGPASSWORD');
+    const clientSecret = await secretValue('tenant-customer-a', 'systemprompt-oidc', 'ASSISTANT_CLIENT_SECRET');
+    expect(pgPassword.length).toBeGreaterThanOrEqual(40);
+    expect(clientSecret.length).toBeGreaterThanOrEqual(20);
+    const seen: string[] = [];
+    // a change that rewrites both Secrets' tenants: quota and display name move, Secrets are re-read
+    writeRepo(repo, { ...files, 'tenants/customer-a.yaml': files['tenants/customer-a.yaml']!.replace('pods: 20', 'pods: 21') });
+    for (const args of [['plan', '-o', 'json', '--debug'], ['plan', '-v', '--debug'], ['apply', '--auto-approve', '--debug'], ['apply', '--auto-approve', '-o', 'json']]) {
+      const r = await sp(repo, ...args);
+      seen.push(r.stdout, r.stderr);
+    }
+    writeRepo(repo, files);
+    const out = makeRepo({});
+    const build = await sp(repo, 'build', '--out', `${out}/build`);
+    expect(build.code).toBe(0);
+    for (const f of readdirSync(`${out}/build`, { recursive: true }) as string[]) {
+      const full = path.join(out, 'build', f);
+      if (statSync(full).isFile()) seen.push(readFileSync(full, 'utf8'));
+    }
+    const logs = stackPaths(process.env).logsDir;
+    if (existsSync(logs)) for (const f of readdirSync(logs)) seen.push(readFileSync(path.join(logs, f), 'utf8'));
+    const all = seen.join('\n');
+    expect(all.length).toBeGreaterThan(1000);
+    expect(all.includes(pgPassword)).toBe(false);
+    expect(all.includes(encodeURIComponent(pgPassword))).toBe(false);
+    expect(all.includes(clientSecret)).toBe(false);
+    expect((await sp(repo, 'apply', '--auto-approve')).code).toBe(0);
   });
 
   it('plans a removed tenant as destructive, refuses it without --allow-destroy, and retains its database', async () => {
