@@ -31,6 +31,13 @@ export interface WriteOptions {
   dryRun?: boolean;
   /** Make a git commit of exactly the changed files. */
   commit?: boolean;
+  /** `json`: print one JSON document on stdout describing what happened, instead of text. */
+  output?: 'text' | 'json';
+}
+
+/** Text for people, unless the command prints JSON. */
+export function say(io: Io, opts: WriteOptions, text: string): void {
+  if (opts.output !== 'json') io.out(text);
 }
 
 /** `--dir` relative to the command's working directory. */
@@ -74,7 +81,12 @@ export type SaveResult = 'unchanged' | 'dry-run' | 'written';
  */
 export async function saveChanges(io: Io, session: EditSession, all: FileChange[], message: string, opts: WriteOptions): Promise<SaveResult> {
   const changes = effective(all);
-  if (changes.length === 0) return 'unchanged';
+  const json = opts.output === 'json';
+  const report = (result: SaveResult, extra: Record<string, unknown> = {}): SaveResult => {
+    if (json) io.out(`${JSON.stringify({ result, message, files: changes.map((c) => c.path), ...extra }, null, 2)}\n`);
+    return result;
+  };
+  if (changes.length === 0) return report('unchanged');
   if (opts.commit && !opts.dryRun) await assertGitRepository(session.root);
 
   const result = loadRepository(withChanges(session.files, changes));
@@ -88,14 +100,15 @@ export async function saveChanges(io: Io, session: EditSession, all: FileChange[
   if (fresh.length > 0) io.err(renderDiagnostics(fresh, (f) => result.sources.get(f)));
 
   if (opts.dryRun) {
-    io.out(changesDiff(changes));
+    if (!json) io.out(changesDiff(changes));
     io.err('dry run: nothing was written\n');
-    return 'dry-run';
+    return report('dry-run', { diff: changesDiff(changes) });
   }
   await writeChanges(session.root, changes);
+  let commit: string | undefined;
   if (opts.commit) {
-    const id = await commitChanges(session.root, changes, message);
-    io.err(`committed ${id}: ${message}\n`);
+    commit = await commitChanges(session.root, changes, message);
+    io.err(`committed ${commit}: ${message}\n`);
   }
-  return 'written';
+  return report('written', commit ? { commit } : {});
 }

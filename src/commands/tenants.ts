@@ -6,7 +6,7 @@ import { readSchema } from '../config/schema.js';
 import { newTenantFile } from '../edit/tenant-file.js';
 import { editableText } from '../edit/changes.js';
 import { UsageError } from '../errors.js';
-import { openSession, saveChanges, type EditSession, type WriteOptions } from './edit-session.js';
+import { openSession, saveChanges, say, type EditSession, type WriteOptions } from './edit-session.js';
 import { findTenant } from './lookup.js';
 import { renderTable } from './table.js';
 
@@ -56,7 +56,7 @@ export async function runTenantCreate(io: Io, opts: TenantCreateOptions): Promis
   const text = newTenantFile({ name: opts.name, ...(opts.displayName !== undefined ? { displayName: opts.displayName } : {}), ...(modeline ? { modeline } : {}) });
   const saved = await saveChanges(io, session, [{ path: rel, before: null, after: text }], `cloud: create tenant ${opts.name}`, opts);
   if (saved === 'written') {
-    io.out(`created tenant ${opts.name} (${rel}); add users with: systemprompt admin users create --email EMAIL --scopes read --tenant ${opts.name}\n`);
+    say(io, opts, `created tenant ${opts.name} (${rel}); add users with: systemprompt admin users create --email EMAIL --scopes read --tenant ${opts.name}\n`);
   }
   return 0;
 }
@@ -121,7 +121,7 @@ export async function runTenantDelete(io: Io, opts: TenantDeleteOptions): Promis
   }
   const { text, bom } = editableText(session.files, tenant.source.file);
   const saved = await saveChanges(io, session, [{ path: tenant.source.file, before: `${bom ? '\uFEFF' : ''}${text}`, after: null }], `cloud: delete tenant ${tenant.name}`, opts);
-  if (saved === 'written') io.out(`deleted tenant ${tenant.name} (${tenant.source.file}); ${meaning}\n`);
+  if (saved === 'written') say(io, opts, `deleted tenant ${tenant.name} (${tenant.source.file}); ${meaning}\n`);
   else if (saved === 'dry-run') io.err(`if written: ${meaning}\n`);
   return 0;
 }

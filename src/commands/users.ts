@@ -2,7 +2,7 @@ import type { Io } from '../cli/io.js';
 import { addScope, addUser, removeScope, removeUser, setEnabled } from '../edit/tenant-file.js';
 import type { FileChange } from '../edit/changes.js';
 import { UsageError } from '../errors.js';
-import { edit, openSession, saveChanges, type WriteOptions } from './edit-session.js';
+import { edit, openSession, saveChanges, say, type WriteOptions } from './edit-session.js';
 import {
   assertEmail,
   assertScopes,
@@ -106,7 +106,7 @@ export async function runUsersCreate(io: Io, opts: UsersCreateOptions): Promise<
   const change = edit(session, tenant.source.file, (t) => addUser(t, { email: opts.email, scopes, enabled: !opts.disabled }));
   const what = `user ${opts.email} in tenant ${tenant.name}${scopes.length ? ` with scopes ${scopes.join(', ')}` : ''}${opts.disabled ? ' (disabled)' : ''}`;
   const saved = await saveChanges(io, session, [change], `admin: create ${what}`, opts);
-  if (saved === 'written') io.out(`created ${what} (${tenant.source.file})\n`);
+  if (saved === 'written') say(io, opts, `created ${what} (${tenant.source.file})\n`);
   const elsewhere = findUsers(repo, opts.email).map((r) => r.tenant.name);
   if (elsewhere.length > 0) io.err(`note: ${opts.email} is also in ${elsewhere.join(', ')}: each tenant's realm has its own user\n`);
   return 0;
@@ -202,8 +202,8 @@ export async function runUsersEdit(io: Io, opts: UsersEditOptions): Promise<numb
 
   const summary = `user ${email} (${target.name}): ${notes.join('; ') || 'no change'}`;
   const saved = await saveChanges(io, session, changes, `admin: edit ${summary}`, opts);
-  if (saved === 'unchanged') io.out(`no change: user ${email} in tenant ${target.name} already has scopes ${scopes.join(', ') || '(none)'}, ${enabled ? 'enabled' : 'disabled'}\n`);
-  else if (saved === 'written') io.out(`updated ${summary}\n`);
+  if (saved === 'unchanged') say(io, opts, `no change: user ${email} in tenant ${target.name} already has scopes ${scopes.join(', ') || '(none)'}, ${enabled ? 'enabled' : 'disabled'}\n`);
+  else if (saved === 'written') say(io, opts, `updated ${summary}\n`);
   return 0;
 }
 
@@ -218,6 +218,6 @@ export async function runUsersDelete(io: Io, opts: UsersDeleteOptions): Promise<
   const change = edit(session, ref.tenant.source.file, (t) => removeUser(t, ref.user.index, ref.user.email));
   const what = `user ${ref.user.email} from tenant ${ref.tenant.name}`;
   const saved = await saveChanges(io, session, [change], `admin: delete ${what}`, opts);
-  if (saved === 'written') io.out(`deleted ${what} (${ref.tenant.source.file}); the next apply removes it from the tenant's realm\n`);
+  if (saved === 'written') say(io, opts, `deleted ${what} (${ref.tenant.source.file}); the next apply removes it from the tenant's realm\n`);
   return 0;
 }

@@ -10,7 +10,8 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 export function addWriteOptions(cmd: Command): Command {
   return cmd
     .option('--dry-run', 'show the change as a unified diff and write nothing', false)
-    .option('--commit', 'git commit the changed files with a descriptive message', false);
+    .option('--commit', 'git commit the changed files with a descriptive message', false)
+    .addOption(outputOption());
 }
 
 /** `systemprompt admin users ...` and `admin config show`: edits of the config repository, the GitOps way. */
