@@ -32,6 +32,9 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
   const json = opts.output === 'json';
   const saved = opts.planFile ? await readSavedPlan(opts.planFile) : undefined;
   if (saved?.offline) throw new UsageError(`${opts.planFile} is an offline plan; it cannot be applied`, { hint: 'save a plan with `systemprompt plan --out FILE` (without --offline)' });
+  if (saved?.targets && [...saved.targets].sort().join(',') !== [...session.selected].sort().join(',')) {
+    throw new UsageError(`${opts.planFile} was planned for ${saved.targets.join(',')}; apply it with the same targets`, { hint: `systemprompt apply ${opts.planFile} --target ${saved.targets.join(',')}` });
+  }
   const first = await makePlan(io, { dir: opts.dir, offline: false }, session);
   const desired = first.desired;
   const checkSaved = (fresh: Plan): void => {

@@ -32,7 +32,7 @@ export async function makePlan(io: Io, opts: { dir: string; offline: boolean }, 
   const env = await deps.environment(opts.offline);
   const desired = selectTargets(compile(repo, env), deps.selected);
   const live = opts.offline ? EMPTY_LIVE : await deps.readLive(desired);
-  return { plan: computePlan(desired, live, { offline: opts.offline }), desired };
+  return { plan: { ...computePlan(desired, live, { offline: opts.offline }), targets: [...deps.selected] }, desired };
 }
 
 /** `systemprompt plan`: exit 0 (no changes), 2 (changes, with --detailed-exitcode), 1 (error). */

@@ -51,6 +51,8 @@ export interface Plan {
   liveFingerprint: string;
   /** Hash of the desired state. */
   desiredFingerprint: string;
+  /** The targets planned (`--target`); all three unless limited. */
+  targets?: TargetName[];
   /** The A2A AgentCard each tenant serves for each of its agents (not a change: derived from the config). */
   cards: Array<{ tenant: string; agent: string; card: Record<string, unknown> }>;
 }

@@ -81,3 +81,26 @@ describe('agent cards in the plan', () => {
     expect(plan.cards.map((c: any) => `${c.tenant}/${c.agent}`).sort()).toEqual(['customer-a/assistant', 'customer-a/welcome', 'customer-b/assistant', 'default/assistant', 'default/welcome']);
   });
 });
+
+describe('apply PLANFILE', () => {
+  it('refuses an offline plan, and a plan made for other targets, before touching anything', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sp-apply-'));
+    const offline = path.join(dir, 'offline.json');
+    await sp('plan', '--offline', '--out', offline, '--dir', PROJECT_ROOT);
+    const r1 = await sp('apply', offline, '--dir', PROJECT_ROOT);
+    expect(r1.code).toBe(1);
+    expect(r1.stderr).toContain('is an offline plan; it cannot be applied');
+
+    const other = path.join(dir, 'other.json');
+    writeFileSync(other, JSON.stringify({ ...JSON.parse(readFileSync(offline, 'utf8')), offline: false }));
+    const r2 = await sp('apply', other, '--target', 'kubernetes', '--dir', PROJECT_ROOT);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toContain('was planned for kubernetes,postgres,keycloak; apply it with the same targets');
+
+    const junk = path.join(dir, 'junk.json');
+    writeFileSync(junk, '{"not":"a plan"}');
+    const r3 = await sp('apply', junk, '--dir', PROJECT_ROOT);
+    expect(r3.code).toBe(1);
+    expect(r3.stderr).toContain('is not a plan saved by `systemprompt plan --out`');
+  });
+});
