@@ -273,7 +273,3 @@ export function fingerprintLive(resources: LiveResource[]): string {
 function sha(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
-
-export function hasChanges(plan: Plan): boolean {
-  return plan.changes.length > 0;
-}
