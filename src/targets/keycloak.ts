@@ -295,16 +295,23 @@ export class KeycloakTarget implements Target {
     }
     const id = await this.idOf('scope', realm, name);
     const have = c.action === 'create' ? [] : ((await this.call(`list role mappings of ${c.name}`, 'read', () => this.kc.clientScopes.listRealmScopeMappings({ realm, id }))) as Rep[]).map((r) => r.name as string);
-    const want: string[] = roleScopeMappings ?? [];
+    await this.syncRoles(c.name, realm, have, roleScopeMappings ?? [], {
+      add: (reps) => this.kc.clientScopes.addRealmScopeMappings({ realm, id }, reps as never),
+      del: (reps) => this.kc.clientScopes.delRealmScopeMappings({ realm, id }, reps as never),
+    });
+  }
+
+  /** Make the realm roles of a user or client scope go from `have` to `want`: one request each way. */
+  private async syncRoles(what: string, realm: string, have: string[], want: string[], api: { add: (reps: Array<{ id: string; name: string }>) => Promise<unknown>; del: (reps: Array<{ id: string; name: string }>) => Promise<unknown> }): Promise<void> {
     const add = want.filter((r) => !have.includes(r));
     const del = have.filter((r) => !want.includes(r));
     if (add.length) {
       const reps = await Promise.all(add.map((r) => this.roleRep(realm, r)));
-      await this.call(`map roles to ${c.name}`, 'write', () => this.kc.clientScopes.addRealmScopeMappings({ realm, id }, reps as never));
+      await this.call(`grant ${add.join(', ')} to ${what}`, 'write', () => api.add(reps));
     }
     if (del.length) {
       const reps = await Promise.all(del.map((r) => this.roleRep(realm, r)));
-      await this.call(`unmap roles from ${c.name}`, 'write', () => this.kc.clientScopes.delRealmScopeMappings({ realm, id }, reps as never));
+      await this.call(`revoke ${del.join(', ')} from ${what}`, 'write', () => api.del(reps));
     }
   }
 
@@ -326,8 +333,6 @@ export class KeycloakTarget implements Target {
       return;
     }
     const { defaultClientScopes, optionalClientScopes, protocolMappers, ...rep } = spec;
-    let haveDefault: string[] = [];
-    let haveOptional: string[] = [];
     if (c.action === 'create') {
       await this.ignoreConflict(() => this.call(`create client ${c.name}`, 'write', () => this.kc.clients.create({ realm, clientId, ...rep, protocolMappers: withProtocol(protocolMappers) })));
     }
@@ -345,26 +350,22 @@ export class KeycloakTarget implements Target {
       this.call(`list default scopes of ${c.name}`, 'read', () => this.kc.clients.listDefaultClientScopes({ realm, id })),
       this.call(`list optional scopes of ${c.name}`, 'read', () => this.kc.clients.listOptionalClientScopes({ realm, id })),
     ]);
-    haveDefault = (d as Rep[]).map((s) => s.name as string);
-    haveOptional = (o as Rep[]).map((s) => s.name as string);
-    const wantD: string[] = defaultClientScopes ?? [];
-    const wantO: string[] = optionalClientScopes ?? [];
+    const lists = [
+      { kind: 'default', have: (d as Rep[]).map((x) => x.name as string), want: (defaultClientScopes ?? []) as string[], add: this.kc.clients.addDefaultClientScope, del: this.kc.clients.delDefaultClientScope },
+      { kind: 'optional', have: (o as Rep[]).map((x) => x.name as string), want: (optionalClientScopes ?? []) as string[], add: this.kc.clients.addOptionalClientScope, del: this.kc.clients.delOptionalClientScope },
+    ];
     // A scope is either default or optional: unlink what we manage from the wrong list first.
-    for (const n of haveDefault.filter((n) => ours.has(n) && !wantD.includes(n))) {
-      const sid = await this.idOf('scope', realm, n);
-      await this.call(`unlink default scope ${n} from ${c.name}`, 'write', () => this.kc.clients.delDefaultClientScope({ realm, id, clientScopeId: sid }));
+    for (const l of lists) {
+      for (const n of l.have.filter((x) => ours.has(x) && !l.want.includes(x))) {
+        const clientScopeId = await this.idOf('scope', realm, n);
+        await this.call(`unlink ${l.kind} scope ${n} from ${c.name}`, 'write', () => l.del({ realm, id, clientScopeId }));
+      }
     }
-    for (const n of haveOptional.filter((n) => ours.has(n) && !wantO.includes(n))) {
-      const sid = await this.idOf('scope', realm, n);
-      await this.call(`unlink optional scope ${n} from ${c.name}`, 'write', () => this.kc.clients.delOptionalClientScope({ realm, id, clientScopeId: sid }));
-    }
-    for (const n of wantD.filter((n) => !haveDefault.includes(n))) {
-      const sid = await this.idOf('scope', realm, n);
-      await this.call(`link default scope ${n} to ${c.name}`, 'write', () => this.kc.clients.addDefaultClientScope({ realm, id, clientScopeId: sid }));
-    }
-    for (const n of wantO.filter((n) => !haveOptional.includes(n))) {
-      const sid = await this.idOf('scope', realm, n);
-      await this.call(`link optional scope ${n} to ${c.name}`, 'write', () => this.kc.clients.addOptionalClientScope({ realm, id, clientScopeId: sid }));
+    for (const l of lists) {
+      for (const n of l.want.filter((x) => !l.have.includes(x))) {
+        const clientScopeId = await this.idOf('scope', realm, n);
+        await this.call(`link ${l.kind} scope ${n} to ${c.name}`, 'write', () => l.add({ realm, id, clientScopeId }));
+      }
     }
   }
 
@@ -393,17 +394,10 @@ export class KeycloakTarget implements Target {
       const before = c.diff.find((d) => d.path === 'realmRoles')?.before;
       have = Array.isArray(before) ? (before as string[]) : (realmRoles as string[]);
     }
-    const want: string[] = realmRoles ?? [];
-    const add = want.filter((r) => !have.includes(r));
-    const del = have.filter((r) => !want.includes(r));
-    if (add.length) {
-      const reps = await Promise.all(add.map((r) => this.roleRep(realm, r)));
-      await this.call(`grant ${add.join(', ')} to ${c.name}`, 'write', () => this.kc.users.addRealmRoleMappings({ realm, id, roles: reps }));
-    }
-    if (del.length) {
-      const reps = await Promise.all(del.map((r) => this.roleRep(realm, r)));
-      await this.call(`revoke ${del.join(', ')} from ${c.name}`, 'write', () => this.kc.users.delRealmRoleMappings({ realm, id, roles: reps }));
-    }
+    await this.syncRoles(c.name, realm, have, realmRoles ?? [], {
+      add: (roles) => this.kc.users.addRealmRoleMappings({ realm, id, roles }),
+      del: (roles) => this.kc.users.delRealmRoleMappings({ realm, id, roles }),
+    });
   }
 
   /** An interrupted apply may have created the object already: creating it again is not an error. */
