@@ -32,7 +32,7 @@ export class ApplyLock {
   private lease: V1Lease | undefined;
   readonly holder = `${os.userInfo().username}@${os.hostname()} pid ${process.pid}`;
 
-  constructor(private readonly api: CoordinationV1Api, private readonly count: () => void = () => {}) {}
+  constructor(private readonly api: CoordinationV1Api) {}
 
   async acquire(): Promise<void> {
     const now = new Date();
@@ -43,11 +43,9 @@ export class ApplyLock {
       spec: { holderIdentity: this.holder, leaseDurationSeconds: LEASE_SECONDS, acquireTime: microTime(now), renewTime: microTime(now) },
     };
     try {
-      this.count();
       this.lease = await this.api.createNamespacedLease({ namespace: LOCK_NAMESPACE, body });
     } catch (e) {
       if ((e as { code?: number }).code !== 409) throw e;
-      this.count();
       const current = await this.api.readNamespacedLease({ name: LOCK_NAME, namespace: LOCK_NAMESPACE });
       const renewed = current.spec?.renewTime ? new Date(current.spec.renewTime as unknown as string).getTime() : 0;
       const ttl = (current.spec?.leaseDurationSeconds ?? LEASE_SECONDS) * 1000;
@@ -57,7 +55,6 @@ export class ApplyLock {
         });
       }
       try {
-        this.count();
         this.lease = await this.api.replaceNamespacedLease({
           name: LOCK_NAME,
           namespace: LOCK_NAMESPACE,
@@ -74,7 +71,6 @@ export class ApplyLock {
 
   private async renew(): Promise<void> {
     if (!this.lease) return;
-    this.count();
     this.lease = await this.api.replaceNamespacedLease({
       name: LOCK_NAME,
       namespace: LOCK_NAMESPACE,
@@ -87,7 +83,6 @@ export class ApplyLock {
     this.timer = undefined;
     if (!this.lease) return;
     try {
-      this.count();
       await this.api.deleteNamespacedLease({ name: LOCK_NAME, namespace: LOCK_NAMESPACE });
     } catch {
       /* it expires on its own */

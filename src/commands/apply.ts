@@ -59,7 +59,8 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
 
   const connected = await session.connect();
   const kube = connected.kubernetes;
-  const lock = new ApplyLock(kube.coordination, () => void kube.requests.reads++);
+  // The lock's own requests are bookkeeping: they are not counted as target reads or writes.
+  const lock = new ApplyLock(kube.coordination);
   await lock.acquire().catch((e: unknown) => {
     if (e instanceof ConflictError) throw e;
     throw kubeError('take the apply lock', e);
