@@ -85,7 +85,6 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
     result = await applyPlan(plan, connected.targets, { secrets, desired }, { allowDestroy: opts.allowDestroy, concurrency: opts.concurrency, onEvent: json ? undefined : progress(io) });
   } finally {
     await lock.release();
-    await session.close();
   }
   const secs = ((Date.now() - started) / 1000).toFixed(1);
   if (json) io.out(`${JSON.stringify({ plan, result }, null, 2)}\n`);
