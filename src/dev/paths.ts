@@ -13,7 +13,15 @@ export interface StackPaths {
   readonly secretsDir: string;
   readonly logsDir: string;
   readonly binDir: string;
-  readonly postgres: { readonly dir: string; readonly dataDir: string; readonly socketDir: string; readonly passwordFile: string };
+  readonly postgres: {
+    readonly dir: string;
+    readonly dataDir: string;
+    readonly socketDir: string;
+    /** The product's admin login (`systemprompt`, not a superuser). */
+    readonly passwordFile: string;
+    /** The cluster's bootstrap superuser, used only by `dev up` to set up the admin login. */
+    readonly superuserPasswordFile: string;
+  };
   readonly keycloak: { readonly dir: string; readonly dbDir: string; readonly txLogDir: string; readonly passwordFile: string };
   readonly kube: { readonly dir: string; readonly pkiDir: string; readonly etcdDir: string; readonly certDir: string; readonly kubeconfig: string; readonly controllerManagerKubeconfig: string };
 }
@@ -51,7 +59,13 @@ export function stackPaths(env: NodeJS.ProcessEnv, home = homedir(), cwd = proce
     secretsDir,
     logsDir: join(stackDir, 'logs'),
     binDir: join(stackDir, 'bin'),
-    postgres: { dir: pg, dataDir: join(pg, 'data'), socketDir: join(pg, 'run'), passwordFile: join(secretsDir, 'postgres-admin-password') },
+    postgres: {
+      dir: pg,
+      dataDir: join(pg, 'data'),
+      socketDir: join(pg, 'run'),
+      passwordFile: join(secretsDir, 'postgres-admin-password'),
+      superuserPasswordFile: join(secretsDir, 'postgres-superuser-password'),
+    },
     keycloak: { dir: kc, dbDir: join(kc, 'h2'), txLogDir: join(kc, 'transaction-logs'), passwordFile: join(secretsDir, 'keycloak-admin-password') },
     kube: {
       dir: kube,

@@ -2,6 +2,7 @@ import { chmod, chown, mkdir, readFile, rename, rm, stat, writeFile, appendFile 
 import { join, dirname, sep } from 'node:path';
 import pg from 'pg';
 import { SystemPromptError, TargetError } from '../errors.js';
+import { scramVerifier } from '../targets/passwords.js';
 import { seconds, type DevContext } from './context.js';
 import { logHint } from './logs.js';
 import { isOurProcess, run, waitFor, type RunResult } from './process.js';
@@ -9,8 +10,82 @@ import { ensureSecret, readSecret } from './secrets.js';
 import type { StackState } from './state.js';
 import { findPostgresBin } from './tools.js';
 
-/** The product's admin login (the cluster's bootstrap superuser). */
+/**
+ * The product's admin login. Like the master user of a managed PostgreSQL (RDS, Cloud SQL) it is
+ * not a superuser: it may log in, create roles and create databases, nothing more.
+ */
 export const POSTGRES_ADMIN_USER = 'systemprompt';
+
+/**
+ * The cluster's bootstrap superuser (initdb's `-U`). Only `dev up` uses it, to create or repair the
+ * admin login; its password lives in its own secret file and is never shown.
+ */
+export const POSTGRES_BOOTSTRAP_USER = 'sp_superuser';
+
+/** The attributes the admin login must have, and nothing else. */
+export const ADMIN_ROLE_ATTRIBUTES = 'LOGIN CREATEROLE CREATEDB NOSUPERUSER NOREPLICATION NOBYPASSRLS INHERIT';
+
+/** The admin role as pg_roles shows it. */
+export interface AdminRoleRow {
+  rolsuper: boolean;
+  rolcanlogin: boolean;
+  rolcreaterole: boolean;
+  rolcreatedb: boolean;
+  rolreplication: boolean;
+  rolbypassrls: boolean;
+  rolinherit: boolean;
+}
+
+/** What is known about the cluster's roles, from whichever login worked. */
+export interface AdminRoleFacts {
+  /** The bootstrap superuser's name (the role with OID 10). */
+  bootstrapUser: string;
+  /** The admin role, or undefined when it does not exist. */
+  admin: AdminRoleRow | undefined;
+  /** Whether the admin login with the recorded password works. */
+  adminLoginWorks: boolean;
+}
+
+/**
+ * What to do about the admin role:
+ * - `ok`: nothing;
+ * - `create` / `alter`: (re)make it with the bootstrap superuser (missing, wrong attributes, or a
+ *   password that no longer matches the recorded one);
+ * - `bootstrap-is-admin`: the cluster was created by an older version with the admin login as its
+ *   bootstrap superuser. PostgreSQL 16+ refuses to demote it; 15 allows it, but the role still owns
+ *   every system catalog (so it still reads pg_authid): the cluster must be recreated.
+ */
+export type AdminRoleVerdict = 'ok' | 'create' | 'alter' | 'bootstrap-is-admin';
+
+export function adminRoleVerdict(facts: AdminRoleFacts): AdminRoleVerdict {
+  if (facts.bootstrapUser === POSTGRES_ADMIN_USER) return 'bootstrap-is-admin';
+  const a = facts.admin;
+  if (!a) return 'create';
+  const right = !a.rolsuper && a.rolcanlogin && a.rolcreaterole && a.rolcreatedb && !a.rolreplication && !a.rolbypassrls && a.rolinherit;
+  return right && facts.adminLoginWorks ? 'ok' : 'alter';
+}
+
+/**
+ * The statement that creates or repairs the admin role. The password travels as a SCRAM verifier
+ * (never in clear, not even in the server's log); the role name is a constant.
+ */
+export function adminRoleSql(action: 'create' | 'alter', verifier: string): string {
+  if (!/^SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$/.test(verifier)) throw new Error('not a SCRAM-SHA-256 verifier');
+  return `${action === 'create' ? 'CREATE' : 'ALTER'} ROLE "${POSTGRES_ADMIN_USER}" ${ADMIN_ROLE_ATTRIBUTES} PASSWORD '${verifier}'`;
+}
+
+/** Reads the facts adminRoleVerdict needs; pg_roles is readable by any login, pg_authid is not needed. */
+export const ADMIN_FACTS_SQL = `SELECT (SELECT rolname FROM pg_roles WHERE oid = 10) AS bootstrap,
+       r.rolsuper, r.rolcanlogin, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls, r.rolinherit
+  FROM (SELECT 1) one LEFT JOIN pg_roles r ON r.rolname = $1`;
+
+/** The message for a cluster whose bootstrap superuser is the admin login (made by an older version). */
+export function oldClusterError(dataDir: string): SystemPromptError {
+  return new SystemPromptError(
+    `the PostgreSQL cluster in ${dataDir} was created by an older systemprompt: its admin login \`${POSTGRES_ADMIN_USER}\` is the cluster's bootstrap superuser, which owns the system catalogs and cannot become an ordinary non-superuser login`,
+    { hint: 'start from scratch with `systemprompt dev down --purge`, then `systemprompt dev up` (this deletes the local databases)' },
+  );
+}
 
 export type PostgresRecord = NonNullable<StackState['postgres']>;
 
@@ -63,18 +138,19 @@ function pgQuote(v: string): string {
   return `'${v}'`;
 }
 
-async function initCluster(ctx: DevContext, bin: string, user: OsUser | undefined, password: string, logFile: string): Promise<void> {
+/** initdb with the bootstrap superuser and its password; the admin login is made afterwards. */
+async function initCluster(ctx: DevContext, bin: string, user: OsUser | undefined, superuserPassword: string, logFile: string): Promise<void> {
   const { dir, dataDir } = ctx.paths.postgres;
   const tmpData = `${dataDir}.init`;
   const pwFile = join(dir, '.pwfile');
   await rm(tmpData, { recursive: true, force: true });
-  await writeFile(pwFile, `${password}\n`, { mode: 0o600 });
+  await writeFile(pwFile, `${superuserPassword}\n`, { mode: 0o600 });
   if (user) await chown(pwFile, user.uid, user.gid);
   try {
     const r = await runPg(
       user,
       join(bin, 'initdb'),
-      ['-D', tmpData, '-U', POSTGRES_ADMIN_USER, `--pwfile=${pwFile}`, '--auth-host=scram-sha-256', '--auth-local=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync'],
+      ['-D', tmpData, '-U', POSTGRES_BOOTSTRAP_USER, `--pwfile=${pwFile}`, '--auth-host=scram-sha-256', '--auth-local=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync'],
       dir,
       logFile,
     );
@@ -85,10 +161,15 @@ async function initCluster(ctx: DevContext, bin: string, user: OsUser | undefine
   await rename(tmpData, dataDir);
 }
 
-/** True when the admin login works: the cluster is up and it is ours. */
-export async function postgresHealthy(port: number, password: string): Promise<boolean> {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: POSTGRES_ADMIN_USER, password, database: 'postgres', connectionTimeoutMillis: 2000 });
+function pgClient(port: number, user: string, password: string): pg.Client {
+  const client = new pg.Client({ host: '127.0.0.1', port, user, password, database: 'postgres', connectionTimeoutMillis: 2000 });
   client.on('error', () => undefined);
+  return client;
+}
+
+/** True when `user` logs in with `password` and can run a query. */
+async function canLogIn(port: number, user: string, password: string): Promise<boolean> {
+  const client = pgClient(port, user, password);
   try {
     await client.connect();
     await client.query('SELECT 1');
@@ -98,6 +179,86 @@ export async function postgresHealthy(port: number, password: string): Promise<b
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** True when the admin login works: the cluster is up and it is ours. */
+export function postgresHealthy(port: number, password: string): Promise<boolean> {
+  return canLogIn(port, POSTGRES_ADMIN_USER, password);
+}
+
+/** Runs `fn` with a client logged in as `user`, or returns undefined when the login fails. */
+async function withLogin<T>(port: number, user: string, password: string, fn: (c: pg.Client) => Promise<T>): Promise<{ value: T } | undefined> {
+  const client = pgClient(port, user, password);
+  try {
+    await client.connect();
+  } catch {
+    await client.end().catch(() => undefined);
+    return undefined;
+  }
+  try {
+    return { value: await fn(client) };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function readAdminFacts(client: pg.Client, adminLoginWorks: boolean): Promise<AdminRoleFacts> {
+  const { rows } = await client.query<{ bootstrap: string } & { [K in keyof AdminRoleRow]: AdminRoleRow[K] | null }>(ADMIN_FACTS_SQL, [POSTGRES_ADMIN_USER]);
+  const { bootstrap, ...role } = rows[0]!;
+  // No row in pg_roles: every column of the outer join is null.
+  return { bootstrapUser: bootstrap, admin: role.rolsuper === null ? undefined : (role as AdminRoleRow), adminLoginWorks };
+}
+
+/**
+ * Makes the admin login what the product expects (LOGIN CREATEROLE CREATEDB NOSUPERUSER, with the
+ * recorded password), idempotently: checked as the admin itself, repaired as the bootstrap
+ * superuser only when needed. Fails for a cluster whose bootstrap superuser is the admin login.
+ * Returns what was done.
+ */
+export async function ensureAdminRole(
+  port: number,
+  dataDir: string,
+  adminPassword: string,
+  superuserPassword: string | undefined,
+  superuserPasswordFile: string,
+): Promise<'ok' | 'created' | 'repaired'> {
+  const asAdmin = await withLogin(port, POSTGRES_ADMIN_USER, adminPassword, (c) => readAdminFacts(c, true));
+  if (asAdmin) {
+    const verdict = adminRoleVerdict(asAdmin.value);
+    if (verdict === 'bootstrap-is-admin') throw oldClusterError(dataDir);
+    if (verdict === 'ok') return 'ok';
+  }
+  const why = asAdmin ? 'it has the wrong attributes' : 'it cannot log in with its recorded password';
+  if (superuserPassword === undefined) {
+    throw new SystemPromptError(`the PostgreSQL admin login \`${POSTGRES_ADMIN_USER}\` needs repair (${why}), but the bootstrap superuser's password file ${superuserPasswordFile} is gone`, {
+      hint: 'start from scratch with `systemprompt dev down --purge`, then `systemprompt dev up`',
+    });
+  }
+  const done = await withLogin(port, POSTGRES_BOOTSTRAP_USER, superuserPassword, async (c) => {
+    const facts = await readAdminFacts(c, asAdmin !== undefined);
+    const verdict = adminRoleVerdict(facts);
+    if (verdict === 'bootstrap-is-admin') throw oldClusterError(dataDir);
+    if (verdict === 'ok') return 'ok' as const;
+    // Keep the verifier out of the server log even if the statement fails.
+    await c.query(`SET log_statement = 'none'; SET log_min_error_statement = 'panic'`);
+    try {
+      await c.query(adminRoleSql(verdict, scramVerifier(adminPassword)));
+    } catch (e) {
+      const msg = ((e as Error).message ?? String(e)).replace(/SCRAM-SHA-256\$[^'\s]+/g, '(verifier)');
+      throw new TargetError('postgres', `could not ${verdict} the admin login \`${POSTGRES_ADMIN_USER}\`: ${msg}`);
+    }
+    return verdict === 'create' ? ('created' as const) : ('repaired' as const);
+  });
+  if (!done) {
+    throw new SystemPromptError(
+      `the PostgreSQL admin login \`${POSTGRES_ADMIN_USER}\` needs repair (${why}), but the bootstrap superuser \`${POSTGRES_BOOTSTRAP_USER}\` cannot log in either`,
+      { hint: 'start from scratch with `systemprompt dev down --purge`, then `systemprompt dev up`' },
+    );
+  }
+  if (!(await withLogin(port, POSTGRES_ADMIN_USER, adminPassword, async (c) => adminRoleVerdict(await readAdminFacts(c, true)) === 'ok'))?.value) {
+    throw new TargetError('postgres', `the admin login \`${POSTGRES_ADMIN_USER}\` still does not work after its repair`);
+  }
+  return done.value;
 }
 
 /** Markers on the postmaster's command line that make it ours. */
@@ -115,7 +276,7 @@ export async function postgresRunning(ctx: DevContext, rec: PostgresRecord | und
 /** Creates the throwaway cluster the first time, then starts it with pg_ctl on its own loopback port. */
 export async function startPostgres(ctx: DevContext): Promise<PostgresRecord> {
   const t0 = Date.now();
-  const { dir, dataDir, socketDir, passwordFile } = ctx.paths.postgres;
+  const { dir, dataDir, socketDir, passwordFile, superuserPasswordFile } = ctx.paths.postgres;
   const bin = await findPostgresBin(ctx.env);
   const user = await serverUser();
   const logFile = join(ctx.paths.logsDir, 'postgres.log');
@@ -135,9 +296,11 @@ export async function startPostgres(ctx: DevContext): Promise<PostgresRecord> {
     });
   }
   const password = await ensureSecret(passwordFile);
+  // A cluster made by an older version has no superuser password file: none is invented for it.
+  const superuserPassword = initialised ? await readSecret(superuserPasswordFile) : await ensureSecret(superuserPasswordFile);
   if (!initialised) {
     ctx.progress('postgres', `creating a cluster in ${dataDir}`);
-    await initCluster(ctx, bin, user, password, logFile);
+    await initCluster(ctx, bin, user, superuserPassword!, logFile);
   }
 
   const port = ctx.ports.postgres;
@@ -147,14 +310,21 @@ export async function startPostgres(ctx: DevContext): Promise<PostgresRecord> {
     throw new TargetError('postgres', `pg_ctl start failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`, { hint: await logHint(logFile) });
   }
   const pid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
-  await waitFor(async () => ((await postgresHealthy(port, password)) ? true : undefined), {
+  const anyLogin = async () =>
+    (await postgresHealthy(port, password)) || (superuserPassword !== undefined && (await canLogIn(port, POSTGRES_BOOTSTRAP_USER, superuserPassword)));
+  // On failure the postmaster is stopped: it is not recorded in the state file, so `dev down` would not.
+  const stopOnFailure = (mode: 'fast' | 'immediate') => async (e: unknown) => {
+    await runPg(user, join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', mode, '-w', '-t', '30'], dir);
+    throw e;
+  };
+  await waitFor(async () => ((await anyLogin()) ? true : undefined), {
     timeoutMs: 30_000,
     what: 'postgres',
-    onTimeout: () => new TargetError('postgres', `not accepting the admin login on 127.0.0.1:${port} after 30s`, { hint: `see ${logFile}` }),
-  }).catch(async (e: unknown) => {
-    await runPg(user, join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', '30'], dir);
-    throw e;
-  });
+    onTimeout: () => new TargetError('postgres', `not accepting logins on 127.0.0.1:${port} after 30s`, { hint: `see ${logFile}` }),
+  }).catch(stopOnFailure('immediate'));
+  const done = await ensureAdminRole(port, dataDir, password, superuserPassword, superuserPasswordFile).catch(stopOnFailure('fast'));
+  if (done === 'created') ctx.progress('postgres', `created the admin login ${POSTGRES_ADMIN_USER} (${ADMIN_ROLE_ATTRIBUTES})`);
+  if (done === 'repaired') ctx.progress('postgres', `repaired the admin login ${POSTGRES_ADMIN_USER} (now ${ADMIN_ROLE_ATTRIBUTES})`);
   ctx.progress('postgres', `ready in ${seconds(Date.now() - t0)} on 127.0.0.1:${port}`);
   return {
     pid,

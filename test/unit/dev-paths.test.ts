@@ -15,6 +15,7 @@ describe('stack and cache folders', () => {
     const p = stackPaths({ SYSTEMPROMPT_STACK_DIR: '/s', SYSTEMPROMPT_CACHE_DIR: '/c' });
     expect(p.stateFile).toBe('/s/stack.json');
     expect(p.postgres.passwordFile).toBe('/s/secrets/postgres-admin-password');
+    expect(p.postgres.superuserPasswordFile).toBe('/s/secrets/postgres-superuser-password');
     expect(p.keycloak.passwordFile).toBe('/s/secrets/keycloak-admin-password');
     expect(p.keycloak.dbDir.startsWith('/s/')).toBe(true);
     expect(p.kube.kubeconfig).toBe('/s/kube/pki/admin.kubeconfig');
