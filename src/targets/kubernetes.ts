@@ -2,7 +2,7 @@ import { CoordinationV1Api, KubeConfig, type KubernetesObject } from '@kubernete
 import { KubeHttp } from './kube-http.js';
 import { KUBE_KINDS } from '../compile/kubernetes.js';
 import type { DesiredState } from '../compile/desired.js';
-import { parseQuantity } from '../compile/quantity.js';
+import { quantitiesEqual } from '../compile/quantity.js';
 import { TargetError } from '../errors.js';
 import { FIELD_MANAGER, isSecretRef, MANAGED_BY_LABEL, MANAGED_BY_VALUE, TENANT_LABEL, type Json, type JsonObject, type LiveResource } from '../model/resource.js';
 import type { Change } from '../plan/plan.js';
@@ -195,7 +195,7 @@ export function normalizeQuantities(want: JsonObject, live: JsonObject): void {
   const walk = (w: Json | undefined, l: Json | undefined, set: (v: Json) => void): void => {
     if (typeof w === 'string' && typeof l === 'string' && w !== l) {
       try {
-        if (parseQuantity(w) === parseQuantity(l)) set(w);
+        if (quantitiesEqual(w, l)) set(w);
       } catch {
         /* not quantities */
       }
