@@ -7,7 +7,10 @@ export interface Diagnostic {
   severity: Severity;
   /** Repository-relative path with forward slashes, e.g. `tenants/acme.yaml`. */
   file: string;
-  /** 1-based; 0 when the problem concerns the file as a whole. */
+  /**
+   * 1-based. A problem of the file as a whole (binary, not UTF-8, too large, misnamed, missing) is
+   * at 1:1; the loader never leaves a diagnostic without a line and a column.
+   */
   line: number;
   col: number;
   /** YAML path of the offending node, e.g. `users[2].scopes[0]`; empty for the document. */
@@ -38,6 +41,7 @@ export const CODES = {
   SP034: 'template uses an unknown variable',
   SP035: 'default tenant has no tenant file',
   SP036: 'tenancy disabled but several tenants exist',
+  SP037: 'agent card URL is not an absolute http(s) URL',
   SP040: 'tenant defined twice',
   SP041: 'user email defined twice in one tenant',
   SP042: 'agent defined twice',

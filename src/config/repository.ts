@@ -63,7 +63,7 @@ export function loadRepository(files: RepoFiles): LoadResult {
   // systemprompt.yml is accepted only as a misspelling to report.
   if (files.has('systemprompt.yml')) {
     diagnostics.push({
-      code: 'SP005', severity: 'error', file: 'systemprompt.yml', line: 0, col: 0, path: '',
+      code: 'SP005', severity: 'error', file: 'systemprompt.yml', line: 1, col: 1, path: '',
       message: 'project settings are read from systemprompt.yaml, not systemprompt.yml',
       hint: 'rename the file to systemprompt.yaml',
     });

@@ -3,13 +3,15 @@ import { renderTemplate, templateVariables } from '../compile/templates.js';
 import { didYouMean, type Diagnostic, type DiagnosticCode, type Severity } from './diagnostics.js';
 import type { AgentConfig, Naming, ProjectConfig, TenantConfig } from './model.js';
 import { formatPath, locate, type PathSegment, type SourceFile } from './source.js';
+import { cardUrls, urlProblem } from './urls.js';
 
 /** The cross-file rules of the config format (DESIGN §1), on schema-valid files. */
 export function checkRules(repo: { project: ProjectConfig; tenants: TenantConfig[]; agents: AgentConfig[] }): Diagnostic[] {
   const out: Diagnostic[] = [];
   const { project, tenants, agents } = repo;
   const emit = (source: SourceFile | undefined, file: string, path: PathSegment[], code: DiagnosticCode, message: string, hint?: string, opts: { at?: 'key' | 'value'; severity?: Severity } = {}): void => {
-    const pos = source ? locate(source, path, opts.at ?? 'value') : { line: 0, col: 0 };
+    // A problem with no node to point at (a file name, a file that does not exist) is at 1:1.
+    const pos = source ? locate(source, path, opts.at ?? 'value') : { line: 1, col: 1 };
     out.push({ code, severity: opts.severity ?? 'error', file, line: pos.line, col: pos.col, path: formatPath(path), message, ...(hint ? { hint } : {}) });
   };
   const ps = project.source;
@@ -111,6 +113,7 @@ export function checkRules(repo: { project: ProjectConfig; tenants: TenantConfig
       }
     });
     checkCardSecurity(a, emit);
+    checkCardUrls(a, emit);
   }
 
   // Tenants name existing agents.
@@ -165,5 +168,14 @@ function checkCardSecurity(a: AgentConfig, emit: Emit): void {
   check(card.security, [...a.basePath, 'card', 'security']);
   if (Array.isArray(card.skills)) {
     card.skills.forEach((skill: { security?: unknown }, i: number) => check(skill?.security, [...a.basePath, 'card', 'skills', i, 'security']));
+  }
+}
+
+/** Every URL-valued field of the card is an absolute http(s) URL, also those the compiler replaces. */
+function checkCardUrls(a: AgentConfig, emit: Emit): void {
+  if (!a.card) return;
+  for (const { path, value, anyScheme } of cardUrls(a.card)) {
+    const problem = urlProblem(value, { anyScheme });
+    if (problem) emit(a.source, a.source.file, [...a.basePath, 'card', ...path], 'SP037', problem.message, problem.hint);
   }
 }

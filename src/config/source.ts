@@ -1,4 +1,4 @@
-import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { LineCounter, isAlias, isCollection, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Alias, type Document } from 'yaml';
 import type { Diagnostic, DiagnosticCode } from './diagnostics.js';
 
 /** One YAML file of the repository, parsed, with what is needed to point back into it. */
@@ -55,10 +55,13 @@ export interface ParsedSource {
   diagnostics: Diagnostic[];
 }
 
-/** Parse one file. Never throws: every problem becomes a diagnostic. */
+/**
+ * Parse one file. Never throws: every problem becomes a diagnostic, and every diagnostic has a line
+ * and a column (1:1 for a problem of the file as a whole).
+ */
 export function parseSource(file: string, content: Uint8Array | string): ParsedSource {
   let text: string | undefined;
-  const fileDiag = (code: DiagnosticCode, message: string, hint?: string, line = 0, col = 0): ParsedSource => ({
+  const fileDiag = (code: DiagnosticCode, message: string, hint?: string, line = 1, col = 1): ParsedSource => ({
     ...(text !== undefined ? { text } : {}),
     diagnostics: [{ code, severity: 'error', file, line, col, path: '', message, ...(hint ? { hint } : {}) }],
   });
@@ -75,7 +78,9 @@ export function parseSource(file: string, content: Uint8Array | string): ParsedS
     try {
       text = utf8.decode(content);
     } catch {
-      return fileDiag('SP005', 'file is not valid UTF-8 text', 'save the file as UTF-8');
+      const bad = firstInvalidUtf8(content);
+      const where = bad === undefined ? '' : ` (byte 0x${content[bad.offset]!.toString(16).toUpperCase().padStart(2, '0')} at line ${bad.line}, column ${bad.col})`;
+      return fileDiag('SP005', `file is not valid UTF-8 text${where}`, 'save the file as UTF-8 (it may be in Latin-1 or Windows-1252)');
     }
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
@@ -116,10 +121,20 @@ export function parseSource(file: string, content: Uint8Array | string): ParsedS
     value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    if (/alias/i.test(msg)) {
-      return fileDiag('SP003', `too many alias references (more than ${MAX_ALIAS_COUNT}): refusing to expand a possible alias bomb`, 'write the values out, or use fewer anchors and aliases');
+    // Point at the alias whose expansion crossed the limit, not at the file.
+    const alias = aliasOverLimit(doc, MAX_ALIAS_COUNT);
+    if (alias || /excessive alias/i.test(msg)) {
+      const pos = positionAt(text, alias?.range?.[0] ?? doc.contents?.range?.[0] ?? 0);
+      const which = alias ? ` at alias \`*${alias.source}\`` : '';
+      return fileDiag('SP003', `too many alias references (more than ${MAX_ALIAS_COUNT})${which}: refusing to expand a possible alias bomb`, 'write the values out, or use fewer anchors and aliases', pos.line, pos.col);
     }
-    return fileDiag('SP001', `YAML could not be read: ${firstLine(msg)}`);
+    const unresolved = unresolvedAlias(doc);
+    if (unresolved) {
+      const pos = positionAt(text, unresolved.range?.[0] ?? 0);
+      return fileDiag('SP001', `YAML syntax: alias \`*${unresolved.source}\` refers to no anchor \`&${unresolved.source}\` before it`, yamlHint('BAD_ALIAS'), pos.line, pos.col);
+    }
+    const pos = positionAt(text, doc.contents?.range?.[0] ?? 0);
+    return fileDiag('SP001', `YAML could not be read: ${firstLine(msg)}`, undefined, pos.line, pos.col);
   }
 
   if (value === null || value === undefined) {
@@ -131,6 +146,113 @@ export function parseSource(file: string, content: Uint8Array | string): ParsedS
     return fileDiag('SP004', `document is ${what}; a mapping (key: value) is expected`, undefined, pos.line, pos.col);
   }
   return { source: { file, text, value: value as Record<string, unknown> }, diagnostics: [] };
+}
+
+/**
+ * The alias at which converting `doc` to JSON goes over `max` alias expansions. It repeats the count
+ * the `yaml` package keeps in `toJS({ maxAliasCount })` (per anchor: references so far times the
+ * largest expansion nested in the anchored node), in the same document order, so that the
+ * diagnostic can name the alias that crossed the limit; the package's error does not.
+ */
+export function aliasOverLimit(doc: Document, max: number): Alias | undefined {
+  const counts = new Map<unknown, { count: number; aliasCount: number }>();
+  const latestAnchor = new Map<string, unknown>();
+  const targets = new Map<Alias, unknown>();
+  const aliasCount = (node: unknown): number => {
+    if (isAlias(node)) {
+      const d = counts.get(targets.get(node));
+      return d ? d.count * d.aliasCount : 0;
+    }
+    if (isCollection(node)) return node.items.reduce<number>((m, item) => Math.max(m, aliasCount(item)), 0);
+    if (isPair(node)) return Math.max(aliasCount(node.key), aliasCount(node.value));
+    return 1;
+  };
+  let hit: Alias | undefined;
+  visit(doc, {
+    Node(_key, node) {
+      if (isAlias(node)) {
+        const found = latestAnchor.get(node.source);
+        const d = counts.get(found);
+        if (!d) return undefined;
+        targets.set(node, found);
+        d.count += 1;
+        if (d.aliasCount === 0) d.aliasCount = aliasCount(found);
+        if (d.count * d.aliasCount > max) {
+          hit = node;
+          return visit.BREAK;
+        }
+        return undefined;
+      }
+      const anchor = (node as { anchor?: string }).anchor;
+      if (anchor) {
+        latestAnchor.set(anchor, node);
+        counts.set(node, { count: 1, aliasCount: 0 });
+      }
+      return undefined;
+    },
+  });
+  return hit;
+}
+
+/** The first alias with no anchor of its name before it (the `yaml` package cannot resolve it). */
+function unresolvedAlias(doc: Document): Alias | undefined {
+  const anchors = new Set<string>();
+  let hit: Alias | undefined;
+  visit(doc, {
+    Node(_key, node) {
+      if (isAlias(node)) {
+        if (anchors.has(node.source)) return undefined;
+        hit = node;
+        return visit.BREAK;
+      }
+      const anchor = (node as { anchor?: string }).anchor;
+      if (anchor) anchors.add(anchor);
+      return undefined;
+    },
+  });
+  return hit;
+}
+
+/** Offset, line and column (in characters) of the first byte that breaks UTF-8, if any. */
+export function firstInvalidUtf8(bytes: Uint8Array): { offset: number; line: number; col: number } | undefined {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i]!;
+    if (b < 0x80) {
+      if (b === 0x0a) {
+        line++;
+        lineStart = i + 1;
+      }
+      i++;
+      continue;
+    }
+    // Unicode 15, table 3-7: the well-formed UTF-8 byte sequences.
+    let n: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) n = 1;
+    else if (b >= 0xe0 && b <= 0xef) {
+      n = 2;
+      if (b === 0xe0) lo = 0xa0;
+      if (b === 0xed) hi = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      n = 3;
+      if (b === 0xf0) lo = 0x90;
+      if (b === 0xf4) hi = 0x8f;
+    } else n = -1;
+    let ok = n > 0;
+    for (let k = 1; ok && k <= n; k++) {
+      const c = bytes[i + k];
+      if (c === undefined || c < (k === 1 ? lo : 0x80) || c > (k === 1 ? hi : 0xbf)) ok = false;
+    }
+    if (!ok) {
+      const col = utf8.decode(bytes.subarray(lineStart, i)).length + 1;
+      return { offset: i, line, col };
+    }
+    i += n + 1;
+  }
+  return undefined;
 }
 
 function firstLine(s: string): string {

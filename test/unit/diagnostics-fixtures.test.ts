@@ -9,8 +9,6 @@ import { bufferIo } from '../helpers/io.js';
 
 const root = path.resolve(__dirname, '../fixtures/diagnostics');
 const scenarios = readdirSync(root).sort();
-/** Codes that concern a file as a whole and have no line. */
-const FILE_LEVEL = new Set(['SP003', 'SP005', 'SP020', 'SP035']);
 
 describe('diagnostic scenarios (one fixture folder each)', () => {
   it.each(scenarios)('%s', async (name) => {
@@ -28,8 +26,10 @@ describe('diagnostic scenarios (one fixture folder each)', () => {
     }
     for (const d of result.diagnostics) {
       expect(d.file, JSON.stringify(d)).toMatch(/^(systemprompt\.ya?ml|tenants\/.+|services\/agents\/.+)$/);
-      if (!FILE_LEVEL.has(d.code)) expect(d.line, JSON.stringify(d)).toBeGreaterThan(0);
-      expect(rendered).toContain(d.line > 0 ? `${d.file}:${d.line}:${d.col}: ${d.severity} ${d.code}:` : `${d.file}: ${d.severity} ${d.code}:`);
+      // Every diagnostic names file:line:col; a problem of the whole file is at 1:1.
+      expect(d.line, JSON.stringify(d)).toBeGreaterThan(0);
+      expect(d.col, JSON.stringify(d)).toBeGreaterThan(0);
+      expect(rendered).toContain(`${d.file}:${d.line}:${d.col}: ${d.severity} ${d.code}:`);
     }
   });
 
