@@ -4,11 +4,12 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { run } from '../dist/cli/main.js';
-import { resolveEndpoints } from '../dist/dev/endpoints.js';
+import { devStackEndpoints } from '../dist/dev/endpoints.js';
+import { resolveEndpoints } from '../dist/targets/endpoints.js';
 import { writeRepository } from './compile/generate.js';
 
 export async function targetEnv() {
-  const e = await resolveEndpoints(process.env);
+  const e = await resolveEndpoints(process.env, devStackEndpoints);
   return {
     PATH: process.env.PATH,
     HOME: process.env.HOME,

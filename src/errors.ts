@@ -24,16 +24,32 @@ export class ConfigInvalidError extends SystemPromptError {}
 /** A required tool (JDK, Go, Maven, PostgreSQL) is missing on this machine. */
 export class MissingToolError extends SystemPromptError {}
 
-/** A target system (Keycloak, Kubernetes, PostgreSQL) refused or failed a request. */
+/**
+ * A target system (Keycloak, Kubernetes, PostgreSQL) refused or failed a request. What kind of
+ * failure it was is in the codes the server sent (HTTP status, Kubernetes reason, SQLSTATE), never
+ * to be guessed from the message, whose words change with the server's version and language.
+ */
 export class TargetError extends SystemPromptError {
   readonly target: string;
   readonly transient: boolean;
-  constructor(target: string, message: string, opts: { hint?: string; transient?: boolean; cause?: unknown } = {}) {
+  /** HTTP status of a Keycloak or Kubernetes answer. */
+  readonly status: number | undefined;
+  /** Kubernetes `reason` (AlreadyExists, Conflict, NotFound, ...). */
+  readonly reason: string | undefined;
+  /** PostgreSQL SQLSTATE (42710 duplicate object, 42P04 duplicate database, ...). */
+  readonly sqlstate: string | undefined;
+  constructor(target: string, message: string, opts: { hint?: string; transient?: boolean; cause?: unknown; status?: number; reason?: string; sqlstate?: string } = {}) {
     super(`${target}: ${message}`, opts);
     this.target = target;
     this.transient = opts.transient ?? false;
+    this.status = opts.status;
+    this.reason = opts.reason;
+    this.sqlstate = opts.sqlstate;
   }
 }
+
+/** The apply lock was lost (renewal failed, expired or taken): no further write may happen. */
+export class FencedError extends SystemPromptError {}
 
 /** Another apply holds the lock, or a saved plan no longer matches the live state. */
 export class ConflictError extends SystemPromptError {}

@@ -1,11 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
-import { ApplyLock } from '../apply/lock.js';
-import { applyPlan, checkApplicable, type ApplyEvent, type ApplyResult } from '../apply/engine.js';
-import { ApplySecrets } from '../apply/secrets.js';
 import type { Io } from '../cli/io.js';
-import { AbortedError, ConflictError, TargetError, UsageError } from '../errors.js';
-import { computePlan, type Plan } from '../plan/plan.js';
+import { AbortedError, ConflictError, SystemPromptError, UsageError } from '../errors.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../model/ownership.js';
+import type { Plan } from '../plan/plan.js';
+import { checkApplicable, type ApplyEvent } from '../reconcile/engine.js';
+import { kubeLeaseStore, LeaseLock } from '../reconcile/lease.js';
+import { reconcile } from '../reconcile/reconcile.js';
 import { renderPlanText } from '../plan/render.js';
 import { kubeError } from '../targets/kube-errors.js';
 import { makePlan } from './plan.js';
@@ -18,7 +19,13 @@ export interface ApplyOptions {
   allowDestroy: boolean;
   output: 'text' | 'json';
   concurrency: number;
+  /** How long to wait for the lock another apply holds (0: fail at once, naming the holder). */
+  lockTimeoutMs: number;
 }
+
+/** The apply lock: one Lease for the whole cluster's systemprompt state. */
+export const LOCK_NAMESPACE = 'kube-system';
+export const LOCK_NAME = 'systemprompt-apply';
 
 const SIGN = { create: '+', update: '~', delete: '-' } as const;
 
@@ -43,15 +50,15 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
     if (saved.liveFingerprint !== fresh.liveFingerprint) throw new ConflictError(`the live state changed since ${opts.planFile} was saved; nothing was applied`, { hint: 'run `systemprompt plan --out` again and review the new plan' });
   };
   checkSaved(first.plan);
-  let plan: Plan = saved ?? first.plan;
+  const shown: Plan = saved ?? first.plan;
 
-  if (plan.changes.length === 0) {
-    if (json) io.out(`${JSON.stringify({ plan, result: { applied: 0, failed: [], skipped: 0, writes: 0 } }, null, 2)}\n`);
-    else io.out(renderPlanText(plan));
-    return plan.conflicts.length > 0 ? 1 : 0;
+  if (shown.changes.length === 0) {
+    if (json) io.out(`${JSON.stringify({ plan: shown, result: { applied: 0, failed: [], skipped: 0, writes: 0 } }, null, 2)}\n`);
+    else io.out(renderPlanText(shown));
+    return shown.conflicts.length > 0 ? 1 : 0;
   }
-  if (!json) io.out(renderPlanText(plan));
-  checkApplicable(plan, opts.allowDestroy);
+  if (!json) io.out(renderPlanText(shown));
+  checkApplicable(shown, opts.allowDestroy);
   if (!opts.autoApprove && !saved) {
     if (!io.interactive) throw new AbortedError('refusing to ask for confirmation: standard input is not a terminal', { hint: 'review the plan, then pass --auto-approve' });
     if (!(await confirm('Apply these changes? Only "yes" is accepted: '))) throw new AbortedError('apply cancelled; nothing was changed');
@@ -60,40 +67,66 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
   const connected = await session.connect();
   const kube = connected.kubernetes;
   // The lock's own requests are bookkeeping: they are not counted as target reads or writes.
-  const lock = new ApplyLock(kube.coordination);
-  await lock.acquire().catch((e: unknown) => {
-    if (e instanceof ConflictError) throw e;
-    throw kubeError('take the apply lock', e);
+  const lock = new LeaseLock(kubeLeaseStore(kube.api, LOCK_NAMESPACE, LOCK_NAME, { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE }), {
+    onEvent: (e) => {
+      if (e.type === 'renew-failed' && !json) io.err(`warning: renewing the apply lock failed (${e.sinceLastRenewMs} ms since the last renewal): ${e.error instanceof Error ? e.error.message : String(e.error)}\n`);
+      if (e.type === 'lost' && !json) io.err(`error: ${e.error.message}; stopping before the next write\n`);
+    },
   });
-  let result: ApplyResult;
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort(new AbortedError('interrupted; changes in flight finish, nothing new starts'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const keycloak = connected.targets.keycloak as { clientSecret?: (realm: string, clientId: string) => Promise<string | undefined> } | undefined;
+  const report = progress(io);
   const started = Date.now();
+  let outcome: Awaited<ReturnType<typeof reconcile>>;
   try {
-    // Read again under the lock: another apply, or an interrupted one's last requests, may have landed.
-    const underLock = computePlan(desired, await session.readLive(desired));
-    if (underLock.liveFingerprint !== plan.liveFingerprint) {
-      checkSaved(underLock);
-      if (!opts.autoApprove) throw new ConflictError('the live state changed while the plan was shown; nothing was applied', { hint: 'run apply again' });
-      plan = underLock;
-      if (!json) io.err('note: the live state moved since the plan was read; applying the plan made under the lock\n');
-      checkApplicable(plan, opts.allowDestroy);
-    }
-    const keycloak = connected.targets.keycloak as { clientSecret?: (realm: string, clientId: string) => Promise<string | undefined> } | undefined;
-    const secrets = new ApplySecrets(desired, {
-      readSecretValue: (ns, name, key) => kube.readSecretValue(ns, name, key),
-      ...(keycloak?.clientSecret ? { clientSecret: (realm: string, id: string) => keycloak.clientSecret!(realm, id) } : {}),
+    outcome = await reconcile({
+      desired,
+      targets: connected.targets,
+      secrets: {
+        readSecretValue: (ns, name, key) => kube.readSecretValue(ns, name, key),
+        ...(keycloak?.clientSecret ? { clientSecret: (realm: string, id: string) => keycloak.clientSecret!(realm, id) } : {}),
+      },
+      lock,
+      lockTimeoutMs: opts.lockTimeoutMs,
+      signal: stop.signal,
+      allowDestroy: opts.allowDestroy,
+      concurrency: opts.concurrency,
+      onEvent: (e) => {
+        if (json) return;
+        if (e.kind === 'waiting') io.err(`waiting for the apply lock held by ${e.holder} (expires in ${Math.ceil(e.expiresInMs / 1000)} s unless renewed)\n`);
+        if (e.kind === 'apply') report(e.event);
+      },
+      // Under the lock, the live state is read again: another apply, or an interrupted one's last
+      // requests, may have landed. With --auto-approve the plan made there is the one applied; an
+      // approved or saved plan only if nothing moved.
+      review: (underLock) => {
+        if (underLock.liveFingerprint === shown.liveFingerprint) return;
+        checkSaved(underLock);
+        if (!opts.autoApprove) throw new ConflictError('the live state changed while the plan was shown; nothing was applied', { hint: 'run apply again' });
+        if (!json) io.err('note: the live state moved since the plan was read; applying the plan made under the lock\n');
+        checkApplicable(underLock, opts.allowDestroy);
+      },
     });
-    result = await applyPlan(plan, connected.targets, { secrets, desired }, { allowDestroy: opts.allowDestroy, concurrency: opts.concurrency, onEvent: json ? undefined : progress(io) });
+  } catch (e) {
+    throw e instanceof SystemPromptError ? e : kubeError('apply', e);
   } finally {
-    await lock.release();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
+  const { plan, result } = outcome;
   const secs = ((Date.now() - started) / 1000).toFixed(1);
   if (json) io.out(`${JSON.stringify({ plan, result }, null, 2)}\n`);
   else {
-    io.out(`Apply ${result.failed.length ? 'incomplete' : 'complete'}: ${result.applied} applied, ${result.failed.length} failed, ${result.skipped} skipped; ${result.writes} writes in ${secs} s.\n`);
+    if (plan.changes.length === 0) io.out('No changes under the lock: another apply made them.\n');
+    io.out(`Apply ${result.failed.length || result.stopped ? 'incomplete' : 'complete'}: ${result.applied} applied, ${result.failed.length} failed, ${result.skipped} skipped; ${result.writes} writes in ${secs} s.\n`);
     for (const f of result.failed) io.err(`failed: ${f.change.target} ${f.change.kind} ${f.change.name}: ${f.error}\n`);
-    if (result.failed.length) io.err('hint: fix the cause and run apply again; what was applied stays, and the next apply continues from there\n');
+    if (result.stopped) io.err(`stopped: ${result.stopped}\n`);
+    if (result.failed.length || result.stopped) io.err('hint: fix the cause and run apply again; what was applied stays, and the next apply continues from there\n');
   }
-  return result.failed.length ? 1 : 0;
+  return result.failed.length || result.stopped ? 1 : 0;
 }
 
 /**

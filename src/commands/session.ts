@@ -1,5 +1,6 @@
 import type { CompileEnvironment, DesiredState } from '../compile/desired.js';
-import { resolveEndpoints, type Endpoints } from '../dev/endpoints.js';
+import { devStackEndpoints } from '../dev/endpoints.js';
+import { resolveEndpoints, type Endpoints } from '../targets/endpoints.js';
 import { TARGETS, type TargetName } from '../model/resource.js';
 import type { LiveState } from '../plan/plan.js';
 import { connectTargets, type Connected } from '../targets/connect.js';
@@ -18,7 +19,7 @@ export class LiveSession {
 
   async getEndpoints(): Promise<Endpoints> {
     if (!this.endpoints) {
-      const e = await resolveEndpoints(this.env);
+      const e = await resolveEndpoints(this.env, devStackEndpoints);
       this.endpoints = this.opts.context ? { ...e, context: this.opts.context } : e;
     }
     return this.endpoints;

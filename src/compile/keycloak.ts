@@ -1,15 +1,9 @@
-import { MANAGED_BY_VALUE, resourceKey, type DesiredResource, type JsonObject } from '../model/resource.js';
+import { KC_MANAGED_ATTR, kcMarker, MANAGED_BY_VALUE, ownedAttributes } from '../model/ownership.js';
+import { resourceKey, type DesiredResource, type JsonObject } from '../model/resource.js';
 import type { TenantDesired } from './desired.js';
 
-/** Keycloak attribute marking what we manage (realms, clients, client scopes, roles, users). */
-export const KC_MANAGED_ATTR = 'systemprompt.io/managed-by';
-export const KC_TENANT_ATTR = 'systemprompt.io/tenant';
 /** Client scope on every agent client that puts the `tenant_id` claim into tokens. */
 export const TENANT_CLAIM_SCOPE = 'systemprompt-tenant';
-
-export function kcMarker(tenant: string): JsonObject {
-  return { [KC_MANAGED_ATTR]: MANAGED_BY_VALUE, [KC_TENANT_ATTR]: tenant };
-}
 
 const claimConfig = (claim: string, jsonType: string, extra: JsonObject = {}): JsonObject => ({
   'claim.name': claim,
@@ -43,14 +37,14 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
       // User profile: ADMIN_EDIT keeps our marker attribute on users (the declarative profile drops
       // undeclared ones); users are identified by email, so first and last names are not required
       // (else the first login stops at an "update your profile" form).
-      spec: { displayName: t.displayName, enabled: true, attributes: kcMarker(t.name), unmanagedAttributePolicy: 'ADMIN_EDIT', namesRequired: false },
+      spec: { displayName: t.displayName, enabled: true, attributes: ownedAttributes(kcMarker(t.name)), unmanagedAttributePolicy: 'ADMIN_EDIT', namesRequired: false },
       dependsOn: [],
       destructive: true,
     },
   ];
 
   for (const s of t.scopes) {
-    if (s.role) out.push(res('RealmRole', s.role, { description: `Holders get the OAuth scope "${s.name}"`, attributes: kcMarker(t.name) }, []));
+    if (s.role) out.push(res('RealmRole', s.role, { description: `Holders get the OAuth scope "${s.name}"`, attributes: ownedAttributes(kcMarker(t.name)) }, []));
   }
 
   const scopeKeys: string[] = [];
@@ -63,7 +57,7 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
         {
           description: s.description,
           protocol: 'openid-connect',
-          attributes: { 'include.in.token.scope': 'true', 'display.on.consent.screen': 'false', ...kcMarker(t.name) },
+          attributes: ownedAttributes({ 'include.in.token.scope': 'true', 'display.on.consent.screen': 'false', ...kcMarker(t.name) }),
           // A client scope with a role scope mapping lands in a token only for users holding the role.
           roleScopeMappings: s.role ? [s.role] : [],
           protocolMappers: [],
@@ -80,7 +74,7 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
       {
         description: 'Puts the tenant_id claim into tokens',
         protocol: 'openid-connect',
-        attributes: { 'include.in.token.scope': 'false', 'display.on.consent.screen': 'false', ...kcMarker(t.name) },
+        attributes: ownedAttributes({ 'include.in.token.scope': 'false', 'display.on.consent.screen': 'false', ...kcMarker(t.name) }),
         roleScopeMappings: [],
         protocolMappers: [
           { name: 'tenant_id', protocolMapper: 'oidc-hardcoded-claim-mapper', config: claimConfig('tenant_id', 'String', { 'claim.value': t.name }) },
@@ -117,7 +111,7 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
           serviceAccountsEnabled: false,
           redirectUris: a.redirectUris,
           webOrigins: ['+'],
-          attributes: { 'pkce.code.challenge.method': 'S256', ...kcMarker(t.name) },
+          attributes: ownedAttributes({ 'pkce.code.challenge.method': 'S256', ...kcMarker(t.name) }),
           defaultClientScopes: [TENANT_CLAIM_SCOPE, ...a.defaultScopes].sort(),
           optionalClientScopes: a.optionalScopes,
           protocolMappers: mappers,
@@ -134,7 +128,7 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
       res(
         'User',
         u.username,
-        { email: u.email, enabled: u.enabled, emailVerified: true, realmRoles: roles, attributes: { [KC_MANAGED_ATTR]: [MANAGED_BY_VALUE] } },
+        { email: u.email, enabled: u.enabled, emailVerified: true, realmRoles: roles, attributes: ownedAttributes({ [KC_MANAGED_ATTR]: [MANAGED_BY_VALUE] }) },
         roles.map((r) => key('RealmRole', `${realm}/${r}`)),
       ),
     );

@@ -1,4 +1,5 @@
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, TENANT_LABEL, resourceKey, type DesiredResource, type JsonObject } from '../model/resource.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, TENANT_LABEL } from '../model/ownership.js';
+import { resourceKey, type DesiredResource, type JsonObject } from '../model/resource.js';
 import type { CompileEnvironment, TenantDesired } from './desired.js';
 import { minQuantity } from './quantity.js';
 
@@ -10,6 +11,8 @@ export const LIMITS_NAME = 'systemprompt-limits';
 export const NETPOL_NAME = 'systemprompt-isolation';
 /** Annotation holding the tenant's request rate (enforced by the gateway, not by Kubernetes). */
 export const RATE_ANNOTATION = 'systemprompt.io/requests-per-minute';
+/** Annotation on the database Secret: the digest of the password it holds (never the password). */
+export const PASSWORD_DIGEST_ANNOTATION = 'systemprompt.io/password-digest';
 
 /** Secret references resolved at apply time; never values. */
 export const POSTGRES_PASSWORD_REF = 'postgres-password';
@@ -50,7 +53,7 @@ export function kubernetesResources(t: TenantDesired, env: CompileEnvironment): 
         metadata: {
           name: ns,
           labels: labels(t),
-          annotations: t.quotas.requestsPerMinute !== undefined ? { [RATE_ANNOTATION]: String(t.quotas.requestsPerMinute) } : {},
+          ...(t.quotas.requestsPerMinute !== undefined ? { annotations: { [RATE_ANNOTATION]: String(t.quotas.requestsPerMinute) } } : {}),
         },
       },
       dependsOn: [],
@@ -105,17 +108,25 @@ export function kubernetesResources(t: TenantDesired, env: CompileEnvironment): 
 
   const pgUrlFormat = `postgresql://${encodeURIComponent(t.dbRole)}:{}@${env.postgresHost}:${env.postgresPort}/${encodeURIComponent(t.database)}`;
   out.push(
-    obj('Secret', 'v1', DATABASE_SECRET, {
-      type: 'Opaque',
-      stringData: {
+    // Secrets are written as `data` (base64 on the way out), never `stringData`: server-side apply
+    // then records each key as ours, and removes a key we stop sending.
+    obj(
+      'Secret',
+      'v1',
+      DATABASE_SECRET,
+      {
+        type: 'Opaque',
+        data: {
         DATABASE_URL: { secretRef: POSTGRES_PASSWORD_REF, format: pgUrlFormat },
         PGHOST: env.postgresHost,
         PGPORT: String(env.postgresPort),
         PGDATABASE: t.database,
         PGUSER: t.dbRole,
         PGPASSWORD: { secretRef: POSTGRES_PASSWORD_REF },
+        },
       },
-    }),
+      { annotations: { [PASSWORD_DIGEST_ANNOTATION]: { secretRef: POSTGRES_PASSWORD_REF, digest: true } } },
+    ),
   );
 
   const oidc: JsonObject = { OIDC_ISSUER: t.issuer, TENANT_ID: t.name };
@@ -123,7 +134,7 @@ export function kubernetesResources(t: TenantDesired, env: CompileEnvironment): 
     oidc[`${envKey(a.name)}_CLIENT_ID`] = a.clientId;
     oidc[`${envKey(a.name)}_CLIENT_SECRET`] = { secretRef: clientSecretRef(a.clientId) };
   }
-  const oidcSecret = obj('Secret', 'v1', OIDC_SECRET, { type: 'Opaque', stringData: oidc });
+  const oidcSecret = obj('Secret', 'v1', OIDC_SECRET, { type: 'Opaque', data: oidc });
   // Client secrets are read from Keycloak: the clients must exist first.
   oidcSecret.dependsOn.push(...t.agents.map((a) => resourceKey({ target: 'keycloak', kind: 'Client', name: `${t.realm}/${a.clientId}` })));
   out.push(oidcSecret);

@@ -1,12 +1,8 @@
+import { pgComment } from '../model/ownership.js';
 import { resourceKey, type DesiredResource } from '../model/resource.js';
 import type { TenantDesired } from './desired.js';
 import { DATABASE_SECRET, POSTGRES_PASSWORD_REF } from './kubernetes.js';
 
-/** Marker written as the COMMENT of roles and databases we manage. */
-export const PG_MARKER_PREFIX = 'managed-by=systemprompt';
-export function pgComment(tenant: string, deletionPolicy: 'retain' | 'delete'): string {
-  return `${PG_MARKER_PREFIX} tenant=${tenant} deletion_policy=${deletionPolicy}`;
-}
 
 export function postgresResources(t: TenantDesired): DesiredResource[] {
   const secretKey = resourceKey({ target: 'kubernetes', kind: 'Secret', name: `${t.namespace}/${DATABASE_SECRET}` });

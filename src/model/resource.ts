@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /** The desired and live state of the three targets, as one list of resources. */
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -46,14 +48,42 @@ export interface SecretRef {
   secretRef: string;
   /** Optional format with `{}` where the secret goes, e.g. a connection URL. */
   format?: string;
+  /** Resolves to secretDigest(value) instead of the value: a public fingerprint of it. */
+  digest?: boolean;
+}
+
+/**
+ * A one-way fingerprint of a secret value (128 bits of SHA-256 over a fixed prefix and the value).
+ * Recorded next to the value where it is stored and where it was last handed out (a role's
+ * comment), so a plan can tell that the two disagree without ever reading the value.
+ */
+export function secretDigest(value: string): string {
+  return createHash('sha256').update(`systemprompt secret\0${value}`).digest('hex').slice(0, 32);
+}
+
+/** A live value that is only known by its hash (Secret data): never the value itself. */
+export interface Redacted {
+  $sha256: string;
+}
+
+export function isRedacted(v: unknown): v is Redacted & JsonObject {
+  return !!v && typeof v === 'object' && !Array.isArray(v) && typeof (v as Record<string, unknown>).$sha256 === 'string';
+}
+
+export function redact(value: string | Buffer): Redacted & JsonObject {
+  return { $sha256: createHash('sha256').update(value).digest('hex') };
+}
+
+/** A live secret consumer (a database role): the digest of the value it was given, when recorded. */
+export interface GivenSecret {
+  $digest: string;
+}
+
+export function isGivenSecret(v: unknown): v is GivenSecret & JsonObject {
+  return !!v && typeof v === 'object' && !Array.isArray(v) && typeof (v as Record<string, unknown>).$digest === 'string';
 }
 
 export function isSecretRef(v: unknown): v is SecretRef & JsonObject {
   return !!v && typeof v === 'object' && !Array.isArray(v) && typeof (v as Record<string, unknown>).secretRef === 'string';
 }
 
-/** Ownership markers written on every object we manage. */
-export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
-export const MANAGED_BY_VALUE = 'systemprompt';
-export const TENANT_LABEL = 'systemprompt.io/tenant';
-export const FIELD_MANAGER = 'systemprompt';

@@ -1,4 +1,5 @@
-import { isSecretRef, type Json } from '../model/resource.js';
+import { createHash } from 'node:crypto';
+import { isGivenSecret, isRedacted, isSecretRef, type Json } from '../model/resource.js';
 
 export interface FieldDiff {
   /** Dotted path inside the spec, e.g. `spec.hard["limits.cpu"]`. */
@@ -9,37 +10,71 @@ export interface FieldDiff {
   sensitive?: boolean;
 }
 
+export interface DiffOptions {
+  /**
+   * Two different strings that mean the same value (Kubernetes quantities: "0.7" and "700m").
+   * Called only for strings that differ, with the path, so metadata can be kept literal.
+   */
+  sameScalar?: (desired: string, live: string, path: string) => boolean;
+  /** The digest of a secret where it is stored (its Secret), to tell a consumer that is out of step. */
+  storedDigest?: (ref: string) => string | undefined;
+}
+
 /**
- * Differences between a desired spec and the live one, over the fields the desired spec sets
- * (fields we do not manage are ignored). Secret references compare by presence only.
+ * Differences between a desired spec and the live one, both ways: a field the desired spec sets
+ * that the live object lacks or holds otherwise, and a field the live object holds that the
+ * desired spec no longer sets (a removal). The live side must therefore hold exactly the fields we
+ * own (each target projects it so). Objects compare key by key; arrays and scalars as wholes.
+ * An empty object and an absent one are the same. Secret values never appear: a secret reference
+ * compares by presence (and, for a consumer, by the digest of what it was given); a redacted live
+ * value ({$sha256}) compares with the hash of the desired value.
  */
-export function diffSpec(desired: Json | undefined, live: Json | undefined, path = ''): FieldDiff[] {
+export function diffSpec(desired: Json | undefined, live: Json | undefined, opts: DiffOptions = {}, path = ''): FieldDiff[] {
   if (isSecretRef(desired)) {
-    return live === undefined || live === null ? [{ path, after: '(sensitive)', sensitive: true }] : [];
+    if (live === undefined || live === null) return [{ path, after: '(sensitive)', sensitive: true }];
+    if (isGivenSecret(live)) {
+      const stored = opts.storedDigest?.(desired.secretRef);
+      if (stored !== undefined && stored !== live.$digest) return [{ path, before: '(out of step with its Secret)', after: '(sensitive)', sensitive: true }];
+    }
+    return [];
   }
-  if (isPlainObject(desired)) {
-    const liveObj = isPlainObject(live) ? live : undefined;
-    if (!liveObj) return [entry(path, live, desired)];
-    const out: FieldDiff[] = [];
-    for (const k of Object.keys(desired).sort()) out.push(...diffSpec(desired[k], liveObj[k], join(path, k)));
-    return out;
+  if (isRedacted(live)) {
+    if (typeof desired === 'string' && sha256(desired) === live.$sha256) return [];
+    return [{ path, ...(desired === undefined ? { before: '(sensitive)' } : { before: '(sensitive)', after: '(sensitive)' }), sensitive: true }];
   }
-  if (Array.isArray(desired)) {
-    return deepEqual(desired, live) ? [] : [entry(path, live, desired)];
+  if (isPlainObject(desired) || isPlainObject(live)) {
+    const d = isPlainObject(desired) ? desired : undefined;
+    const l = isPlainObject(live) ? live : undefined;
+    if ((desired !== undefined && !d) || (live !== undefined && !l)) return [entry(path, live, desired)];
+    const keys = [...new Set([...Object.keys(d ?? {}), ...Object.keys(l ?? {})])].sort();
+    if (keys.length === 0) return [];
+    return keys.flatMap((k) => diffSpec(d?.[k], l?.[k], opts, joinPath(path, k)));
   }
-  if (desired === undefined) return [];
-  return deepEqual(desired, live) ? [] : [entry(path, live, desired)];
+  if (desired === undefined && live === undefined) return [];
+  return valuesEqual(desired, live, opts, path) ? [] : [entry(path, live, desired)];
 }
 
 /** All fields of a spec, as a diff from nothing (creates) or to nothing (deletes). */
 export function flattenSpec(spec: Json, side: 'after' | 'before', path = ''): FieldDiff[] {
-  if (isSecretRef(spec)) return [{ path, [side]: '(sensitive)', sensitive: true }];
+  if (isSecretRef(spec) || isRedacted(spec) || isGivenSecret(spec)) return [{ path, [side]: '(sensitive)', sensitive: true }];
   if (isPlainObject(spec)) {
     const keys = Object.keys(spec).sort();
     if (keys.length === 0) return [{ path, [side]: {} }];
-    return keys.flatMap((k) => flattenSpec(spec[k]!, side, join(path, k)));
+    return keys.flatMap((k) => flattenSpec(spec[k]!, side, joinPath(path, k)));
   }
   return [{ path, [side]: spec }];
+}
+
+function valuesEqual(a: Json | undefined, b: Json | undefined, opts: DiffOptions, path: string): boolean {
+  if (a === b) return true;
+  if (typeof a === 'string' && typeof b === 'string') return opts.sameScalar?.(a, b, path) ?? false;
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => valuesEqual(x, b[i], opts, `${path}[${i}]`));
+  if (isPlainObject(a)) {
+    if (!isPlainObject(b)) return false;
+    const ka = Object.keys(a);
+    return ka.length === Object.keys(b).length && ka.every((k) => k in b && valuesEqual(a[k], b[k], opts, joinPath(path, k)));
+  }
+  return false;
 }
 
 function entry(path: string, before: Json | undefined, after: Json | undefined): FieldDiff {
@@ -49,7 +84,15 @@ function entry(path: string, before: Json | undefined, after: Json | undefined):
   return d;
 }
 
-function join(path: string, key: string): string {
+/** Splits a path made by joinPath back into its keys. */
+export function splitPath(path: string): string[] {
+  const out: string[] = [];
+  const re = /(?:^|\.)([A-Za-z_$][A-Za-z0-9_$]*)|\[("(?:[^"\\]|\\.)*")\]/g;
+  for (let m = re.exec(path); m; m = re.exec(path)) out.push(m[1] ?? (JSON.parse(m[2]!) as string));
+  return out;
+}
+
+export function joinPath(path: string, key: string): string {
   const seg = /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? key : JSON.stringify(key);
   if (!path) return seg.startsWith('"') ? `[${seg}]` : seg;
   return seg.startsWith('"') ? `${path}[${seg}]` : `${path}.${seg}`;
@@ -60,14 +103,11 @@ export function isPlainObject(v: unknown): v is { [k: string]: Json } {
 }
 
 export function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
-  if (isPlainObject(a)) {
-    if (!isPlainObject(b)) return false;
-    const ka = Object.keys(a);
-    return ka.length === Object.keys(b).length && ka.every((k) => deepEqual(a[k], b[k]));
-  }
-  return false;
+  return valuesEqual(a as Json, b as Json, {}, '');
+}
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
 }
 
 /** JSON with sorted keys: the canonical bytes used for fingerprints. */

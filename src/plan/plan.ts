@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { DesiredState } from '../compile/desired.js';
-import { isSecretRef, resourceKey, TARGETS, type DesiredResource, type JsonObject, type LiveResource, type TargetName } from '../model/resource.js';
-import { canonicalJson, diffSpec, flattenSpec, type FieldDiff } from './diff.js';
+import { quantitiesEqual } from '../compile/quantity.js';
+import { isSecretRef, resourceKey, TARGETS, type DesiredResource, type Json, type JsonObject, type LiveResource, type SecretRef, type TargetName } from '../model/resource.js';
+import { canonicalJson, diffSpec, flattenSpec, joinPath, splitPath, type DiffOptions, type FieldDiff } from './diff.js';
 
 export type Action = 'create' | 'update' | 'delete';
 
@@ -66,6 +67,23 @@ export interface LiveState {
 
 export const EMPTY_LIVE: LiveState = { resources: [], requests: {} };
 
+/** How values compare per target: Kubernetes quantities by value outside metadata and Secret data. */
+function diffOptions(target: TargetName, storedDigest: (ref: string) => string | undefined): DiffOptions {
+  if (target !== 'kubernetes') return { storedDigest };
+  return { storedDigest, sameScalar: (d, l, path) => !path.startsWith('metadata') && !path.startsWith('data') && quantitiesEqual(d, l) };
+}
+
+/**
+ * The desired spec as the live side is projected: a Kubernetes object without its identity
+ * (apiVersion, kind, name, namespace: they are the resource's key, and no field manager owns them).
+ */
+export function comparable(d: DesiredResource): JsonObject {
+  if (d.target !== 'kubernetes') return d.spec;
+  const { apiVersion: _a, kind: _k, metadata, ...rest } = d.spec;
+  const { name: _n, namespace: _ns, ...meta } = (metadata ?? {}) as JsonObject;
+  return Object.keys(meta).length ? { ...rest, metadata: meta } : rest;
+}
+
 /** DesiredState x LiveState -> Plan. Pure. */
 export function computePlan(desired: DesiredState, live: LiveState, opts: { offline?: boolean } = {}): Plan {
   const liveByKey = new Map(live.resources.map((r) => [resourceKey(r), r]));
@@ -75,6 +93,18 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
   const retained: Skipped[] = [];
   let unchanged = 0;
 
+  // Where each tenant's secrets are stored (its Kubernetes Secrets), and the digest recorded there.
+  const stored = new Map<string, string>();
+  for (const d of desired.resources) {
+    if (d.target !== 'kubernetes') continue;
+    const l = liveByKey.get(resourceKey(d));
+    for (const { ref, path } of secretRefsOf(d.spec)) {
+      if (!ref.digest) continue;
+      const v = l?.managed ? valueAt(l.spec, path) : undefined;
+      if (typeof v === 'string') stored.set(`${d.tenant}\0${ref.secretRef}`, v);
+    }
+  }
+
   for (const d of desired.resources) {
     const l = liveByKey.get(resourceKey(d));
     if (!l) {
@@ -82,29 +112,33 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
       continue;
     }
     if (!l.managed) {
-      conflicts.push({ ...id(d), reason: `exists without the systemprompt marker; it is never changed. Rename the tenant, or remove or mark the existing ${d.kind.toLowerCase()}` });
+      conflicts.push({ ...id(d), reason: `exists, but systemprompt did not write it; it is never changed. Rename the tenant, or remove the existing ${d.kind.toLowerCase()}` });
       continue;
     }
     if (l.terminating) {
       conflicts.push({ ...id(d), reason: 'is being deleted; plan again once it is gone' });
       continue;
     }
-    const diff = diffSpec(d.spec, l.spec);
+    const diff = diffSpec(comparable(d), l.spec, diffOptions(d.target, (ref) => stored.get(`${d.tenant}\0${ref}`)));
     if (diff.length === 0) unchanged++;
     else changes.push(change('update', d, diff));
   }
 
-  // A secret that is about to be stored anew (its Kubernetes Secret is created) gets a new value:
-  // every existing object that uses it must be told, e.g. the database role's password.
+  // A secret that is about to be stored anew (its Kubernetes Secret is created, or gains the key)
+  // gets a new value: every existing object that uses it must be told, e.g. the database role.
   const newSecrets = new Set<string>();
   for (const c of changes) {
-    if (c.action === 'create' && c.target === 'kubernetes' && c.kind === 'Secret') for (const ref of secretRefsOf(c.spec)) newSecrets.add(`${c.tenant}\0${ref}`);
+    if (c.target !== 'kubernetes' || c.kind !== 'Secret') continue;
+    const spec = desiredByKey(desired).get(resourceKey(c))!.spec;
+    for (const { ref, path } of secretRefsOf(spec)) {
+      if (c.action === 'create' || c.diff.some((f) => f.path === path && f.before === undefined)) newSecrets.add(`${c.tenant}\0${ref.secretRef}`);
+    }
   }
   if (newSecrets.size > 0) {
     const changed = new Set(changes.map((c) => resourceKey(c)));
     for (const d of desired.resources) {
       if (d.target === 'kubernetes' || changed.has(resourceKey(d)) || !liveByKey.get(resourceKey(d))?.managed) continue;
-      const refs = secretRefsOf(d.spec).filter((r) => newSecrets.has(`${d.tenant}\0${r}`));
+      const refs = [...new Set(secretRefsOf(d.spec).map((r) => r.ref.secretRef))].filter((r) => newSecrets.has(`${d.tenant}\0${r}`));
       if (refs.length === 0) continue;
       unchanged--;
       changes.push(change('update', d, refs.map((r) => ({ path: `(secret ${r})`, before: '(sensitive)', after: '(new value)', sensitive: true }))));
@@ -134,7 +168,8 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
       continue;
     }
     const destructive = (l.target === 'keycloak' && l.kind === 'Realm') || (l.target === 'kubernetes' && l.kind === 'Namespace') || (l.target === 'postgres' && l.kind === 'Database');
-    const c: Change = { action: 'delete', target: l.target, kind: l.kind, name: l.name, destructive, diff: flattenSpec(l.spec, 'before'), dependsOn: [] };
+    const diff = flattenSpec(l.spec, 'before').map((f) => (l.target === 'kubernetes' && l.kind === 'Secret' ? redactData(f) : f));
+    const c: Change = { action: 'delete', target: l.target, kind: l.kind, name: l.name, destructive, diff, dependsOn: [] };
     if (l.tenant) c.tenant = l.tenant;
     changes.push(c);
   }
@@ -170,11 +205,31 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
   };
 }
 
-function secretRefsOf(v: unknown, out: string[] = []): string[] {
-  if (isSecretRef(v)) out.push(v.secretRef);
-  else if (Array.isArray(v)) v.forEach((x) => secretRefsOf(x, out));
-  else if (v && typeof v === 'object') Object.values(v).forEach((x) => secretRefsOf(x, out));
-  return [...new Set(out)];
+/** Secret references inside a spec, with the diff path of each. */
+function secretRefsOf(v: Json | undefined, path = '', out: Array<{ ref: SecretRef; path: string }> = []): Array<{ ref: SecretRef; path: string }> {
+  if (isSecretRef(v)) out.push({ ref: v, path });
+  else if (v && typeof v === 'object' && !Array.isArray(v)) for (const [k, x] of Object.entries(v)) secretRefsOf(x, joinPath(path, k), out);
+  return out;
+}
+
+function valueAt(spec: Json | undefined, path: string): Json | undefined {
+  let cur = spec;
+  for (const seg of splitPath(path)) {
+    if (!cur || typeof cur !== 'object' || Array.isArray(cur)) return undefined;
+    cur = cur[seg];
+  }
+  return cur;
+}
+
+const desiredIndex = new WeakMap<DesiredState, Map<string, DesiredResource>>();
+/** The desired resources by key (built once per desired state). */
+export function desiredByKey(desired: DesiredState): Map<string, DesiredResource> {
+  let m = desiredIndex.get(desired);
+  if (!m) {
+    m = new Map(desired.resources.map((r) => [resourceKey(r), r]));
+    desiredIndex.set(desired, m);
+  }
+  return m;
 }
 
 function id(r: { target: TargetName; kind: string; name: string; tenant?: string }): Skipped {
@@ -184,7 +239,28 @@ function id(r: { target: TargetName; kind: string; name: string; tenant?: string
 }
 
 function change(action: Action, d: DesiredResource, diff: FieldDiff[]): Change {
-  return { action, target: d.target, kind: d.kind, name: d.name, tenant: d.tenant, destructive: false, diff, dependsOn: d.dependsOn, spec: d.spec };
+  const isSecret = d.target === 'kubernetes' && d.kind === 'Secret';
+  return { action, target: d.target, kind: d.kind, name: d.name, tenant: d.tenant, destructive: false, diff: isSecret ? diff.map(redactData) : diff, dependsOn: d.dependsOn, spec: redactSpec(d) };
+}
+
+/** A field of a Secret's data, as every rendering shows it: that it changes, never its value. */
+function redactData(f: FieldDiff): FieldDiff {
+  if (!(f.path === 'data' || f.path.startsWith('data.') || f.path.startsWith('data['))) return f;
+  const out: FieldDiff = { path: f.path, sensitive: true };
+  if (f.before !== undefined) out.before = '(sensitive)';
+  if (f.after !== undefined) out.after = '(sensitive)';
+  return out;
+}
+
+/**
+ * The spec as a plan shows it: a Secret's data values are never part of a plan, not even those
+ * that are not secret by themselves. Apply takes specs from the desired state, not from the plan.
+ */
+function redactSpec(d: DesiredResource): JsonObject {
+  if (!(d.target === 'kubernetes' && d.kind === 'Secret')) return d.spec;
+  const data = d.spec.data;
+  if (!data || typeof data !== 'object' || Array.isArray(data)) return d.spec;
+  return { ...d.spec, data: Object.fromEntries(Object.keys(data).map((k) => [k, '(sensitive)'])) };
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { Endpoints } from '../dev/endpoints.js';
+import type { Endpoints } from './endpoints.js';
 import { TARGETS, type TargetName } from '../model/resource.js';
 import type { KubernetesTarget } from './kubernetes.js';
 import type { Target } from './target.js';
@@ -17,10 +17,10 @@ export async function connectTargets(endpoints: Endpoints, selected: readonly Ta
   const { KubernetesTarget } = await import('./kubernetes.js');
   const targets: Connected['targets'] = {};
   // Always there: the apply lock is a Lease, and the database password lives in a Kubernetes Secret.
-  const kubernetes = KubernetesTarget.fromFile(endpoints.kubeconfigPath, endpoints.context, debug);
+  const kubernetes = KubernetesTarget.connect(endpoints.kubeconfigPath, endpoints.context, debug);
   if (selected.includes('kubernetes')) targets.kubernetes = kubernetes;
   if (selected.includes('postgres')) targets.postgres = new (await import('./postgres.js')).PostgresTarget(endpoints.postgresUrl, debug);
-  if (selected.includes('keycloak')) targets.keycloak = new (await import('./keycloak.js')).KeycloakTarget(endpoints.keycloak.url, endpoints.keycloak.username, endpoints.keycloak.password, debug);
+  if (selected.includes('keycloak')) targets.keycloak = new (await import('./keycloak.js')).KeycloakTarget(endpoints.keycloak, debug);
   return {
     targets,
     kubernetes,

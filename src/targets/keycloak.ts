@@ -1,28 +1,42 @@
 import KcAdminClient from '@keycloak/keycloak-admin-client';
 import type { DesiredState } from '../compile/desired.js';
-import { KC_MANAGED_ATTR, KC_TENANT_ATTR } from '../compile/keycloak.js';
 import { TargetError } from '../errors.js';
-import { MANAGED_BY_VALUE, type Json, type JsonObject, type LiveResource } from '../model/resource.js';
+import { isKcMarked, KC_MANAGED_ATTR, KC_OWNED_ATTRS, KC_TENANT_ATTR, kcTenantOf, ownedAttributeKeys } from '../model/ownership.js';
+import type { Json, JsonObject, LiveResource } from '../model/resource.js';
+import type { KeycloakLogin } from './endpoints.js';
 import type { Change } from '../plan/plan.js';
 import { isTransient, requestRunner } from './retry.js';
-import type { ApplyContext, Target } from './target.js';
+import type { ApplyContext, RunGuard, Target } from './target.js';
 
 const PAGE = 500;
 type Rep = Record<string, any>;
 
-const isMarked = (attrs: Record<string, unknown> | undefined): boolean => {
-  const v = attrs?.[KC_MANAGED_ATTR];
-  return v === MANAGED_BY_VALUE || (Array.isArray(v) && v.includes(MANAGED_BY_VALUE));
-};
-const tenantOf = (attrs: Record<string, unknown> | undefined): string | undefined => {
-  const v = attrs?.[KC_TENANT_ATTR];
-  return typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : undefined;
-};
+const isMarked = isKcMarked;
+const tenantOf = kcTenantOf;
 const leaf = (name: string): string => name.slice(name.indexOf('/') + 1);
 const realmOf = (name: string): string => name.slice(0, name.indexOf('/'));
 const sorted = (xs: unknown): string[] => (Array.isArray(xs) ? [...xs].map(String).sort() : []);
 const firstValues = (attrs: Record<string, unknown> | undefined): JsonObject =>
   Object.fromEntries(Object.entries(attrs ?? {}).map(([k, v]) => [k, (Array.isArray(v) ? v[0] : v) as Json]));
+
+/**
+ * The attributes of a live object that are ours: the keys its owned-attributes list names, the
+ * list itself and our markers. An object written before the list existed owns only its markers,
+ * so the next plan adds the list (and nothing is removed that we cannot prove we wrote).
+ */
+export function ownedAttributesOf(attrs: Record<string, unknown> | undefined): JsonObject {
+  const keys = new Set([...(ownedAttributeKeys(attrs) ?? []), KC_OWNED_ATTRS, KC_MANAGED_ATTR, KC_TENANT_ATTR]);
+  return Object.fromEntries(Object.entries(attrs ?? {}).filter(([k]) => keys.has(k))) as JsonObject;
+}
+
+/**
+ * The attributes to write on an update: the live ones, less those we wrote before and no longer
+ * want, plus the desired ones. Attributes others wrote stay.
+ */
+export function mergeAttributes(current: Record<string, unknown> | undefined, desired: Record<string, unknown> | undefined): Record<string, unknown> {
+  const dropped = new Set(Object.keys(ownedAttributesOf(current)).filter((k) => !(desired && k in desired)));
+  return { ...Object.fromEntries(Object.entries(current ?? {}).filter(([k]) => !dropped.has(k))), ...(desired ?? {}) };
+}
 
 /**
  * Keycloak through @keycloak/keycloak-admin-client. Reads scale with tenants and kinds: one realm
@@ -32,33 +46,42 @@ const firstValues = (attrs: Record<string, unknown> | undefined): JsonObject =>
 export class KeycloakTarget implements Target {
   readonly name = 'keycloak' as const;
   readonly requests = { reads: 0, writes: 0 };
+  guard: RunGuard | undefined;
   private readonly kc: KcAdminClient;
   private token: { value: string; expires: number } | undefined;
   private readonly ids = new Map<string, string>();
 
-  constructor(private readonly url: string, private readonly username: string, private readonly password: string, debug?: (line: string) => void) {
-    this.kc = new KcAdminClient({ baseUrl: url.replace(/\/+$/, ''), realmName: 'master' });
+  private readonly url: string;
+
+  constructor(private readonly login: KeycloakLogin, debug?: (line: string) => void) {
+    this.url = login.url.replace(/\/+$/, '');
+    this.kc = new KcAdminClient({ baseUrl: this.url, realmName: login.realm ?? 'master' });
     // Our own token provider: master-realm admin tokens live 60 s; get a new one well before.
     this.kc.registerTokenProvider({ getAccessToken: () => this.accessToken() });
     this.call = requestRunner('keycloak', this.requests, kcError, debug, (e) => {
       // a refused token: the next attempt logs in again
       if ((e as { response?: { status?: number } }).response?.status === 401) this.token = undefined;
-    });
+    }, () => this.guard);
   }
 
+  /** An admin token: password grant for an admin user, client credentials for a confidential client. */
   private async accessToken(force = false): Promise<string> {
     if (!force && this.token && this.token.expires - Date.now() > 20_000) return this.token.value;
-    const body = new URLSearchParams({ grant_type: 'password', client_id: 'admin-cli', username: this.username, password: this.password });
+    const l = this.login;
+    const body = l.clientId
+      ? new URLSearchParams({ grant_type: 'client_credentials', client_id: l.clientId, client_secret: l.clientSecret ?? '' })
+      : new URLSearchParams({ grant_type: 'password', client_id: 'admin-cli', username: l.username ?? '', password: l.password ?? '' });
     let res: Response;
     try {
-      res = await fetch(`${this.url.replace(/\/+$/, '')}/realms/master/protocol/openid-connect/token`, { method: 'POST', body });
+      res = await fetch(`${this.url}/realms/${encodeURIComponent(l.realm ?? 'master')}/protocol/openid-connect/token`, { method: 'POST', body });
     } catch (e) {
       throw new TargetError('keycloak', `cannot reach ${this.url}: ${(e as Error).message}`, { transient: true, hint: 'is Keycloak running? `systemprompt dev status`', cause: e });
     }
     if (!res.ok) {
       throw new TargetError('keycloak', `admin login refused (${res.status})`, {
         transient: res.status >= 500,
-        hint: 'check SYSTEMPROMPT_KEYCLOAK_USER and SYSTEMPROMPT_KEYCLOAK_PASSWORD',
+        status: res.status,
+        hint: l.clientId ? 'check SYSTEMPROMPT_KEYCLOAK_CLIENT_ID and SYSTEMPROMPT_KEYCLOAK_CLIENT_SECRET (a confidential client with service accounts and the realm-admin role)' : 'check SYSTEMPROMPT_KEYCLOAK_USER and SYSTEMPROMPT_KEYCLOAK_PASSWORD',
       });
     }
     const json = (await res.json()) as { access_token: string; expires_in: number };
@@ -76,7 +99,7 @@ export class KeycloakTarget implements Target {
     for (const r of realms as Rep[]) {
       const managed = isMarked(r.attributes);
       if (!managed && !wanted.has(r.realm)) continue;
-      const spec: JsonObject = { displayName: r.displayName ?? '', enabled: r.enabled ?? false, attributes: (r.attributes ?? {}) as JsonObject };
+      const spec: JsonObject = managed ? { displayName: r.displayName ?? '', enabled: r.enabled ?? false, attributes: ownedAttributesOf(r.attributes) } : {};
       const live: LiveResource = { target: 'keycloak', kind: 'Realm', name: r.realm, managed, spec };
       const t = tenantOf(r.attributes);
       if (t) live.tenant = t;
@@ -106,7 +129,7 @@ export class KeycloakTarget implements Target {
     const managedRoles = (roles as Rep[]).filter((r) => isMarked(r.attributes));
     for (const r of roles as Rep[]) {
       if (r.id) this.ids.set(`role:${realm}/${r.name}`, r.id);
-      push('RealmRole', r.name, isMarked(r.attributes), { description: r.description ?? '', attributes: firstValues(r.attributes) });
+      push('RealmRole', r.name, isMarked(r.attributes), { description: r.description ?? '', attributes: firstValues(ownedAttributesOf(r.attributes)) });
     }
     const managedScopeNames = new Set<string>();
     const scopeMappings = await Promise.all(
@@ -122,7 +145,7 @@ export class KeycloakTarget implements Target {
       push('ClientScope', s.name, isMarked(s.attributes), {
         description: s.description ?? '',
         protocol: s.protocol ?? '',
-        attributes: (s.attributes ?? {}) as JsonObject,
+        attributes: ownedAttributesOf(s.attributes),
         roleScopeMappings: sorted(mapped),
         protocolMappers: mappersOf(s.protocolMappers),
       });
@@ -142,7 +165,7 @@ export class KeycloakTarget implements Target {
         serviceAccountsEnabled: c.serviceAccountsEnabled ?? false,
         redirectUris: sorted(c.redirectUris),
         webOrigins: sorted(c.webOrigins),
-        attributes: (c.attributes ?? {}) as JsonObject,
+        attributes: ownedAttributesOf(c.attributes),
         // Keycloak's own default scopes (profile, email, ...) stay; we compare the ones we manage.
         defaultClientScopes: sorted(c.defaultClientScopes).filter((n) => managedScopeNames.has(n)),
         optionalClientScopes: sorted(c.optionalClientScopes).filter((n) => managedScopeNames.has(n)),
@@ -164,7 +187,7 @@ export class KeycloakTarget implements Target {
         enabled: u.enabled ?? false,
         emailVerified: u.emailVerified ?? false,
         realmRoles: sorted(rolesOfUser.get(u.id)),
-        attributes: (u.attributes ?? {}) as JsonObject,
+        attributes: ownedAttributesOf(u.attributes),
       });
     }
     return out;
@@ -180,7 +203,7 @@ export class KeycloakTarget implements Target {
   }
 
   async apply(change: Change, ctx: ApplyContext): Promise<void> {
-    const spec = (change.spec ?? {}) as Rep;
+    const spec = (change.action === 'delete' ? {} : ctx.specOf(change)) as Rep;
     switch (change.kind) {
       case 'Realm':
         return this.applyRealm(change, spec);
@@ -217,7 +240,8 @@ export class KeycloakTarget implements Target {
         await new Promise((r) => setTimeout(r, 500 * attempt));
       }
     } else {
-      await this.call(`update realm ${realm}`, 'write', () => this.kc.realms.update({ realm }, rep));
+      const current = (await this.call(`get realm ${realm}`, 'read', () => this.kc.realms.findOne({ realm }))) as Rep | undefined;
+      await this.call(`update realm ${realm}`, 'write', () => this.kc.realms.update({ realm }, { ...rep, attributes: mergeAttributes(current?.attributes, rep.attributes) }));
     }
     const profile = (await this.call(`get user profile of ${realm}`, 'read', () => this.kc.users.getProfile({ realm }))) as Rep;
     if (profile.unmanagedAttributePolicy !== unmanagedAttributePolicy || namesRequired(profile) !== wantNames) {
@@ -237,9 +261,13 @@ export class KeycloakTarget implements Target {
       await this.call(`delete role ${c.name}`, 'write', () => this.kc.roles.delByName({ realm, name }));
       return;
     }
-    const rep = { name, description: spec.description, attributes: Object.fromEntries(Object.entries(spec.attributes ?? {}).map(([k, v]) => [k, [String(v)]])) };
+    const asArrays = (attrs: Record<string, unknown>): Record<string, string[]> => Object.fromEntries(Object.entries(attrs).map(([k, v]) => [k, Array.isArray(v) ? v.map(String) : [String(v)]]));
+    const rep = { name, description: spec.description, attributes: asArrays(spec.attributes ?? {}) };
     if (c.action === 'create') await this.ignoreConflict(() => this.call(`create role ${c.name}`, 'write', () => this.kc.roles.create({ realm, ...rep })));
-    else await this.call(`update role ${c.name}`, 'write', () => this.kc.roles.updateByName({ realm, name }, rep));
+    else {
+      const current = (await this.call(`get role ${c.name}`, 'read', () => this.kc.roles.findOneByName({ realm, name }))) as Rep | undefined;
+      await this.call(`update role ${c.name}`, 'write', () => this.kc.roles.updateByName({ realm, name }, { ...rep, attributes: asArrays(mergeAttributes(current?.attributes, rep.attributes)) }));
+    }
   }
 
   private async roleRep(realm: string, name: string): Promise<{ id: string; name: string }> {
@@ -287,7 +315,8 @@ export class KeycloakTarget implements Target {
     } else {
       const id = await this.idOf('scope', realm, name);
       current = (await this.call(`get client scope ${c.name}`, 'read', () => this.kc.clientScopes.findOne({ realm, id }))) as Rep;
-      await this.call(`update client scope ${c.name}`, 'write', () => this.kc.clientScopes.update({ realm, id }, { ...current, ...rep, name, protocolMappers: undefined } as never));
+      const attributes = mergeAttributes(current.attributes, rep.attributes);
+      await this.call(`update client scope ${c.name}`, 'write', () => this.kc.clientScopes.update({ realm, id }, { ...current, ...rep, attributes, name, protocolMappers: undefined } as never));
       await this.syncMappers(`client scope ${c.name}`, current.protocolMappers ?? [], protocolMappers ?? [], {
         add: (m) => this.kc.clientScopes.addProtocolMapper({ realm, id }, m),
         del: (mid) => this.kc.clientScopes.delProtocolMapper({ realm, id, mapperId: mid }),
@@ -319,7 +348,8 @@ export class KeycloakTarget implements Target {
     const norm = (m: Rep): string => JSON.stringify(mappersOf([m])[0]);
     const wantKeys = new Set(want.map(norm));
     const haveKeys = new Set(have.map(norm));
-    for (const m of have) if (!wantKeys.has(norm(m)) && want.some((w) => w.name === m.name)) await this.call(`delete mapper ${m.name} of ${what}`, 'write', () => api.del(m.id));
+    // Every mapper on an object of ours is ours: one we no longer want goes.
+    for (const m of have) if (!wantKeys.has(norm(m))) await this.call(`delete mapper ${m.name} of ${what}`, 'write', () => api.del(m.id));
     for (const m of want) if (!haveKeys.has(norm(m))) await this.call(`add mapper ${m.name} to ${what}`, 'write', () => api.add({ protocol: 'openid-connect', ...m }));
   }
 
@@ -339,7 +369,7 @@ export class KeycloakTarget implements Target {
     const id = await this.idOf('client', realm, clientId);
     if (c.action === 'update') {
       const current = (await this.call(`get client ${c.name}`, 'read', () => this.kc.clients.findOne({ realm, id }))) as Rep;
-      const attributes = { ...(current.attributes ?? {}), ...(rep.attributes ?? {}) };
+      const attributes = mergeAttributes(current.attributes, rep.attributes);
       await this.call(`update client ${c.name}`, 'write', () => this.kc.clients.update({ realm, id }, { ...current, ...rep, attributes, clientId, protocolMappers: undefined } as never));
       await this.syncMappers(`client ${c.name}`, current.protocolMappers ?? [], protocolMappers ?? [], {
         add: (m) => this.kc.clients.addProtocolMapper({ realm, id }, m as never),
@@ -388,7 +418,7 @@ export class KeycloakTarget implements Target {
       if ([...fields].some((f) => f !== 'realmRoles')) {
         const current = (await this.call(`get user ${c.name}`, 'read', () => this.kc.users.findOne({ realm, id }))) as Rep;
         // A user PUT replaces all attributes: send the full map.
-        const attributes = { ...(current.attributes ?? {}), ...(rep.attributes ?? {}) };
+        const attributes = mergeAttributes(current.attributes, rep.attributes);
         await this.call(`update user ${c.name}`, 'write', () => this.kc.users.update({ realm, id }, { ...current, ...rep, attributes }));
       }
       const before = c.diff.find((d) => d.path === 'realmRoles')?.before;
@@ -405,7 +435,7 @@ export class KeycloakTarget implements Target {
     try {
       await fn();
     } catch (e) {
-      if (!(e instanceof TargetError && /\(409\)/.test(e.message))) throw e;
+      if (!(e instanceof TargetError && e.status === 409)) throw e;
     }
   }
 
@@ -441,6 +471,7 @@ export function kcError(what: string, e: unknown): unknown {
   const detail = data?.errorMessage ?? data?.error ?? err.message ?? String(e);
   return new TargetError('keycloak', `${what} failed${status ? ` (${status})` : ''}: ${detail}`, {
     transient: isTransient(e) || (status !== undefined && status >= 500),
+    ...(status !== undefined ? { status } : {}),
     ...(status === 401 || status === 403 ? { hint: 'check SYSTEMPROMPT_KEYCLOAK_USER and SYSTEMPROMPT_KEYCLOAK_PASSWORD' } : {}),
     cause: e,
   });

@@ -7,14 +7,18 @@ export function kubeError(what: string, e: unknown): unknown {
   const err = e as { code?: number; body?: unknown; message?: string };
   if (typeof err?.code === 'number') {
     let msg = '';
+    let reason: string | undefined;
     try {
-      const b = typeof err.body === 'string' ? JSON.parse(err.body) : err.body;
-      msg = (b as { message?: string })?.message ?? '';
+      const b = (typeof err.body === 'string' ? JSON.parse(err.body) : err.body) as { message?: string; reason?: string } | undefined;
+      msg = b?.message ?? '';
+      reason = b?.reason;
     } catch {
       msg = '';
     }
     return new TargetError('kubernetes', `${what} failed (${err.code}): ${msg || 'no message'}`, {
       transient: isTransient(e),
+      status: err.code,
+      ...(reason ? { reason } : {}),
       ...(err.code === 401 || err.code === 403 ? { hint: 'check KUBECONFIG and --context: the credentials lack the rights to do this' } : {}),
       cause: e,
     });

@@ -2,13 +2,13 @@ import { CoordinationV1Api, KubeConfig, type KubernetesObject } from '@kubernete
 import { KubeHttp } from './kube-http.js';
 import { KUBE_KINDS } from '../compile/kubernetes.js';
 import type { DesiredState } from '../compile/desired.js';
-import { quantitiesEqual } from '../compile/quantity.js';
 import { TargetError } from '../errors.js';
-import { FIELD_MANAGER, isSecretRef, MANAGED_BY_LABEL, MANAGED_BY_VALUE, TENANT_LABEL, type Json, type JsonObject, type LiveResource } from '../model/resource.js';
+import { FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ourFieldsEntry, TENANT_LABEL, type ManagedFieldsEntry } from '../model/ownership.js';
+import { isSecretRef, redact, secretDigest, type Json, type JsonObject, type LiveResource } from '../model/resource.js';
 import type { Change } from '../plan/plan.js';
 import { kubeError } from './kube-errors.js';
 import { requestRunner } from './retry.js';
-import type { ApplyContext, Target } from './target.js';
+import type { ApplyContext, RunGuard, Target } from './target.js';
 
 const SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 const PAGE = 500;
@@ -34,43 +34,44 @@ function objectPath(kind: string, name: string, namespace?: string): string {
   return a.namespaced ? `${a.prefix}/namespaces/${enc(namespace ?? '')}/${a.plural}/${enc(name)}` : `${a.prefix}/${a.plural}/${enc(name)}`;
 }
 
-/** Top-level fields we manage per kind (besides apiVersion, kind and metadata). */
-const FIELDS: Record<string, string[]> = {
-  Namespace: [],
-  ServiceAccount: ['automountServiceAccountToken'],
-  Role: ['rules'],
-  RoleBinding: ['roleRef', 'subjects'],
-  ResourceQuota: ['spec'],
-  LimitRange: ['spec'],
-  NetworkPolicy: ['spec'],
-  Secret: ['type', 'stringData'],
-};
-
 /** Kubernetes through @kubernetes/client-node: list per kind and label, server-side apply, delete. */
 export class KubernetesTarget implements Target {
   readonly name = 'kubernetes' as const;
   readonly requests = { reads: 0, writes: 0 };
+  guard: RunGuard | undefined;
   private readonly http: KubeHttp;
   private readonly coord: CoordinationV1Api;
 
   constructor(readonly kubeconfig: KubeConfig, debug?: (line: string) => void) {
     this.http = new KubeHttp(kubeconfig);
-    this.call = requestRunner('kubernetes', this.requests, kubeError, debug);
+    this.call = requestRunner('kubernetes', this.requests, kubeError, debug, undefined, () => this.guard);
     this.coord = kubeconfig.makeApiClient(CoordinationV1Api);
   }
 
-  static fromFile(path: string, context?: string, debug?: (line: string) => void): KubernetesTarget {
+  /**
+   * Kubernetes config the usual way: the named kubeconfig file, else KUBECONFIG or ~/.kube/config,
+   * else the pod's service account (in a cluster); `context` picks a context of the file.
+   */
+  static connect(path: string | undefined, context?: string, debug?: (line: string) => void): KubernetesTarget {
     const kc = new KubeConfig();
+    const where = path ?? 'the default kubeconfig (KUBECONFIG, ~/.kube/config or the in-cluster service account)';
     try {
-      kc.loadFromFile(path);
+      if (path) kc.loadFromFile(path);
+      else kc.loadFromDefault();
     } catch (e) {
-      throw new TargetError('kubernetes', `cannot load kubeconfig ${path}: ${(e as Error).message}`);
+      throw new TargetError('kubernetes', `cannot load kubeconfig ${where}: ${(e as Error).message}`);
     }
+    if (!kc.getCurrentCluster()) throw new TargetError('kubernetes', `no cluster in ${where}`, { hint: 'set KUBECONFIG, or run inside a cluster' });
     if (context) {
-      if (!kc.getContexts().some((c) => c.name === context)) throw new TargetError('kubernetes', `context ${context} is not in ${path}`);
+      if (!kc.getContexts().some((c) => c.name === context)) throw new TargetError('kubernetes', `context ${context} is not in ${where}`);
       kc.setCurrentContext(context);
     }
     return new KubernetesTarget(kc, debug);
+  }
+
+  /** Plain JSON access to the API server (the apply lock's Lease). */
+  get api(): KubeHttp {
+    return this.http;
   }
 
   get coordination(): CoordinationV1Api {
@@ -97,23 +98,22 @@ export class KubernetesTarget implements Target {
 
   /**
    * One list per kind with our label selector; namespaces are listed whole (one request) so that
-   * an unmarked namespace with a tenant's name is seen and left alone.
+   * a namespace with a tenant's name that we did not make is seen and left alone. An object is ours
+   * only when our field manager applied it; what we own is read from its managedFields, so a
+   * field we stop sending shows as a removal. Secret data is hashed here and never leaves.
    */
   async read(desired: DesiredState): Promise<LiveResource[]> {
-    const desiredSpecs = new Map(desired.resources.filter((r) => r.target === 'kubernetes').map((r) => [`${r.kind}:${r.name}`, r.spec]));
+    const desiredNames = new Set(desired.resources.filter((r) => r.target === 'kubernetes').map((r) => `${r.kind}:${r.name}`));
     const lists = await Promise.all(KUBE_KINDS.map(async (kind) => [kind, await this.listAll(kind, kind === 'Namespace' ? undefined : SELECTOR)] as const));
     const out: LiveResource[] = [];
     for (const [kind, items] of lists) {
       for (const o of items) {
         const labels = o.metadata?.labels ?? {};
-        const managed = labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
         const name = kind === 'Namespace' ? o.metadata!.name! : `${o.metadata!.namespace}/${o.metadata!.name}`;
-        if (kind === 'Namespace' && !managed && !desiredSpecs.has(`Namespace:${name}`)) continue;
-        const spec = project(kind, o);
-        const want = desiredSpecs.get(`${kind}:${name}`);
-        if (want) normalizeQuantities(want, spec);
-        const live: LiveResource = { target: 'kubernetes', kind, name, managed, spec };
-        if (labels[TENANT_LABEL]) live.tenant = labels[TENANT_LABEL];
+        const ours = ourFieldsEntry(o.metadata?.managedFields as ManagedFieldsEntry[] | undefined);
+        if (!ours && !desiredNames.has(`${kind}:${name}`)) continue;
+        const live: LiveResource = { target: 'kubernetes', kind, name, managed: !!ours, spec: ours ? ownedProjection(o, ours.fieldsV1 ?? {}) : {} };
+        if (ours && labels[TENANT_LABEL]) live.tenant = labels[TENANT_LABEL];
         if (kind === 'Namespace' && (o as { status?: { phase?: string } }).status?.phase === 'Terminating') live.terminating = true;
         out.push(live);
       }
@@ -129,11 +129,13 @@ export class KubernetesTarget implements Target {
           this.http.request('DELETE', objectPath(change.kind, name, ns), { body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: 'Background' } }),
         );
       } catch (e) {
-        if (!(e instanceof TargetError && /\(404\)/.test(e.message))) throw e;
+        if (!(e instanceof TargetError && e.status === 404)) throw e;
       }
       return;
     }
-    const body = (await resolveSecrets(change.spec as Json, change.tenant!, ctx, change.kind === 'Secret')) as Obj;
+    const spec = ctx.specOf(change);
+    const body = (await resolveSecrets(spec, change.tenant!, ctx, change.kind === 'Secret')) as Obj;
+    if (change.kind === 'Secret' && body.data) body.data = Object.fromEntries(Object.entries(body.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'utf8').toString('base64')]));
     const [ns, name] = change.kind === 'Namespace' ? [undefined, change.name] : splitName(change.name);
     // Server-side apply: we own exactly the fields we send; `force` takes them over from other managers.
     await this.call(`apply ${change.kind} ${change.name}`, 'write', () =>
@@ -152,7 +154,7 @@ export class KubernetesTarget implements Target {
       const v = s.data?.[key];
       return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
     } catch (e) {
-      if (e instanceof TargetError && /\(404\)/.test(e.message)) return undefined;
+      if (e instanceof TargetError && e.status === 404) return undefined;
       throw e;
     }
   }
@@ -160,59 +162,54 @@ export class KubernetesTarget implements Target {
   async close(): Promise<void> {}
 }
 
-function apiVersionOf(kind: string): string {
-  if (kind === 'Role' || kind === 'RoleBinding') return 'rbac.authorization.k8s.io/v1';
-  if (kind === 'NetworkPolicy') return 'networking.k8s.io/v1';
-  return 'v1';
-}
-
 function splitName(n: string): [string, string] {
   const i = n.indexOf('/');
   return [n.slice(0, i), n.slice(i + 1)];
 }
 
-/** The live object in the shape of our desired spec: the fields we manage, secrets decoded. */
-export function project(kind: string, o: Obj): JsonObject {
-  const m = o.metadata ?? {};
-  const meta: JsonObject = { name: m.name ?? '' };
-  if (m.namespace) meta.namespace = m.namespace;
-  meta.labels = (m.labels ?? {}) as JsonObject;
-  meta.annotations = (m.annotations ?? {}) as JsonObject;
-  const spec: JsonObject = { apiVersion: o.apiVersion ?? apiVersionOf(kind), kind, metadata: meta };
-  for (const f of FIELDS[kind] ?? []) {
-    if (kind === 'Secret' && f === 'stringData') {
-      const data = (o.data ?? {}) as Record<string, string>;
-      spec.stringData = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
-    } else if (o[f] !== undefined) {
-      spec[f] = JSON.parse(JSON.stringify(o[f])) as Json;
-    }
+/**
+ * The part of a live object that our field manager owns, in the shape of our desired spec.
+ * `fieldsV1` is the server's record of our fields (`f:<name>` per field; `k:`/`v:`/`i:` inside
+ * lists, which we compare whole). Identity (apiVersion, kind, name, namespace) is left out: it is
+ * in the resource's key. Secret data is replaced by hashes of the values.
+ */
+export function ownedProjection(o: Obj, fieldsV1: Record<string, unknown>): JsonObject {
+  const picked = (pick(o, fieldsV1) ?? {}) as JsonObject;
+  const meta = picked.metadata as JsonObject | undefined;
+  if (meta) {
+    delete meta.name;
+    delete meta.namespace;
+    if (Object.keys(meta).length === 0) delete picked.metadata;
   }
-  return spec;
+  if (o.kind === 'Secret' || (picked.data && typeof o.type === 'string')) {
+    const data = picked.data as Record<string, string> | undefined;
+    if (data) picked.data = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, redact(Buffer.from(String(v), 'base64'))]));
+  }
+  return picked;
 }
 
-/** Quantities the API server rewrote ("0.5" -> "500m") compare by value. */
-export function normalizeQuantities(want: JsonObject, live: JsonObject): void {
-  const walk = (w: Json | undefined, l: Json | undefined, set: (v: Json) => void): void => {
-    if (typeof w === 'string' && typeof l === 'string' && w !== l) {
-      try {
-        if (quantitiesEqual(w, l)) set(w);
-      } catch {
-        /* not quantities */
-      }
-      return;
-    }
-    if (Array.isArray(w) && Array.isArray(l)) w.forEach((x, i) => walk(x, l[i], (v) => (l[i] = v)));
-    else if (w && l && typeof w === 'object' && typeof l === 'object' && !Array.isArray(w) && !Array.isArray(l)) {
-      for (const k of Object.keys(w)) walk(w[k], l[k], (v) => (l[k] = v));
-    }
-  };
-  if (live.kind === 'ResourceQuota' || live.kind === 'LimitRange') walk(want.spec, live.spec, () => {});
+function pick(value: unknown, fields: Record<string, unknown>): Json | undefined {
+  if (value === undefined) return undefined;
+  const keys = Object.keys(fields).filter((k) => k !== '.');
+  // A leaf, or a list whose items are keyed (k:), valued (v:) or indexed (i:): compared whole.
+  if (keys.length === 0 || keys.some((k) => !k.startsWith('f:')) || !value || typeof value !== 'object' || Array.isArray(value)) {
+    return JSON.parse(JSON.stringify(value)) as Json;
+  }
+  const out: JsonObject = {};
+  for (const k of keys) {
+    const name = k.slice(2);
+    if (name === 'apiVersion' || name === 'kind') continue;
+    const v = pick((value as Record<string, unknown>)[name], (fields[k] ?? {}) as Record<string, unknown>);
+    if (v !== undefined) out[name] = v;
+  }
+  return out;
 }
 
 /** Replace secret references with their values (only ever on the way to the API server). */
 async function resolveSecrets(v: Json, tenant: string, ctx: ApplyContext, mayGenerate: boolean): Promise<Json> {
   if (isSecretRef(v)) {
     const value = await ctx.secrets.resolve(tenant, v.secretRef, { mayGenerate });
+    if (v.digest) return secretDigest(value);
     return typeof v.format === 'string' ? v.format.replace('{}', encodeURIComponent(value)) : value;
   }
   if (Array.isArray(v)) return Promise.all(v.map((x) => resolveSecrets(x, tenant, ctx, mayGenerate)));

@@ -1,22 +1,24 @@
 import pg from 'pg';
 import type { DesiredState } from '../compile/desired.js';
 import { checkDatabaseName, quoteIdent } from '../compile/names.js';
-import { PG_MARKER_PREFIX } from '../compile/postgres.js';
+import { POSTGRES_PASSWORD_REF } from '../compile/kubernetes.js';
+import { parsePgMarker, pgRoleComment, type PgMarker } from '../model/ownership.js';
 import { TargetError } from '../errors.js';
-import type { JsonObject, LiveResource } from '../model/resource.js';
+import { secretDigest, type JsonObject, type LiveResource } from '../model/resource.js';
 import type { Change } from '../plan/plan.js';
 import { scramVerifier } from './passwords.js';
 import { isTransient, requestRunner, type RequestKind } from './retry.js';
-import type { ApplyContext, Target } from './target.js';
+import type { ApplyContext, RunGuard, Target } from './target.js';
 
 /** PostgreSQL through `pg`: one login role and one database per tenant, marked by a comment. */
 export class PostgresTarget implements Target {
   readonly name = 'postgres' as const;
   readonly requests = { reads: 0, writes: 0 };
+  guard: RunGuard | undefined;
   private pool: pg.Pool | undefined;
 
   constructor(private readonly adminUrl: string, debug?: (line: string) => void) {
-    this.call = requestRunner('postgres', this.requests, pgError, debug);
+    this.call = requestRunner('postgres', this.requests, pgError, debug, undefined, () => this.guard);
   }
 
   private db(): pg.Pool {
@@ -36,15 +38,13 @@ export class PostgresTarget implements Target {
     return this.call(what, kind, () => this.db().query(sql, params));
   }
 
-  /** Two queries, whatever the number of tenants: every role and every database. */
+  /**
+   * Two queries, whatever the number of tenants: every role and every database. Works as an admin
+   * that is not a superuser (managed PostgreSQL): nothing reads pg_authid. Whether a role's
+   * password matches its tenant's Secret is told by the digest recorded in the role's comment.
+   */
   async read(_desired: DesiredState): Promise<LiveResource[]> {
-    const roles = await this.q(
-      'list roles',
-      'read',
-      `SELECT r.rolname, r.rolcanlogin, shobj_description(r.oid, 'pg_authid') AS comment,
-              (SELECT a.rolpassword IS NOT NULL FROM pg_authid a WHERE a.oid = r.oid) AS has_password
-         FROM pg_roles r WHERE r.rolname !~ '^pg_'`,
-    );
+    const roles = await this.q('list roles', 'read', `SELECT r.rolname, r.rolcanlogin, shobj_description(r.oid, 'pg_authid') AS comment FROM pg_roles r WHERE r.rolname !~ '^pg_'`);
     const dbs = await this.q(
       'list databases',
       'read',
@@ -54,22 +54,19 @@ export class PostgresTarget implements Target {
          FROM pg_database d WHERE NOT d.datistemplate`,
     );
     const out: LiveResource[] = [];
-    const managedRoles = new Set<string>();
-    for (const r of roles.rows as Array<{ rolname: string; rolcanlogin: boolean; comment: string | null; has_password: boolean | null }>) {
-      const marker = parseMarker(r.comment);
-      if (marker) managedRoles.add(r.rolname);
-      const spec: JsonObject = { login: r.rolcanlogin, comment: r.comment ?? '' };
-      if (r.has_password !== false) spec.password = '(set)';
+    const roleMarkers = new Map<string, PgMarker>();
+    for (const r of roles.rows as Array<{ rolname: string; rolcanlogin: boolean; comment: string | null }>) {
+      const marker = parsePgMarker(r.comment);
+      if (marker) roleMarkers.set(r.rolname, marker);
+      const spec: JsonObject = { login: r.rolcanlogin, comment: marker?.comment ?? r.comment ?? '' };
+      if (marker?.passwordDigest) spec.password = { $digest: marker.passwordDigest };
       out.push({ target: 'postgres', kind: 'Role', name: r.rolname, managed: !!marker, spec, ...(marker ? { tenant: marker.tenant } : {}) });
     }
     for (const d of dbs.rows as Array<{ datname: string; owner: string; comment: string | null; public_connect: boolean }>) {
-      let marker = parseMarker(d.comment);
+      let marker = parsePgMarker(d.comment);
       // CREATE DATABASE cannot share a transaction with its COMMENT: a database left without its
       // comment by an interrupted apply is still ours when its owner is our role of the same name.
-      if (!marker && d.comment === null && d.owner === d.datname && managedRoles.has(d.owner)) {
-        const role = out.find((r) => r.kind === 'Role' && r.name === d.owner)!;
-        marker = parseMarker(String(role.spec.comment));
-      }
+      if (!marker && d.comment === null && d.owner === d.datname) marker = roleMarkers.get(d.owner);
       out.push({
         target: 'postgres',
         kind: 'Database',
@@ -87,45 +84,51 @@ export class PostgresTarget implements Target {
     const problem = checkDatabaseName(name);
     if (problem) throw new TargetError('postgres', `refusing unsafe name ${JSON.stringify(name)}: ${problem.message}`);
     const id = quoteIdent(name);
-    const spec = change.spec ?? {};
     if (change.kind === 'Role') {
       if (change.action === 'delete') {
         await this.q(`drop role ${name}`, 'write', `DROP ROLE IF EXISTS ${id}`);
         return;
       }
-      const password = await ctx.secrets.resolve(change.tenant!, 'postgres-password');
-      const verifier = scramVerifier(password);
-      const comment = literal(String(spec.comment));
-      // One simple query is one implicit transaction: a role never exists without its marker. The password travels as a SCRAM
-      // verifier, so not even the server's statement log sees it.
-      const sql =
-        change.action === 'create'
-          ? `CREATE ROLE ${id} LOGIN PASSWORD ${literal(verifier)}; COMMENT ON ROLE ${id} IS ${comment};`
-          : `ALTER ROLE ${id} LOGIN PASSWORD ${literal(verifier)}; COMMENT ON ROLE ${id} IS ${comment};`;
-      try {
-        await this.q(`${change.action} role ${name}`, 'write', sql);
-      } catch (e) {
-        if (change.action === 'create' && e instanceof TargetError && /already exists/.test(e.message)) {
-          await this.q(`update role ${name}`, 'write', `ALTER ROLE ${id} LOGIN PASSWORD ${literal(verifier)}; COMMENT ON ROLE ${id} IS ${comment};`);
-          return;
+      const spec = ctx.specOf(change);
+      const password = await ctx.secrets.resolve(change.tenant!, POSTGRES_PASSWORD_REF);
+      // An admin that is not a superuser (managed PostgreSQL) must be a member of a role to create,
+      // restrict, comment on or drop a database it owns: every role write grants that first.
+      const member = `GRANT ${id} TO CURRENT_USER;`;
+      if (change.action === 'create') {
+        // Created with its marker but without a password, in one statement: a failure here (the
+        // role exists already: an interrupted apply) is logged by the server without any verifier.
+        try {
+          await this.q(`create role ${name}`, 'write', `CREATE ROLE ${id} LOGIN; COMMENT ON ROLE ${id} IS ${literal(String(spec.comment))}; ${member}`);
+        } catch (e) {
+          if (!(e instanceof TargetError && e.sqlstate === DUPLICATE_OBJECT)) throw e;
         }
-        throw e;
       }
+      // The password travels as a SCRAM verifier, so not even the server's statement log sees it;
+      // its digest goes into the comment in the same statement (one implicit transaction), so the
+      // comment always tells which password the role has. Killed before this, the role has no
+      // digest, and the next plan sets its password.
+      const comment = literal(pgRoleComment(String(spec.comment), secretDigest(password)));
+      await this.q(`set password of role ${name}`, 'write', `${member} ALTER ROLE ${id} LOGIN PASSWORD ${literal(scramVerifier(password))}; COMMENT ON ROLE ${id} IS ${comment};`);
       return;
     }
     if (change.kind === 'Database') {
       if (change.action === 'delete') {
+        const owner = (await this.q(`find owner of ${name}`, 'read', 'SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1', [name])).rows[0] as { owner: string } | undefined;
+        if (!owner) return;
+        if (!checkDatabaseName(owner.owner)) await this.q(`join role ${owner.owner}`, 'write', `GRANT ${quoteIdent(owner.owner)} TO CURRENT_USER`);
         await this.q(`drop database ${name}`, 'write', `DROP DATABASE IF EXISTS ${id} WITH (FORCE)`);
         return;
       }
+      const spec = ctx.specOf(change);
       const owner = String(spec.owner);
       const ownerProblem = checkDatabaseName(owner);
       if (ownerProblem) throw new TargetError('postgres', `refusing unsafe owner ${JSON.stringify(owner)}`);
+      await this.q(`join role ${owner}`, 'write', `GRANT ${quoteIdent(owner)} TO CURRENT_USER`);
       if (change.action === 'create') {
         try {
           await this.q(`create database ${name}`, 'write', `CREATE DATABASE ${id} OWNER ${quoteIdent(owner)}`);
         } catch (e) {
-          if (!(e instanceof TargetError && /already exists/.test(e.message))) throw e;
+          if (!(e instanceof TargetError && e.sqlstate === DUPLICATE_DATABASE)) throw e;
         }
       } else {
         await this.q(`set owner of ${name}`, 'write', `ALTER DATABASE ${id} OWNER TO ${quoteIdent(owner)}`);
@@ -146,12 +149,9 @@ export class PostgresTarget implements Target {
   }
 }
 
-function parseMarker(comment: string | null): { tenant: string; retain: boolean } | undefined {
-  if (!comment || !comment.startsWith(PG_MARKER_PREFIX)) return undefined;
-  const tenant = /(?:^| )tenant=([a-z0-9-]+)/.exec(comment)?.[1];
-  if (!tenant) return undefined;
-  return { tenant, retain: !/deletion_policy=delete/.test(comment) };
-}
+/** SQLSTATEs the target acts on. */
+const DUPLICATE_OBJECT = '42710';
+const DUPLICATE_DATABASE = '42P04';
 
 /** A SQL string literal. Only used for values we generate or validated (comments, verifiers). */
 function literal(s: string): string {
@@ -166,6 +166,7 @@ export function pgError(what: string, e: unknown): unknown {
   const msg = (err.message ?? String(e)).replace(/SCRAM-SHA-256\$[^'\s]+/g, '(verifier)');
   return new TargetError('postgres', `${what} failed: ${msg}${err.code ? ` (SQLSTATE ${err.code})` : ''}`, {
     transient,
+    ...(typeof err.code === 'string' && /^[0-9A-Z]{5}$/.test(err.code) ? { sqlstate: err.code } : {}),
     ...(err.code === '28P01' || err.code === '28000' ? { hint: 'check SYSTEMPROMPT_POSTGRES_URL: the admin login was refused' } : {}),
     ...(transient && /ECONNREFUSED/.test(msg) ? { hint: 'is PostgreSQL running? `systemprompt dev status`' } : {}),
     cause: e,

@@ -1,4 +1,5 @@
 import { TargetError } from '../errors.js';
+import type { RunGuard } from './target.js';
 
 /** Network failures and overload answers worth retrying. */
 export function isTransient(e: unknown): boolean {
@@ -15,6 +16,8 @@ export interface RetryOptions {
   baseMs?: number;
   maxMs?: number;
   onRetry?: (attempt: number, delayMs: number, error: unknown) => void;
+  /** Stops waiting between attempts: the signal's reason is thrown. */
+  signal?: AbortSignal | undefined;
 }
 
 /** Run `fn`, retrying transient failures with exponential backoff and full jitter. */
@@ -29,15 +32,32 @@ export async function withRetry<T>(fn: () => Promise<T>, opts: RetryOptions = {}
       if (i >= attempts || !isTransient(e)) throw e;
       const delay = Math.round(Math.random() * Math.min(max, base * 2 ** (i - 1)));
       opts.onRetry?.(i, delay, e);
-      await new Promise((r) => setTimeout(r, delay));
+      await sleep(delay, opts.signal);
     }
   }
+}
+
+/** Wait `ms`, or until `signal` aborts (then its reason is thrown). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(signal!.reason);
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 export type RequestKind = 'read' | 'write';
 
 /**
- * How every target talks to its server: count the request, log it under --debug, retry transient
+ * How every target talks to its server: check the run may still write (fencing), count the
+ * request, log it under --debug (with the time and whether it reads or writes), retry transient
  * failures, and turn any failure into the target's error type.
  */
 export function requestRunner(
@@ -46,16 +66,21 @@ export function requestRunner(
   mapError: (what: string, e: unknown) => unknown,
   debug?: (line: string) => void,
   onError?: (e: unknown) => void,
+  guard?: () => RunGuard | undefined,
 ): <T>(what: string, kind: RequestKind, fn: () => Promise<T>) => Promise<T> {
   return (what, kind, fn) =>
-    withRetry(async () => {
-      requests[kind === 'read' ? 'reads' : 'writes']++;
-      debug?.(`${target} ${what}`);
-      try {
-        return await fn();
-      } catch (e) {
-        onError?.(e);
-        throw mapError(what, e);
-      }
-    });
+    withRetry(
+      async () => {
+        if (kind === 'write') guard?.()?.fence();
+        requests[kind === 'read' ? 'reads' : 'writes']++;
+        debug?.(`${new Date().toISOString()} ${target} ${kind} ${what}`);
+        try {
+          return await fn();
+        } catch (e) {
+          onError?.(e);
+          throw mapError(what, e);
+        }
+      },
+      { signal: guard?.()?.signal },
+    );
 }

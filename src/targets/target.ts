@@ -1,5 +1,5 @@
 import type { DesiredState } from '../compile/desired.js';
-import type { LiveResource, TargetName } from '../model/resource.js';
+import type { JsonObject, LiveResource, TargetName } from '../model/resource.js';
 import type { Change } from '../plan/plan.js';
 
 /** Resolves secret references (`postgres-password`, `client-secret:<client>`) for one tenant. */
@@ -14,6 +14,17 @@ export interface SecretResolver {
 export interface ApplyContext {
   secrets: SecretResolver;
   desired: DesiredState;
+  /** The spec to write for a create or update: from the desired state (a plan shows a redacted copy). */
+  specOf(change: Change): JsonObject;
+}
+
+/**
+ * What a run lends its targets while it writes: `fence()` throws once the run may no longer write
+ * (its lock was lost), and is called before every write request; `signal` cuts retries short.
+ */
+export interface RunGuard {
+  fence(): void;
+  signal?: AbortSignal;
 }
 
 /** One target system behind the reconcile engine: read what we manage, apply one change. */
@@ -25,5 +36,7 @@ export interface Target {
   apply(change: Change, ctx: ApplyContext): Promise<void>;
   /** Requests made so far (reads and writes). */
   readonly requests: { reads: number; writes: number };
+  /** Set by a run for its duration; every write request passes through it. */
+  guard: RunGuard | undefined;
   close(): Promise<void>;
 }

@@ -1,5 +1,6 @@
 import type { TestProject } from 'vitest/node';
-import { resolveEndpoints, type Endpoints } from '../../src/dev/endpoints.js';
+import { devStackEndpoints } from '../../src/dev/endpoints.js';
+import { resolveEndpoints, type Endpoints } from '../../src/targets/endpoints.js';
 import { stackDown, stackUp } from '../../src/dev/stack.js';
 
 declare module 'vitest' {
@@ -19,11 +20,11 @@ const progress = (component: string, message: string) => void process.stderr.wri
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   const env = process.env;
   if (env.SYSTEMPROMPT_KEYCLOAK_URL || env.SYSTEMPROMPT_POSTGRES_URL) {
-    project.provide('endpoints', await resolveEndpoints(env));
+    project.provide('endpoints', await resolveEndpoints(env, devStackEndpoints));
     return undefined;
   }
   const up = await stackUp({ env, progress });
-  project.provide('endpoints', await resolveEndpoints(env));
+  project.provide('endpoints', await resolveEndpoints(env, devStackEndpoints));
   const startedAll = up.alreadyRunning.length === 0;
   if (!startedAll || env.SYSTEMPROMPT_KEEP_STACK === '1') return undefined;
   return async () => {

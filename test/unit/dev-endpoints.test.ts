@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SystemPromptError } from '../../src/errors.js';
-import { resolveEndpoints, withPassword } from '../../src/dev/endpoints.js';
+import { devStackEndpoints } from '../../src/dev/endpoints.js';
+import { resolveEndpoints as resolve, withPassword, type Endpoints } from '../../src/targets/endpoints.js';
+
+const resolveEndpoints = (env: NodeJS.ProcessEnv, deps: Parameters<typeof devStackEndpoints>[1] = {}): Promise<Endpoints> => resolve(env, (e) => devStackEndpoints(e, deps));
 import { stackPaths } from '../../src/dev/paths.js';
 import { DEFAULT_PORTS } from '../../src/dev/ports.js';
 import { writeSecret } from '../../src/dev/secrets.js';
@@ -23,10 +26,17 @@ describe('resolveEndpoints', () => {
     expect(e).toEqual({ keycloak: { url: 'https://kc.example', username: 'root', password: 'pw' }, kubeconfigPath: '/k/config', postgresUrl: 'postgres://a:b@db/postgres', source: 'env' });
   });
 
+  it('takes a confidential client instead of an admin user, and the default kubeconfig rules without KUBECONFIG', async () => {
+    const e = await resolveEndpoints({ SYSTEMPROMPT_KEYCLOAK_URL: 'https://kc.example', SYSTEMPROMPT_KEYCLOAK_CLIENT_ID: 'sp', SYSTEMPROMPT_KEYCLOAK_CLIENT_SECRET: 's', SYSTEMPROMPT_POSTGRES_URL: 'postgres://a:b@db/postgres' });
+    expect(e).toEqual({ keycloak: { url: 'https://kc.example', clientId: 'sp', clientSecret: 's' }, postgresUrl: 'postgres://a:b@db/postgres', source: 'env' });
+    const half = await resolveEndpoints({ SYSTEMPROMPT_KEYCLOAK_URL: 'https://kc.example', SYSTEMPROMPT_KEYCLOAK_CLIENT_ID: 'sp', SYSTEMPROMPT_POSTGRES_URL: 'postgres://a:b@db/postgres' }).catch((x: unknown) => x);
+    expect((half as Error).message).toMatch(/SYSTEMPROMPT_KEYCLOAK_CLIENT_SECRET is not set/);
+  });
+
   it('names the missing variables when the environment is half set', async () => {
     const err = await resolveEndpoints({ ...fullEnv, SYSTEMPROMPT_KEYCLOAK_PASSWORD: undefined, KUBECONFIG: '' }).catch((x: unknown) => x);
     expect(err).toBeInstanceOf(SystemPromptError);
-    expect((err as Error).message).toMatch(/SYSTEMPROMPT_KEYCLOAK_PASSWORD, KUBECONFIG are not set/);
+    expect((err as Error).message).toMatch(/SYSTEMPROMPT_KEYCLOAK_PASSWORD is not set/);
   });
 
   it('falls back to the dev stack, reading its secret files, and ignores a stray KUBECONFIG', async () => {

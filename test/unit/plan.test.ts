@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/compile/compile.js';
 import type { DesiredState } from '../../src/compile/desired.js';
-import { isSecretRef, type Json, type JsonObject, type LiveResource } from '../../src/model/resource.js';
-import { computePlan, EMPTY_LIVE } from '../../src/plan/plan.js';
+import { isSecretRef, redact, type DesiredResource, type Json, type JsonObject, type LiveResource } from '../../src/model/resource.js';
+import { comparable, computePlan, EMPTY_LIVE } from '../../src/plan/plan.js';
 import { selectTargets } from '../../src/plan/select.js';
 import { renderPlanText } from '../../src/plan/render.js';
 import { diffSpec } from '../../src/plan/diff.js';
@@ -11,9 +11,16 @@ import { exampleRepo } from '../helpers/repo.js';
 /** What the live state looks like right after a perfect apply (secrets filled in). */
 function liveFrom(state: DesiredState): LiveResource[] {
   const fill = (v: Json): Json => (isSecretRef(v) ? 'xxxx' : Array.isArray(v) ? v.map(fill) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x)])) : v);
+  // Kubernetes objects as the target projects them: the owned fields, Secret data hashed.
+  const project = (r: DesiredResource): JsonObject => {
+    if (r.target !== 'kubernetes') return fill(r.spec) as JsonObject;
+    const spec = fill(comparable(r)) as JsonObject;
+    if (spec.data) spec.data = Object.fromEntries(Object.entries(spec.data as Record<string, string>).map(([k, v]) => [k, redact(v)]));
+    return spec;
+  };
   return state.resources.map((r) => ({
     target: r.target, kind: r.kind, name: r.name, tenant: r.tenant, managed: true,
-    spec: fill(r.spec) as JsonObject,
+    spec: project(r),
     ...(r.kind === 'Database' ? { retain: r.spec.comment?.toString().includes('retain') } : {}),
   }));
 }
@@ -102,3 +109,55 @@ describe('plan while a namespace is terminating', () => {
     expect(before.changes.map((c) => `${c.action} ${c.kind} ${c.name}`)).toEqual(['delete Namespace tenant-customer-a']);
   });
 });
+
+describe('plan: convergence', () => {
+  const desired = compile(exampleRepo());
+  const key = (r: { target: string; kind: string; name: string }): string => `${r.target}:${r.kind}:${r.name}`;
+
+  it('shows a role repair when its password digest and its Secret disagree (a kill between the two writes)', () => {
+    const live = liveFrom(desired);
+    const secret = live.find((r) => r.kind === 'Secret' && r.name === 'tenant-customer-a/systemprompt-database')!;
+    (secret.spec.metadata as JsonObject).annotations = { 'systemprompt.io/password-digest': 'new0000000000000' };
+    const role = live.find((r) => r.kind === 'Role' && r.target === 'postgres' && r.tenant === 'customer-a')!;
+    role.spec.password = { $digest: 'old0000000000000' };
+    const plan = computePlan(desired, { resources: live, requests: {} });
+    expect(plan.changes.map(key)).toEqual([key(role)]);
+    expect(plan.changes[0]!.diff).toEqual([{ path: 'password', before: '(out of step with its Secret)', after: '(sensitive)', sensitive: true }]);
+    role.spec.password = { $digest: 'new0000000000000' };
+    expect(computePlan(desired, { resources: live, requests: {} }).changes).toEqual([]);
+  });
+
+  it('plans the removal of a field we own and no longer want', () => {
+    const live = liveFrom(desired);
+    const ns = live.find((r) => r.kind === 'Namespace' && r.tenant === 'customer-a')!;
+    (ns.spec.metadata as JsonObject).annotations = { 'systemprompt.io/requests-per-minute': '600', ...(((ns.spec.metadata as JsonObject).annotations as JsonObject) ?? {}) };
+    const client = live.find((r) => r.kind === 'Client' && r.tenant === 'customer-a')!;
+    client.spec.redirectUris = [...(client.spec.redirectUris as string[]), 'https://gone.example/*'];
+    const plan = computePlan(withoutRate(desired, 'customer-a'), { resources: live, requests: {} });
+    const diffs = plan.changes.flatMap((c) => c.diff.map((d) => `${c.kind} ${d.path}`));
+    expect(diffs).toContain('Namespace metadata.annotations["systemprompt.io/requests-per-minute"]');
+    expect(diffs).toContain('Client redirectUris');
+  });
+
+  it('never plans the deletion of a labelled object we did not write, and prints no Secret value', () => {
+    const live = liveFrom(desired);
+    live.push({ target: 'kubernetes', kind: 'Secret', name: 'tenant-customer-a/hand-made', tenant: 'customer-a', managed: false, spec: {} });
+    const plan = computePlan(desired, { resources: live, requests: {} });
+    expect(plan.changes).toEqual([]);
+    const fresh = computePlan(desired, EMPTY_LIVE);
+    const text = JSON.stringify(fresh) + renderPlanText(fresh, { verbose: true });
+    for (const v of ['127.0.0.1', 'tenant_customer-a']) expect(JSON.stringify(fresh.changes.filter((c) => c.kind === 'Secret'))).not.toContain(v);
+    expect(text).toContain('(sensitive)');
+  });
+});
+
+function withoutRate(d: DesiredState, tenant: string): DesiredState {
+  return {
+    ...d,
+    resources: d.resources.map((r) => {
+      if (r.kind !== 'Namespace' || r.tenant !== tenant) return r;
+      const { annotations: _a, ...meta } = r.spec.metadata as JsonObject;
+      return { ...r, spec: { ...r.spec, metadata: meta } };
+    }),
+  };
+}

@@ -1,41 +1,64 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/compile/compile.js';
 import { diffSpec } from '../../src/plan/diff.js';
+import { comparable } from '../../src/plan/plan.js';
 import { mappersOf, namesRequired } from '../../src/targets/keycloak.js';
-import { normalizeQuantities, project } from '../../src/targets/kubernetes.js';
+import { ownedProjection } from '../../src/targets/kubernetes.js';
 import { scramVerifier } from '../../src/targets/passwords.js';
 import { exampleRepo } from '../helpers/repo.js';
 
 const desired = compile(exampleRepo());
-const spec = (kind: string, name: string) => desired.resources.find((r) => r.target === 'kubernetes' && r.kind === kind && r.name === name)!.spec;
+const resource = (kind: string, name: string) => desired.resources.find((r) => r.target === 'kubernetes' && r.kind === kind && r.name === name)!;
+const spec = (kind: string, name: string) => resource(kind, name).spec;
+/** What the plan compares a live projection with. */
+const wanted = (kind: string, name: string) => comparable(resource(kind, name));
 
-describe('Kubernetes live objects in the shape of the desired spec', () => {
-  it('decodes Secret data and compares secret references by presence only', () => {
-    const live = project('Secret', {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'systemprompt-database', namespace: 'tenant-customer-a', labels: { 'app.kubernetes.io/managed-by': 'systemprompt', 'systemprompt.io/tenant': 'customer-a' }, resourceVersion: '7' },
-      type: 'Opaque',
-      data: Object.fromEntries(Object.entries({ DATABASE_URL: 'postgresql://x:y@127.0.0.1:5432/tenant_customer-a', PGHOST: '127.0.0.1', PGPORT: '5432', PGDATABASE: 'tenant_customer-a', PGUSER: 'tenant_customer-a', PGPASSWORD: 'y' }).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
-    } as never);
-    expect(diffSpec(spec('Secret', 'tenant-customer-a/systemprompt-database'), live)).toEqual([]);
-    (live.stringData as Record<string, string>).PGPORT = '5433';
-    expect(diffSpec(spec('Secret', 'tenant-customer-a/systemprompt-database'), live)).toEqual([{ path: 'stringData.PGPORT', before: '5433', after: '5432' }]);
+/** The managedFields entry the API server records for an apply of `obj` by our field manager. */
+function appliedBy(manager: string, obj: Record<string, unknown>, operation = 'Apply'): Record<string, unknown> {
+  const fields = (v: unknown): Record<string, unknown> => {
+    if (!v || typeof v !== 'object') return {};
+    if (Array.isArray(v)) return { '.': {}, ...Object.fromEntries(v.map((_, i) => [`i:${i}`, {}])) };
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [`f:${k}`, x && typeof x === 'object' && !Array.isArray(x) && Object.keys(x).length ? { '.': {}, ...fields(x) } : Array.isArray(x) ? {} : {}]));
+  };
+  const { apiVersion: _a, kind: _k, ...rest } = obj;
+  const meta = { ...(rest.metadata as Record<string, unknown>) };
+  delete meta.name;
+  delete meta.namespace;
+  return { manager, operation, fieldsType: 'FieldsV1', fieldsV1: fields({ ...rest, metadata: meta }) };
+}
+
+describe('Kubernetes live objects: what our field manager owns', () => {
+  const quota = spec('ResourceQuota', 'tenant-customer-a/systemprompt-quota');
+
+  it('projects only the fields we own; a field we stopped sending is a removal, one another manager added is not ours', () => {
+    const hard = { ...((quota.spec as { hard: Record<string, string> }).hard), 'limits.ephemeral-storage': '2Gi' };
+    const applied = { ...quota, spec: { hard } };
+    const live = {
+      ...applied,
+      spec: { hard: { ...hard, services: '5' } },
+      metadata: { ...(applied.metadata as object), resourceVersion: '9', managedFields: [appliedBy('systemprompt', applied), { manager: 'kubectl-edit', operation: 'Update', fieldsV1: { 'f:spec': { 'f:hard': { 'f:services': {} } } } }] },
+    };
+    const projected = ownedProjection(live as never, (live.metadata.managedFields[0] as { fieldsV1: Record<string, unknown> }).fieldsV1);
+    expect((projected.spec as { hard: Record<string, string> }).hard.services).toBeUndefined();
+    expect(diffSpec(wanted('ResourceQuota', 'tenant-customer-a/systemprompt-quota'), projected)).toEqual([{ path: 'spec.hard["limits.ephemeral-storage"]', before: '2Gi' }]);
   });
 
-  it('treats quantities the API server rewrote as equal, and real changes as changes', () => {
-    const want = spec('LimitRange', 'tenant-customer-a/systemprompt-limits');
-    const live = project('LimitRange', {
+  it('hashes Secret data, never carries a value, and compares plain values by their hash', () => {
+    const want = spec('Secret', 'tenant-customer-a/systemprompt-database');
+    const values = { DATABASE_URL: 'postgresql://x:y@127.0.0.1:5432/tenant_customer-a', PGHOST: '127.0.0.1', PGPORT: '5432', PGDATABASE: 'tenant_customer-a', PGUSER: 'tenant_customer-a', PGPASSWORD: 'y' };
+    const obj = {
       apiVersion: 'v1',
-      kind: 'LimitRange',
-      metadata: { name: 'systemprompt-limits', namespace: 'tenant-customer-a', labels: { 'app.kubernetes.io/managed-by': 'systemprompt', 'systemprompt.io/tenant': 'customer-a' } },
-      spec: { limits: [{ type: 'Container', default: { cpu: '0.5', memory: '512Mi' }, defaultRequest: { cpu: '100m', memory: '134217728' } }] },
-    } as never);
-    normalizeQuantities(want, live);
-    expect(diffSpec(want, live)).toEqual([]);
-    (live.spec as any).limits[0].default.cpu = '1';
-    normalizeQuantities(want, live);
-    expect(diffSpec(want, live).map((d) => d.path)).toEqual(['spec.limits']);
+      kind: 'Secret',
+      metadata: { name: 'systemprompt-database', namespace: 'tenant-customer-a', labels: (want.metadata as { labels: object }).labels, annotations: { 'systemprompt.io/password-digest': 'abc' } },
+      type: 'Opaque',
+      data: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+    };
+    const live = ownedProjection(obj as never, appliedBy('systemprompt', obj).fieldsV1 as Record<string, unknown>);
+    expect(JSON.stringify(live)).not.toContain('tenant_customer-a');
+    expect(JSON.stringify(live)).not.toContain(Buffer.from('y').toString('base64'));
+    expect(diffSpec(wanted('Secret', 'tenant-customer-a/systemprompt-database'), live)).toEqual([]);
+    (live.data as Record<string, unknown>).PGPORT = ownedProjection({ kind: 'Secret', data: { PGPORT: Buffer.from('5433').toString('base64') } } as never, { 'f:data': { 'f:PGPORT': {} } }).data!.PGPORT!;
+    expect(diffSpec(wanted('Secret', 'tenant-customer-a/systemprompt-database'), live)).toEqual([{ path: 'data.PGPORT', before: '(sensitive)', after: '(sensitive)', sensitive: true }]);
   });
 });
 

@@ -4,7 +4,7 @@ import { runPlan } from '../../commands/plan.js';
 import { runValidate } from '../../commands/validate.js';
 import { compileEnvironment } from '../../targets/environment.js';
 import type { Io } from '../io.js';
-import { dirOption, outputOption } from '../options.js';
+import { dirOption, outputOption, parseDuration } from '../options.js';
 import { runApply } from '../../commands/apply.js';
 import { liveSession } from './live.js';
 
@@ -58,12 +58,13 @@ export function registerConfigCommands(program: Command, io: Io, setExit: (code:
     .option('--target <list>', 'limit to some targets: kubernetes,postgres,keycloak')
     .option('--context <name>', 'kubeconfig context')
     .option('--concurrency <n>', 'changes applied at once', (v) => Number.parseInt(v, 10), 4)
+    .option('--lock-timeout <duration>', 'wait this long for the lock another apply holds (e.g. 30s, 2m); 0 fails at once', parseDuration, 0)
     .addOption(outputOption())
     .option('--debug', 'print each request made to the targets on stderr', false)
-    .action(async (planfile: string | undefined, o: { dir: string; autoApprove: boolean; allowDestroy: boolean; target?: string; context?: string; concurrency: number; output: 'text' | 'json'; debug: boolean }) => {
+    .action(async (planfile: string | undefined, o: { dir: string; autoApprove: boolean; allowDestroy: boolean; target?: string; context?: string; concurrency: number; lockTimeout: number; output: 'text' | 'json'; debug: boolean }) => {
       const session = liveSession(io, o);
       try {
-        setExit(await runApply(io, { ...o, ...(planfile ? { planFile: planfile } : {}) }, session));
+        setExit(await runApply(io, { ...o, lockTimeoutMs: o.lockTimeout, ...(planfile ? { planFile: planfile } : {}) }, session));
       } finally {
         await session.close();
       }

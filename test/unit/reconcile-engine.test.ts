@@ -1,26 +1,27 @@
-import os from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { ApplySecrets } from '../../src/apply/secrets.js';
-import { applyPlan } from '../../src/apply/engine.js';
-import { holderIsDead } from '../../src/apply/lock.js';
+import { ApplySecrets } from '../../src/reconcile/secrets.js';
+import { applyPlan } from '../../src/reconcile/engine.js';
 import { compile } from '../../src/compile/compile.js';
-import { AbortedError, ConflictError, TargetError } from '../../src/errors.js';
+import { AbortedError, ConflictError, FencedError, TargetError } from '../../src/errors.js';
 import { resourceKey, type LiveResource, type TargetName } from '../../src/model/resource.js';
 import { computePlan, EMPTY_LIVE, type Change } from '../../src/plan/plan.js';
 import { withRetry } from '../../src/targets/retry.js';
-import type { ApplyContext, Target } from '../../src/targets/target.js';
+import type { ApplyContext, RunGuard, Target } from '../../src/targets/target.js';
 import { exampleRepo } from '../helpers/repo.js';
 
 /** A fake target for the engine's own logic: records order and concurrency, fails on demand. */
 class FakeTarget implements Target {
   readonly requests = { reads: 0, writes: 0 };
+  guard: RunGuard | undefined;
   running = 0;
   maxRunning = 0;
   constructor(readonly name: TargetName, private readonly log: string[], private readonly failOn = new Set<string>()) {}
   async read(): Promise<LiveResource[]> {
     return [];
   }
-  async apply(c: Change, _ctx: ApplyContext): Promise<void> {
+  async apply(c: Change, ctx: ApplyContext): Promise<void> {
+    this.guard?.fence();
+    if (c.action !== 'delete') expect(ctx.specOf(c)).toBeTypeOf('object');
     this.running++;
     this.maxRunning = Math.max(this.maxRunning, this.running);
     await new Promise((r) => setTimeout(r, 1));
@@ -125,12 +126,37 @@ describe('secrets during apply', () => {
   });
 });
 
-describe('apply lock', () => {
-  it('knows a holder on this machine whose process is gone', () => {
-    const host = os.hostname();
-    expect(holderIsDead(`root@${host} pid ${process.pid}`)).toBe(false);
-    expect(holderIsDead(`root@${host} pid 999999999`)).toBe(true);
-    expect(holderIsDead('root@elsewhere pid 999999999')).toBe(false);
+describe('fencing', () => {
+  it('stops before the next change and the next write once the lock is lost, and says why', async () => {
+    const log: string[] = [];
+    let allowed = 5;
+    const guard: RunGuard = {
+      fence: () => {
+        if (allowed-- <= 0) throw new FencedError('the apply lock was lost');
+      },
+    };
+    const plan = computePlan(desired, EMPTY_LIVE);
+    const targets = fakes(log);
+    const r = await applyPlan(plan, targets, ctx, { allowDestroy: false, concurrency: 1, guard });
+    expect(log.length).toBeGreaterThan(0);
+    expect(log.length).toBeLessThan(plan.changes.length);
+    expect(r.applied).toBe(log.length);
+    expect(r.stopped).toMatch(/lock was lost/);
+    expect(r.applied + r.failed.length + r.skipped).toBe(plan.changes.length);
+    // the guard is lent for the run only
+    for (const t of Object.values(targets)) expect(t!.guard).toBeUndefined();
+  });
+
+  it('applies specs from the desired state, never the redacted copy a plan shows', async () => {
+    const plan = computePlan(desired, EMPTY_LIVE);
+    const secret = plan.changes.find((c) => c.kind === 'Secret')!;
+    expect(Object.values((secret.spec as { data: Record<string, unknown> }).data).every((v) => v === '(sensitive)')).toBe(true);
+    const seen: unknown[] = [];
+    const t = fakes([]);
+    t.kubernetes!.apply = async (c, actx) => void (c.kind === 'Secret' && seen.push(actx.specOf(c)));
+    await applyPlan(plan, t, ctx, { allowDestroy: false });
+    expect(seen.length).toBeGreaterThan(0);
+    expect(JSON.stringify(seen)).not.toContain('(sensitive)');
   });
 });
 

@@ -1,8 +1,8 @@
 import type { DesiredState } from '../compile/desired.js';
 import { AbortedError, ConflictError, TargetError } from '../errors.js';
-import { resourceKey, type TargetName } from '../model/resource.js';
-import type { Change, Plan } from '../plan/plan.js';
-import type { SecretResolver, Target } from '../targets/target.js';
+import { resourceKey, type JsonObject, type TargetName } from '../model/resource.js';
+import { desiredByKey, type Change, type Plan } from '../plan/plan.js';
+import type { RunGuard, SecretResolver, Target } from '../targets/target.js';
 
 export interface ApplyEvent {
   kind: 'start' | 'done' | 'failed' | 'skipped';
@@ -17,6 +17,12 @@ export interface ApplyOptions {
   allowDestroy: boolean;
   concurrency?: number;
   onEvent?: (e: ApplyEvent) => void;
+  /**
+   * Fencing and cancellation: `fence()` is called before each change and before each write
+   * request, and throws once the run may no longer write (its lock was lost); once `signal` aborts,
+   * no further change starts.
+   */
+  guard?: RunGuard;
 }
 
 export interface ApplyResult {
@@ -24,6 +30,8 @@ export interface ApplyResult {
   failed: Array<{ change: Change; error: string }>;
   skipped: number;
   writes: number;
+  /** Why the run stopped before the end (lock lost, cancelled), if it did. */
+  stopped?: string;
 }
 
 /** Refuse a plan that may not run: conflicts, or destruction without --allow-destroy. */
@@ -55,6 +63,27 @@ export async function applyPlan(
 ): Promise<ApplyResult> {
   checkApplicable(plan, opts.allowDestroy);
   const changes = plan.changes;
+  const specs = desiredByKey(ctx.desired);
+  const applyCtx = {
+    ...ctx,
+    specOf: (c: Change): JsonObject => {
+      const d = specs.get(resourceKey(c));
+      if (!d) throw new TargetError(c.target, `${c.kind} ${c.name} is not in the desired state`);
+      return d.spec;
+    },
+  };
+  const guard = opts.guard;
+  for (const t of Object.values(targets)) if (t) t.guard = guard;
+  const stopReason = (): string | undefined => {
+    if (!guard) return undefined;
+    if (guard.signal?.aborted) return String((guard.signal.reason as Error | undefined)?.message ?? guard.signal.reason ?? 'cancelled');
+    try {
+      guard.fence();
+      return undefined;
+    } catch (e) {
+      return e instanceof Error ? e.message : String(e);
+    }
+  };
   const total = changes.length;
   const result: ApplyResult = { applied: 0, failed: [], skipped: 0, writes: 0 };
   const writes = (): number => Object.values(targets).reduce((n, t) => n + (t?.requests.writes ?? 0), 0);
@@ -63,12 +92,18 @@ export async function applyPlan(
 
   const runOne = async (i: number): Promise<boolean> => {
     const c = changes[i]!;
+    const stop = stopReason();
+    if (stop) {
+      result.stopped ??= stop;
+      skip(i);
+      return false;
+    }
     const started = Date.now();
     opts.onEvent?.({ kind: 'start', change: c, index: i, total });
     try {
       const target = targets[c.target];
       if (!target) throw new TargetError(c.target, 'target not connected');
-      await target.apply(c, ctx);
+      await target.apply(c, applyCtx);
       result.applied++;
       opts.onEvent?.({ kind: 'done', change: c, index: i, total, ms: Date.now() - started });
       return true;
@@ -92,7 +127,11 @@ export async function applyPlan(
   for (const i of upserts) {
     const deps = changes[i]!.dependsOn.map((d) => index.get(d)).filter((j): j is number => j !== undefined);
     waiting.set(i, deps.length);
-    for (const j of deps) dependents.set(j, [...(dependents.get(j) ?? []), i]);
+    for (const j of deps) {
+      const list = dependents.get(j);
+      if (list) list.push(i);
+      else dependents.set(j, [i]);
+    }
   }
   const skipDependents = (i: number): void => {
     for (const j of dependents.get(i) ?? []) {
@@ -119,6 +158,7 @@ export async function applyPlan(
   await pool(limit, deletes.filter((i) => !isParent(changes[i]!)), async (i) => void (await runOne(i)));
   await pool(limit, deletes.filter((i) => isParent(changes[i]!)), async (i) => void (await runOne(i)));
 
+  for (const t of Object.values(targets)) if (t) t.guard = undefined;
   result.writes = writes() - writesBefore;
   return result;
 }

@@ -1,0 +1,108 @@
+import type { DesiredState } from '../compile/desired.js';
+import type { LiveResource, TargetName } from '../model/resource.js';
+import { computePlan, type LiveState, type Plan } from '../plan/plan.js';
+import type { Target } from '../targets/target.js';
+import { applyPlan, type ApplyEvent, type ApplyResult } from './engine.js';
+import { ApplySecrets, type SecretSources } from './secrets.js';
+
+/**
+ * A lock a run holds while it writes (a Kubernetes Lease with fencing, see lease.ts). `check()`
+ * throws once the lock is lost; `signal` aborts then.
+ */
+export interface RunLock {
+  acquire(opts?: { timeoutMs?: number; signal?: AbortSignal; onWait?: (holder: string, expiresInMs: number) => void }): Promise<void>;
+  check(): void;
+  readonly signal: AbortSignal;
+  release(): Promise<void>;
+}
+
+export type ReconcileEvent =
+  | { kind: 'waiting'; holder: string; expiresInMs: number }
+  | { kind: 'locked' }
+  | { kind: 'planned'; plan: Plan }
+  | ({ kind: 'apply' } & { event: ApplyEvent });
+
+export interface ReconcileOptions {
+  desired: DesiredState;
+  /** The targets to read and write (those selected with --target). */
+  targets: Partial<Record<TargetName, Target>>;
+  /** Where secret values come from at write time (the tenant's Secrets, Keycloak's client secrets). */
+  secrets: SecretSources;
+  /** Taken before the live state is read, released at the end; writes stop the moment it is lost. */
+  lock?: RunLock;
+  /** How long to wait for a lock held by another run. */
+  lockTimeoutMs?: number;
+  /** Cancels the run: no change starts after it aborts. */
+  signal?: AbortSignal;
+  allowDestroy: boolean;
+  concurrency?: number;
+  onEvent?: (e: ReconcileEvent) => void;
+  /**
+   * Sees the plan made under the lock before anything is written; throwing stops the run with
+   * nothing written (e.g. a saved or approved plan that no longer matches the live state).
+   */
+  review?: (plan: Plan) => void | Promise<void>;
+}
+
+export interface ReconcileResult {
+  plan: Plan;
+  result: ApplyResult;
+}
+
+/**
+ * One reconcile: lock, read the live state under the lock, plan, apply, release. The CLI's `apply`
+ * and the operator both call this; neither holds steps of its own.
+ */
+export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult> {
+  const { lock } = opts;
+  if (lock) {
+    await lock.acquire({
+      timeoutMs: opts.lockTimeoutMs ?? 0,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      onWait: (holder, expiresInMs) => opts.onEvent?.({ kind: 'waiting', holder, expiresInMs }),
+    });
+    opts.onEvent?.({ kind: 'locked' });
+  }
+  try {
+    const plan = { ...computePlan(opts.desired, await readLive(opts.desired, opts.targets)), targets: Object.keys(opts.targets) as TargetName[] };
+    opts.onEvent?.({ kind: 'planned', plan });
+    await opts.review?.(plan);
+    if (plan.changes.length === 0) return { plan, result: { applied: 0, failed: [], skipped: 0, writes: 0 } };
+    const signals = [lock?.signal, opts.signal].filter((s): s is AbortSignal => !!s);
+    const guard = {
+      fence: () => {
+        lock?.check();
+        opts.signal?.throwIfAborted();
+      },
+      ...(signals.length ? { signal: signals.length === 1 ? signals[0]! : AbortSignal.any(signals) } : {}),
+    };
+    const secrets = new ApplySecrets(opts.desired, opts.secrets);
+    const result = await applyPlan(plan, opts.targets, { secrets, desired: opts.desired }, {
+      allowDestroy: opts.allowDestroy,
+      ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+      guard,
+      onEvent: (event) => opts.onEvent?.({ kind: 'apply', event }),
+    });
+    return { plan, result };
+  } finally {
+    await lock?.release();
+  }
+}
+
+/** Read every target (in parallel); the counts are the requests of this read alone. */
+export async function readLive(desired: DesiredState, targets: Partial<Record<TargetName, Target>>): Promise<LiveState> {
+  const parts = await Promise.all(
+    Object.values(targets).map(async (t) => {
+      const before = t!.requests.reads + t!.requests.writes;
+      const resources = await t!.read(desired);
+      return { name: t!.name, resources, requests: t!.requests.reads + t!.requests.writes - before };
+    }),
+  );
+  const resources: LiveResource[] = [];
+  const requests: LiveState['requests'] = {};
+  for (const p of parts) {
+    for (const r of p.resources) resources.push(r);
+    requests[p.name] = p.requests;
+  }
+  return { resources, requests };
+}
