@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConflictError } from '../../src/errors.js';
-import { LeaseConflictError, LeaseLock, LockLostError, kubeLeaseStore, type LeaseStore } from '../../src/reconcile/lease.js';
+import { LeaseConflictError, LeaseLock, LockLostError, kubeLeaseStore, type LeaseEvent, type LeaseStore } from '../../src/reconcile/lease.js';
 import { kubeHttp, waitFor } from './helpers.js';
 
 const NAMESPACE = 'kube-system';
@@ -68,7 +68,7 @@ describe('LeaseLock on the API server', () => {
       });
       expect(a.held).toBe(true);
       await expect(store().update({ ...first!, holderIdentity: 'intruder', resourceVersion: stale })).rejects.toBeInstanceOf(LeaseConflictError);
-      await expect(store().delete(stale)).rejects.toBeInstanceOf(LeaseConflictError);
+      await expect(store().delete(stale)).rejects.toMatchObject({ name: 'LeaseConflictError', reason: 'Conflict' });
       expect((await store().get())?.holderIdentity).toBe(a.identity);
       a.check();
     } finally {
@@ -79,7 +79,8 @@ describe('LeaseLock on the API server', () => {
 
   it('a waiting lock takes over when the holder stops renewing; the old holder stops first and does not delete the new Lease', async () => {
     const aStore = cuttable(store());
-    const a = new LeaseLock(aStore, TIMINGS);
+    const aEvents: LeaseEvent[] = [];
+    const a = new LeaseLock(aStore, { ...TIMINGS, onEvent: (e) => aEvents.push(e) });
     await a.acquire();
     const b = new LeaseLock(store(), TIMINGS);
     const waitedFor: string[] = [];
@@ -94,6 +95,8 @@ describe('LeaseLock on the API server', () => {
       const live = await store().get();
       expect(live).toMatchObject({ holderIdentity: b.identity, leaseTransitions: b.epoch });
       await a.release(); // its delete carries its own, stale, resourceVersion: refused by the server
+      expect(aEvents.map((e) => e.type)).toEqual(expect.arrayContaining(['acquired', 'renew-failed', 'lost']));
+      expect(aEvents.at(-1)).toEqual({ type: 'released', deleted: false });
       expect((await store().get())?.holderIdentity).toBe(b.identity);
       b.check();
     } finally {
