@@ -111,6 +111,9 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
       },
     });
   } catch (e) {
+    if (e instanceof ConflictError && / is held by /.test(e.message)) {
+      throw new ConflictError(`another apply is running: ${e.message}`, { hint: 'wait for it to finish, or pass --lock-timeout 30s to wait for it; a lock whose holder died frees itself 15 s after its last renewal' });
+    }
     throw e instanceof SystemPromptError ? e : kubeError('apply', e);
   } finally {
     process.off('SIGINT', onSignal);

@@ -3,7 +3,9 @@ import { devStackEndpoints } from '../dev/endpoints.js';
 import { resolveEndpoints, type Endpoints } from '../targets/endpoints.js';
 import { TARGETS, type TargetName } from '../model/resource.js';
 import type { LiveState } from '../plan/plan.js';
+import { readLive } from '../reconcile/reconcile.js';
 import { connectTargets, type Connected } from '../targets/connect.js';
+import { configureFailpoint } from '../targets/failpoint.js';
 import { compileEnvironment } from '../targets/environment.js';
 
 /** The live side of plan and apply: endpoints, target clients, reads with request counts. */
@@ -33,22 +35,16 @@ export class LiveSession {
   }
 
   async connect(): Promise<Connected> {
-    this.connected ??= await connectTargets(await this.getEndpoints(), this.selected, this.opts.debug);
+    if (!this.connected) {
+      configureFailpoint(this.env.SYSTEMPROMPT_FAILPOINT);
+      this.connected = await connectTargets(await this.getEndpoints(), this.selected, this.opts.debug);
+    }
     return this.connected;
   }
 
   /** Read every selected target (in parallel); the counts are the requests of this read alone. */
   async readLive(desired: DesiredState): Promise<LiveState> {
-    const c = await this.connect();
-    const live: LiveState = { resources: [], requests: {} };
-    await Promise.all(
-      Object.values(c.targets).map(async (t) => {
-        const before = t!.requests.reads + t!.requests.writes;
-        live.resources.push(...(await t!.read(desired)));
-        live.requests[t!.name] = t!.requests.reads + t!.requests.writes - before;
-      }),
-    );
-    return live;
+    return readLive(desired, (await this.connect()).targets);
   }
 
   async close(): Promise<void> {

@@ -199,8 +199,13 @@ export interface AcquireOptions {
 /** client-go's JitterFactor: renewDeadline must leave room for more than one retry. */
 const JITTER_FACTOR = 1.2;
 
-export const defaultSleep: Sleep = (ms, signal) =>
-  new Promise<void>((resolve) => {
+/** Like defaultSleep, but keeps the process alive: waiting for the lock is all a caller does then. */
+const waitingSleep: Sleep = (ms, signal) => sleepFor(ms, signal, true);
+
+export const defaultSleep: Sleep = (ms, signal) => sleepFor(ms, signal, false);
+
+function sleepFor(ms: number, signal: AbortSignal | undefined, ref: boolean): Promise<void> {
+  return new Promise<void>((resolve) => {
     if (signal?.aborted) return resolve();
     const done = () => {
       clearTimeout(timer);
@@ -208,9 +213,10 @@ export const defaultSleep: Sleep = (ms, signal) =>
       resolve();
     };
     const timer = setTimeout(done, Math.max(0, ms));
-    timer.unref();
+    if (!ref) timer.unref();
     signal?.addEventListener('abort', done, { once: true });
   });
+}
 
 /** A holder identity unique to one lock in one process. */
 export function uniqueIdentity(): string {
@@ -249,6 +255,8 @@ export class LeaseLock {
 
   private readonly now: () => number;
   private readonly sleep: Sleep;
+  /** Waits while acquiring: a timer that keeps the process alive (the renewal timers do not). */
+  private readonly waitSleep: Sleep;
   private readonly onEvent: ((event: LeaseEvent) => void) | undefined;
   private readonly lostController = new AbortController();
   /** Aborted on loss and release: stops the renew loop and any acquire wait. */
@@ -270,6 +278,7 @@ export class LeaseLock {
     this.retryPeriodMs = opts.retryPeriodMs ?? 2_000;
     this.now = opts.now ?? Date.now;
     this.sleep = opts.sleep ?? defaultSleep;
+    this.waitSleep = opts.sleep ?? waitingSleep;
     this.onEvent = opts.onEvent;
     if (!this.identity) throw new UsageError('a lock needs a non-empty holder identity');
     for (const [k, v] of [['lease duration', this.leaseDurationMs], ['renew deadline', this.renewDeadlineMs], ['retry period', this.retryPeriodMs]] as const) {
@@ -363,7 +372,7 @@ export class LeaseLock {
         );
       }
       if (wait) opts.onWait?.(wait.holder, wait.expiresInMs);
-      await this.sleep(Math.min(this.retryPeriodMs, Math.max(0, deadline - now)), waitSignal);
+      await this.waitSleep(Math.min(this.retryPeriodMs, Math.max(0, deadline - now)), waitSignal);
     }
   }
 

@@ -1,4 +1,5 @@
 import { TargetError } from '../errors.js';
+import { beforeWrite } from './failpoint.js';
 import type { RunGuard } from './target.js';
 
 /** Network failures and overload answers worth retrying. */
@@ -71,7 +72,10 @@ export function requestRunner(
   return (what, kind, fn) =>
     withRetry(
       async () => {
-        if (kind === 'write') guard?.()?.fence();
+        if (kind === 'write') {
+          guard?.()?.fence();
+          beforeWrite(`${target} ${what}`);
+        }
         requests[kind === 'read' ? 'reads' : 'writes']++;
         debug?.(`${new Date().toISOString()} ${target} ${kind} ${what}`);
         try {

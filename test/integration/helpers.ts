@@ -92,7 +92,7 @@ export async function namespaceExists(name: string): Promise<boolean> {
 /** Remove everything systemprompt manages (an empty config, applied with --allow-destroy), and wait until namespaces are gone. */
 export async function resetTargets(): Promise<void> {
   const dir = makeRepo({ 'systemprompt.yaml': 'tenancy:\n  enabled: true\n' });
-  const r = await sp(dir, 'apply', '--auto-approve', '--allow-destroy');
+  const r = await sp(dir, 'apply', '--auto-approve', '--allow-destroy', '--lock-timeout', '60s');
   if (r.code !== 0) throw new Error(`reset failed:\n${r.stdout}\n${r.stderr}`);
   await waitFor(
     async () => {

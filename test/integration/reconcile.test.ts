@@ -236,7 +236,8 @@ describe('plan and apply against the real Kubernetes and PostgreSQL (and Keycloa
       writeRepo(repo, { ...files, 'tenants/customer-b.yaml': files['tenants/customer-b.yaml']!.replace('pods: 10', 'pods: 13') });
       const r = await sp(repo, 'apply', '--auto-approve');
       expect(r.code).toBe(1);
-      expect(r.stderr).toContain('another apply holds the lock: ops@elsewhere pid 4242');
+      expect(r.stderr).toContain('is held by ops@elsewhere pid 4242');
+      expect(r.stderr).toContain('--lock-timeout');
       const q = await kubeHttp().request<any>('GET', '/api/v1/namespaces/tenant-customer-b/resourcequotas/systemprompt-quota');
       expect(q.spec.hard.pods).toBe('10');
     } finally {
@@ -264,7 +265,7 @@ describe('plan and apply against the real Kubernetes and PostgreSQL (and Keycloa
       child.on('exit', () => resolve());
     });
     expect(seen).toBeGreaterThanOrEqual(Math.min(steps, 1));
-    const again = await sp(kdir, 'apply', '--auto-approve', '--allow-destroy');
+    const again = await sp(kdir, 'apply', '--auto-approve', '--allow-destroy', '--lock-timeout', '30s');
     expect(again.code, again.stderr + again.stdout).toBe(0);
     expect((await sp(kdir, 'plan', '--detailed-exitcode')).code).toBe(0);
     // nothing lost: the password in the Secret is the one the role accepts
