@@ -1,12 +1,12 @@
-// A no-op plan over N tenants (default 200) against the real Kubernetes and PostgreSQL:
+// A no-op plan over N tenants (default 50) against the real Kubernetes, PostgreSQL and Keycloak:
 // requests made and time, per tenant, and the ratio no-op plan / apply (same process, same repo).
-// Usage: npm run build && systemprompt dev up && node bench/plan/run.js [--tenants 200] [--users 10] [--target kubernetes,postgres]
+// Usage: npm run build && systemprompt dev up && node bench/plan/run.js [--tenants 50] [--users 10] [--target kubernetes,postgres,keycloak]
 import { generateRepository, writeRepository } from '../compile/generate.js';
 import { arg, cli, targetEnv, tempRepo } from '../lib.js';
 
-const tenants = Number(arg('tenants', 200));
+const tenants = Number(arg('tenants', 50));
 const users = Number(arg('users', 10));
-const target = arg('target', 'kubernetes,postgres');
+const target = arg('target', 'kubernetes,postgres,keycloak');
 const env = await targetEnv();
 const median = async (n, fn) => {
   const xs = [];

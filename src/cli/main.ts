@@ -1,11 +1,11 @@
 import { Command, CommanderError } from 'commander';
 import { SystemPromptError } from '../errors.js';
 import { processIo, type Io } from './io.js';
-import { registerAdminCommands } from './commands/admin.js';
-import { registerCloudCommands } from './commands/cloud.js';
-import { registerConfigCommands } from './commands/config.js';
-import { registerInitCommands } from './commands/init.js';
-import { registerDevCommands } from './commands/dev.js';
+import { registerAdminCommands } from './register/admin.js';
+import { registerCloudCommands } from './register/cloud.js';
+import { registerConfigCommands } from './register/config.js';
+import { registerInitCommands } from './register/init.js';
+import { registerDevCommands } from './register/dev.js';
 
 export function buildProgram(io: Io, setExit: (code: number) => void = () => {}): Command {
   const program = new Command('systemprompt')
