@@ -48,7 +48,7 @@ export class TargetError extends SystemPromptError {
   }
 }
 
-/** The apply lock was lost (renewal failed, expired or taken): no further write may happen. */
+/** The run may no longer write: its lock was lost (renewal failed, expired or taken). See LockLostError. */
 export class FencedError extends SystemPromptError {}
 
 /** Another apply holds the lock, or a saved plan no longer matches the live state. */

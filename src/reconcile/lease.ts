@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { AbortedError, ConflictError, SystemPromptError, UsageError } from '../errors.js';
+import { AbortedError, ConflictError, FencedError, SystemPromptError, UsageError } from '../errors.js';
 import { kubeError } from '../targets/kube-errors.js';
 import type { KubeHttp } from '../targets/kube-http.js';
 import { isTransient } from '../targets/retry.js';
@@ -48,7 +48,7 @@ export type LockLostReason = 'renew-deadline' | 'taken-over' | 'deleted' | 'rele
  * The lock is not held (any more): writes must stop. `lock.signal` is aborted with this error as its
  * reason, and `check()` throws it.
  */
-export class LockLostError extends SystemPromptError {
+export class LockLostError extends FencedError {
   readonly reason: LockLostReason;
   /** Who holds the Lease now, when known. */
   readonly holder: string | undefined;

@@ -74,7 +74,7 @@ export function writeRepo(dir: string, files: Record<string, string>): void {
 
 export function kubeHttp(): KubeHttp {
   const kc = new KubeConfig();
-  kc.loadFromFile(endpoints.kubeconfigPath);
+  kc.loadFromFile(endpoints.kubeconfigPath!);
   if (endpoints.context) kc.setCurrentContext(endpoints.context);
   return new KubeHttp(kc);
 }

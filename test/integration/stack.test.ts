@@ -31,7 +31,7 @@ describe('Keycloak', () => {
 
 function kubeConfig(): KubeConfig {
   const kc = new KubeConfig();
-  kc.loadFromFile(endpoints.kubeconfigPath);
+  kc.loadFromFile(endpoints.kubeconfigPath!);
   if (endpoints.context) kc.setCurrentContext(endpoints.context);
   return kc;
 }
@@ -155,6 +155,8 @@ describe('PostgreSQL', () => {
       new pg.Client({ host: url.hostname, port: Number(url.port), user, password: pw, database, connectionTimeoutMillis: 5000 });
     try {
       await ddl(`'CREATE ROLE %I LOGIN PASSWORD %L', $1::text, $2::text`, role, password);
+      // The admin is not a superuser (as on managed PostgreSQL): it must join a role to give it a database.
+      await ddl(`'GRANT %I TO CURRENT_USER', $1::text`, role);
       await ddl(`'CREATE DATABASE %I OWNER %I', $1::text, $2::text`, db, role);
       await ddl(`'REVOKE CONNECT ON DATABASE %I FROM PUBLIC', $1::text`, db);
 

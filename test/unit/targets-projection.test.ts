@@ -32,7 +32,7 @@ describe('Kubernetes live objects: what our field manager owns', () => {
 
   it('projects only the fields we own; a field we stopped sending is a removal, one another manager added is not ours', () => {
     const hard = { ...((quota.spec as { hard: Record<string, string> }).hard), 'limits.ephemeral-storage': '2Gi' };
-    const applied = { ...quota, spec: { hard } };
+    const applied: Record<string, unknown> = { ...quota, spec: { hard } };
     const live = {
       ...applied,
       spec: { hard: { ...hard, services: '5' } },
@@ -57,7 +57,7 @@ describe('Kubernetes live objects: what our field manager owns', () => {
     expect(JSON.stringify(live)).not.toContain('tenant_customer-a');
     expect(JSON.stringify(live)).not.toContain(Buffer.from('y').toString('base64'));
     expect(diffSpec(wanted('Secret', 'tenant-customer-a/systemprompt-database'), live)).toEqual([]);
-    (live.data as Record<string, unknown>).PGPORT = ownedProjection({ kind: 'Secret', data: { PGPORT: Buffer.from('5433').toString('base64') } } as never, { 'f:data': { 'f:PGPORT': {} } }).data!.PGPORT!;
+    (live.data as Record<string, unknown>).PGPORT = (ownedProjection({ kind: 'Secret', data: { PGPORT: Buffer.from('5433').toString('base64') } } as never, { 'f:data': { 'f:PGPORT': {} } }).data as Record<string, unknown>).PGPORT;
     expect(diffSpec(wanted('Secret', 'tenant-customer-a/systemprompt-database'), live)).toEqual([{ path: 'data.PGPORT', before: '(sensitive)', after: '(sensitive)', sensitive: true }]);
   });
 });
