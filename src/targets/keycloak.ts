@@ -239,6 +239,10 @@ export class KeycloakTarget implements Target {
         if (attempt >= 5) throw new TargetError('keycloak', `realm ${realm} was not there after creating it`, { transient: true });
         await new Promise((r) => setTimeout(r, 500 * attempt));
       }
+      // A token carries the admin's roles as they were when it was issued: the new realm's
+      // management roles (granted through master's composite `admin` role) are only in a new one.
+      // A confidential client's token would otherwise be refused (403) on the realm it just made.
+      this.token = undefined;
     } else {
       const current = (await this.call(`get realm ${realm}`, 'read', () => this.kc.realms.findOne({ realm }))) as Rep | undefined;
       await this.call(`update realm ${realm}`, 'write', () => this.kc.realms.update({ realm }, { ...rep, attributes: mergeAttributes(current?.attributes, rep.attributes) }));

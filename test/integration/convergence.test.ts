@@ -4,7 +4,7 @@ import KcAdminClient from '@keycloak/keycloak-admin-client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../helpers/repo.js';
-import { endpoints, kubeHttp, makeRepo, resetTargets, sp, spJson, targetEnv, writeRepo } from './helpers.js';
+import { adminQuery, endpoints, kubeHttp, makeRepo, resetTargets, secretValue, sp, spJson, targetEnv, writeRepo } from './helpers.js';
 
 /**
  * Convergence both ways, against the real Keycloak, Kubernetes and PostgreSQL (whose admin login is
@@ -37,20 +37,7 @@ async function getJson<T = any>(p: string): Promise<T> {
   return kubeHttp().request<T>('GET', p);
 }
 
-async function adminQuery<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: endpoints.postgresUrl });
-  await c.connect();
-  try {
-    return (await c.query(sql, params)).rows as T[];
-  } finally {
-    await c.end();
-  }
-}
 
-async function secretValue(ns: string, name: string, key: string): Promise<string> {
-  const s = await getJson<{ data: Record<string, string> }>(`/api/v1/namespaces/${ns}/secrets/${name}`);
-  return Buffer.from(s.data[key]!, 'base64').toString('utf8');
-}
 
 /** Log in with a tenant's own DATABASE_URL: `user@database`, or the SQLSTATE / error code. */
 async function loginWith(url: string): Promise<string> {

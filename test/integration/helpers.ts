@@ -2,6 +2,7 @@ import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import os from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import pg from 'pg';
 import { inject } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { waitFor } from '../../src/dev/process.js';
@@ -104,3 +105,20 @@ export async function resetTargets(): Promise<void> {
 }
 
 export { waitFor };
+
+/** A query as the stack's PostgreSQL admin (not a superuser). */
+export async function adminQuery<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client({ connectionString: endpoints.postgresUrl });
+  await c.connect();
+  try {
+    return (await c.query(sql, params)).rows as T[];
+  } finally {
+    await c.end();
+  }
+}
+
+/** A decoded value of a Secret, read the way a workload of the tenant would. */
+export async function secretValue(namespace: string, name: string, key: string): Promise<string> {
+  const s = await kubeHttp().request<{ data: Record<string, string> }>('GET', `/api/v1/namespaces/${namespace}/secrets/${name}`);
+  return Buffer.from(s.data[key]!, 'base64').toString('utf8');
+}

@@ -5,24 +5,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stackPaths } from '../../src/dev/paths.js';
 import { PROJECT_ROOT } from '../helpers/repo.js';
-import { endpoints, exampleFiles, kubeHttp, makeRepo, namespaceExists, resetTargets, sp, spJson, targetEnv, waitFor, writeRepo } from './helpers.js';
+import { adminQuery, endpoints, exampleFiles, kubeHttp, makeRepo, namespaceExists, resetTargets, secretValue, sp, spJson, targetEnv, waitFor, writeRepo } from './helpers.js';
 
-const admin = (): pg.Client => new pg.Client({ connectionString: endpoints.postgresUrl });
 
-async function adminQuery<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = admin();
-  await c.connect();
-  try {
-    return (await c.query(sql, params)).rows as T[];
-  } finally {
-    await c.end();
-  }
-}
 
-async function secretValue(namespace: string, name: string, key: string): Promise<string> {
-  const s = await kubeHttp().request<{ data: Record<string, string> }>('GET', `/api/v1/namespaces/${namespace}/secrets/${name}`);
-  return Buffer.from(s.data[key]!, 'base64').toString('utf8');
-}
 
 /** Connect with a tenant's own DATABASE_URL (from its Secret), optionally to another database. */
 async function connectAs(url: string, database?: string): Promise<string> {
