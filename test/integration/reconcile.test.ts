@@ -7,9 +7,6 @@ import { stackPaths } from '../../src/dev/paths.js';
 import { PROJECT_ROOT } from '../helpers/repo.js';
 import { adminQuery, endpoints, exampleFiles, kubeHttp, makeRepo, namespaceExists, resetTargets, secretValue, sp, spJson, targetEnv, waitFor, writeRepo } from './helpers.js';
 
-
-
-
 /** Connect with a tenant's own DATABASE_URL (from its Secret), optionally to another database. */
 async function connectAs(url: string, database?: string): Promise<string> {
   const u = new URL(url);
