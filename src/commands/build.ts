@@ -4,6 +4,7 @@ import type { Io } from '../cli/io.js';
 import { buildArtifacts } from '../compile/build.js';
 import { compile } from '../compile/compile.js';
 import type { CompileEnvironment } from '../compile/desired.js';
+import { customResourceFiles } from '../crds/objects.js';
 import { UsageError } from '../errors.js';
 import { loadValidRepository } from './load.js';
 
@@ -15,12 +16,18 @@ export interface BuildOptions {
   out: string;
   env: CompileEnvironment;
   output: 'text' | 'json';
+  /** `files` (default): what each tenant compiles to; `crds`: the repository as Tenant and Agent objects. */
+  format?: 'files' | 'crds';
 }
 
-/** `systemprompt build --out OUT`: realm JSON, Kubernetes YAML, SQL and agent cards per tenant. Offline. */
+/**
+ * `systemprompt build --out OUT`: realm JSON, Kubernetes YAML, SQL and agent cards per tenant;
+ * with `--format crds`, Tenant and Agent custom resources. Offline, no secret values.
+ */
 export async function runBuild(io: Io, opts: BuildOptions): Promise<number> {
   const { repo } = await loadValidRepository(opts.dir, io);
-  const files = buildArtifacts(compile(repo, opts.env));
+  const crds = opts.format === 'crds';
+  const files = crds ? customResourceFiles(repo) : buildArtifacts(compile(repo, opts.env));
   // Write into a fresh sibling folder, then swap it in: a failed build leaves the old output intact.
   const out = path.resolve(io.cwd, opts.out);
   await assertReplaceable(out, opts.out);
@@ -36,6 +43,7 @@ export async function runBuild(io: Io, opts: BuildOptions): Promise<number> {
   await rm(out, { recursive: true, force: true });
   await rename(tmp, out);
   if (opts.output === 'json') io.out(`${JSON.stringify({ out, files: [...files.keys()].sort() }, null, 2)}\n`);
+  else if (crds) io.out(`wrote ${repo.tenants.length} Tenant and ${repo.agents.length} Agent objects to ${opts.out}\n`);
   else io.out(`wrote ${files.size - 1} files for ${repo.tenants.length} tenants to ${opts.out}\n`);
   return 0;
 }

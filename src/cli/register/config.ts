@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { runBuild } from '../../commands/build.js';
 import { runPlan } from '../../commands/plan.js';
 import { runValidate } from '../../commands/validate.js';
@@ -22,8 +22,9 @@ export function registerConfigCommands(program: Command, io: Io, setExit: (code:
     .description('write what each tenant compiles to (realm JSON, Kubernetes YAML, SQL, agent cards), offline')
     .addOption(dirOption())
     .requiredOption('--out <dir>', 'output folder (replaced if it holds an earlier build)')
+    .addOption(new Option('--format <format>', 'files: what each tenant compiles to; crds: Tenant and Agent custom resources (for Argo CD or Flux)').choices(['files', 'crds']).default('files'))
     .addOption(outputOption())
-    .action(async (o: { dir: string; out: string; output: 'text' | 'json' }) =>
+    .action(async (o: { dir: string; out: string; output: 'text' | 'json'; format: 'files' | 'crds' }) =>
       setExit(await runBuild(io, { ...o, env: compileEnvironment({ keycloakUrl: io.env.SYSTEMPROMPT_KEYCLOAK_URL, postgresUrl: io.env.SYSTEMPROMPT_POSTGRES_URL }) })),
     );
 
