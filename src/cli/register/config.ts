@@ -6,6 +6,8 @@ import { compileEnvironment } from '../../targets/environment.js';
 import type { Io } from '../io.js';
 import { dirOption, outputOption, parseDuration } from '../options.js';
 import { runApply } from '../../commands/apply.js';
+import { runApplyWatch } from '../../commands/watch.js';
+import { UsageError } from '../../errors.js';
 import { liveSession } from './live.js';
 
 /** validate, build, plan: the offline core, and plan against the live targets. */
@@ -60,11 +62,27 @@ export function registerConfigCommands(program: Command, io: Io, setExit: (code:
     .option('--context <name>', 'kubeconfig context')
     .option('--concurrency <n>', 'changes applied at once', (v) => Number.parseInt(v, 10), 4)
     .option('--lock-timeout <duration>', 'wait this long for the lock another apply holds (e.g. 30s, 2m); 0 fails at once', parseDuration, 0)
+    .option('--watch', 'keep running: apply again after each saved change to the repository (no confirmation; for local editing)', false)
+    .option('--debounce <duration>', 'with --watch: quiet time after the last change before applying', parseDuration, 500)
     .addOption(outputOption())
     .option('--debug', 'print each request made to the targets on stderr', false)
-    .action(async (planfile: string | undefined, o: { dir: string; autoApprove: boolean; allowDestroy: boolean; target?: string; context?: string; concurrency: number; lockTimeout: number; output: 'text' | 'json'; debug: boolean }) => {
+    .action(async (planfile: string | undefined, o: { dir: string; autoApprove: boolean; allowDestroy: boolean; target?: string; context?: string; concurrency: number; lockTimeout: number; watch: boolean; debounce: number; output: 'text' | 'json'; debug: boolean }) => {
       const session = liveSession(io, o);
       try {
+        if (o.watch) {
+          if (planfile) throw new UsageError('apply --watch plans each change itself; it takes no PLANFILE');
+          const stop = new AbortController();
+          const onSignal = (): void => stop.abort();
+          process.once('SIGINT', onSignal);
+          process.once('SIGTERM', onSignal);
+          try {
+            setExit(await runApplyWatch(io, { ...o, lockTimeoutMs: Math.max(o.lockTimeout, 30_000), debounceMs: o.debounce }, session, stop.signal));
+          } finally {
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
+          }
+          return;
+        }
         setExit(await runApply(io, { ...o, lockTimeoutMs: o.lockTimeout, ...(planfile ? { planFile: planfile } : {}) }, session));
       } finally {
         await session.close();
