@@ -3,13 +3,14 @@
  * schema, as the API server requires for a CustomResourceDefinition (apiextensions.k8s.io/v1).
  *
  * What the API server refuses under `fieldValidation=Strict`, and what this writes instead
- * (measured on kube-apiserver v1.34, see /work/shared/notes and test/integration/crds.test.ts):
+ * (measured on kube-apiserver v1.34.4, see test/integration/crds.test.ts):
  * - `$ref`/`$defs`: inlined (a recursive reference becomes `x-kubernetes-preserve-unknown-fields`).
  * - `type: [string, integer]`: `x-kubernetes-int-or-string: true` + `anyOf: [{type: integer}, {type: string}]`.
- * - `type: [string, number]` (a quantity such as `2.3` or `500m`): int-or-string only admits integers,
- *   so the node keeps no `type`, gets `x-kubernetes-preserve-unknown-fields: true` (any JSON value
- *   passes the structural check) and a CEL rule restores the JSON Schema's check: a string matching
- *   the pattern, or a number within minimum/maximum.
+ * - `type: [string, number]` (a quantity such as `2.3` or `500m`): int-or-string admits integers only
+ *   (2.3 is refused) and the API server compiles no CEL rule on a node without a type, so the node
+ *   keeps no `type`, gets `x-kubernetes-preserve-unknown-fields: true`, and keeps `pattern` and the
+ *   bounds, which the server applies to strings and numbers respectively. An object, list or boolean
+ *   there is not refused by the server (the JSON Schema refuses it).
  * - `const`: `enum: [v]`; `enum` without `type`: the type of its values.
  * - `if`/`then` inside `allOf` (a discriminated union such as a security scheme's `type`): the
  *   branches' properties are merged into the parent and each branch's `required` becomes a CEL rule.
@@ -17,8 +18,10 @@
  * - `uniqueItems`: `x-kubernetes-list-type: set` for scalar items (dropped, with a note, otherwise).
  * - `additionalProperties: false` next to `properties`: dropped (unknown fields are pruned, or refused
  *   under Strict validation and server-side apply).
- * - `propertyNames`: a CEL rule over the map's keys.
- * - `patternProperties` with one pattern: `additionalProperties` with its schema + a CEL rule on the keys.
+ * - `propertyNames`: a CEL rule over the map's keys, only for a map not inside a list or map (there
+ *   the server's CEL cost estimate exceeds its budget: the rule is dropped, with a note).
+ * - `patternProperties` with one pattern: `additionalProperties` with its schema + the same key rule.
+ * - CEL names properties as the server declares them: `in` is `__in__`, `a-b` is `a__dash__b`.
  * - an object with neither `properties` nor `additionalProperties` (free-form JSON), a node with no
  *   type at all, or `oneOf`/`anyOf` whose branches carry types: `x-kubernetes-preserve-unknown-fields: true`.
  * - `pattern` must be RE2: lookaround and back-references make generation fail.
@@ -241,7 +244,8 @@ function celString(s: string): string {
 function stringOrNumber(node: Schema, out: Schema, ctx: Ctx, path: string): Schema {
   ctx.notes.push({ path, kind: 'preserve-unknown', what: 'a string or a number such as 2.3 (int-or-string admits no fractions); pattern and bounds still apply, other JSON types are not refused' });
   const result: Schema = {};
-  if (out.description !== undefined) result.description = out.description;
+  // kubectl explain shows an untyped node as <Object>: say what it holds.
+  result.description = `${typeof out.description === 'string' ? `${out.description} ` : ''}(A string or a number.)`;
   if (out.nullable) result.nullable = true;
   result['x-kubernetes-preserve-unknown-fields'] = true;
   copyScalarKeywords(node, result, path);

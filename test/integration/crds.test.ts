@@ -120,7 +120,7 @@ describe('the CRDs in crds/ on the real API server', () => {
     }
   });
 
-  it('refuses the JSON Schema forms the generator replaces (a quantity typed [string, number], uniqueItems, const)', async () => {
+  it('refuses the JSON Schema forms the generator replaces ([string, number], uniqueItems, const, $ref, enum without type, examples)', async () => {
     const tenantCrd = crdNamed('tenants');
     const withCpu = (cpu: Obj): Obj => {
       const c = structuredClone(tenantCrd);
@@ -128,7 +128,18 @@ describe('the CRDs in crds/ on the real API server', () => {
       return c;
     };
     const post = (c: Obj): Promise<unknown> => kubeHttp().request('POST', CRD_API, { query: { dryRun: 'All', ...STRICT }, body: c });
-    for (const cpu of [{ type: ['string', 'number'] }, { type: 'array', items: { type: 'string' }, uniqueItems: true }, { const: '4' }]) {
+    const refused = [
+      { type: ['string', 'number'] },
+      { type: 'array', items: { type: 'string' }, uniqueItems: true },
+      { type: 'string', const: '4' },
+      { $ref: '#/definitions/quantity' },
+      { enum: ['4'] },
+      { type: 'string', examples: ['4'] },
+      { type: 'string', pattern: '^(?!x)' },
+      // Why a quantity keeps no CEL rule: the server compiles none on a node without a type.
+      { 'x-kubernetes-preserve-unknown-fields': true, 'x-kubernetes-validations': [{ rule: 'type(self) == string || type(self) == double' }] },
+    ];
+    for (const cpu of refused) {
       const r = await refusal(post(withCpu(cpu)));
       expect([400, 422], JSON.stringify(cpu)).toContain(r.code);
     }

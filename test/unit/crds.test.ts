@@ -154,7 +154,7 @@ describe('conversion rules', () => {
   it('type [string, integer] is int-or-string; [string, number] keeps no type, preserves any value and keeps pattern and bounds', () => {
     expect(conv({ type: ['string', 'integer'], default: 1 })).toEqual({ 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer' }, { type: 'string' }], default: 1 });
     expect(conv({ type: ['string', 'number'], pattern: '^[0-9]+$', minimum: 0, description: 'q' })).toEqual({
-      description: 'q',
+      description: 'q (A string or a number.)',
       'x-kubernetes-preserve-unknown-fields': true,
       pattern: '^[0-9]+$',
       minimum: 0,
