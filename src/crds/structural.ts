@@ -260,6 +260,7 @@ function flattenAllOf(node: Schema, ctx: Ctx, path: string, rules: Schema[]): Sc
   if (!Array.isArray(node.allOf)) return node;
   const { allOf, ...rest } = node;
   let merged: Schema = { ...rest };
+  const branches: Array<{ key: string; value: string; required: string[]; allowed?: string[] }> = [];
   const addProperties = (props: unknown): void => {
     if (!isObject(props)) return;
     const mine = { ...(isObject(merged.properties) ? merged.properties : {}) };
@@ -278,11 +279,8 @@ function flattenAllOf(node: Schema, ctx: Ctx, path: string, rules: Schema[]): Sc
       }
       addProperties(then.properties);
       const required = (Array.isArray(then.required) ? (then.required as string[]) : []).filter((r) => r !== cond.key);
-      if (required.length > 0) {
-        const rule = `self.${celField(cond.key)} != ${celString(cond.value)} || (${required.map((r) => `has(self.${celField(r)})`).join(' && ')})`;
-        rules.push({ rule, message: `${cond.key} ${cond.value} requires ${required.join(', ')}` });
-        ctx.notes.push({ path, kind: 'cel', what: `if ${cond.key} is ${cond.value} then required ${required.join(', ')} (fields of the other ${cond.key}s are not refused)` });
-      }
+      const closed = then.additionalProperties === false;
+      branches.push({ ...cond, required, allowed: closed ? Object.keys(isObject(then.properties) ? then.properties : {}) : undefined });
       continue;
     }
     let member: Schema = raw;
@@ -294,6 +292,16 @@ function flattenAllOf(node: Schema, ctx: Ctx, path: string, rules: Schema[]): Sc
     addProperties(properties);
     if (Array.isArray(required)) merged.required = [...new Set([...((merged.required as string[] | undefined) ?? []), ...(required as string[])])];
     merged = { ...others, ...merged };
+  }
+  // One rule per branch: its required fields, and (for a closed branch) none of the other branches' fields.
+  const all = Object.keys(isObject(merged.properties) ? merged.properties : {});
+  for (const b of branches) {
+    const forbidden = b.allowed ? all.filter((p) => !b.allowed!.includes(p) && p !== b.key) : [];
+    if (b.required.length === 0 && forbidden.length === 0) continue;
+    const checks = [...b.required.map((r) => `has(self.${celField(r)})`), ...forbidden.map((f) => `!has(self.${celField(f)})`)];
+    const says = [...(b.required.length ? [`requires ${b.required.join(', ')}`] : []), ...(forbidden.length ? [`allows no ${forbidden.join(', ')}`] : [])];
+    rules.push({ rule: `self.${celField(b.key)} != ${celString(b.value)} || (${checks.join(' && ')})`, message: `${b.key} ${b.value} ${says.join(' and ')}` });
+    ctx.notes.push({ path, kind: 'cel', what: `if ${b.key} is ${b.value}: ${says.join('; ')}` });
   }
   return merged;
 }

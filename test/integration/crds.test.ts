@@ -274,6 +274,7 @@ describe('the CRDs in crds/ on the real API server', () => {
     const cases: Array<[string, Obj, string]> = [
       ['tenant_aware: "yes"', { ...assistant, tenant_aware: 'yes' }, 'spec.tenant_aware'],
       ['an oauth2 scheme without flows', { ...assistant, card: { ...card, securitySchemes: { o: { type: 'oauth2' } } } }, 'oauth2 requires flows'],
+      ['an apiKey scheme with an http field', { ...assistant, card: { ...card, securitySchemes: { k: { type: 'apiKey', in: 'header', name: 'X-Key', scheme: 'bearer' } } } }, 'allows no scheme'],
       ['an apiKey scheme without in', { ...assistant, card: { ...card, securitySchemes: { k: { type: 'apiKey', name: 'X-Key' } } } }, 'apiKey requires in, name'],
       ['a scheme name with a space (a CEL rule on the keys)', { ...assistant, card: { ...card, securitySchemes: { 'a b': { type: 'mutualTLS' } } } }, 'keys must match'],
       ['a clientCredentials flow without tokenUrl', { ...assistant, card: { ...card, securitySchemes: { o: { type: 'oauth2', flows: { clientCredentials: { scopes: {} } } } } } }, 'tokenUrl'],

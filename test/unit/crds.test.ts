@@ -168,6 +168,15 @@ describe('conversion rules', () => {
     expect(r['x-kubernetes-validations']).toEqual([{ rule: "self.kind != 'a' || (has(self.__in__) && has(self.x__dash__y))", message: 'kind a requires in, x-y' }]);
   });
 
+  it('a closed if/then branch also forbids the other branches\' fields (an apiKey scheme has no flows)', () => {
+    const schemes = ((((specSchema(byKind('Agent')).properties as Schema).card as Schema).properties as Schema).securitySchemes as Schema).additionalProperties as Schema;
+    const rules = (schemes['x-kubernetes-validations'] as Schema[]).map((r) => String(r.rule));
+    expect(rules).toHaveLength(5);
+    expect(rules[0]).toBe(
+      "self.type != 'apiKey' || (has(self.__in__) && has(self.name) && !has(self.scheme) && !has(self.bearerFormat) && !has(self.oauth2MetadataUrl) && !has(self.flows) && !has(self.openIdConnectUrl))",
+    );
+  });
+
   it('a key rule is kept for a map at the top and dropped (with a note) for a map inside a list or map, where it exceeds the CEL cost budget', () => {
     const map = { type: 'object', propertyNames: { pattern: '^[a-z]+$' }, additionalProperties: { type: 'string' } };
     expect(conv(map)['x-kubernetes-validations']).toHaveLength(1);
