@@ -1,4 +1,5 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -8,6 +9,8 @@ import { readSchema, SCHEMA_IDS } from '../../src/config/schema.js';
 import { crdFiles } from '../../src/crds/files.js';
 import { CRD_API_VERSION, generateCrds, REGENERATE_COMMAND, type GeneratedCrd } from '../../src/crds/generate.js';
 import { SchemaConversionError, toStructural, type Schema } from '../../src/crds/structural.js';
+import { run } from '../../src/cli/main.js';
+import { bufferIo } from '../helpers/io.js';
 import { PROJECT_ROOT } from '../helpers/repo.js';
 
 const CRD_DIR = path.join(PROJECT_ROOT, 'crds');
@@ -272,4 +275,36 @@ describe('a Tenant or Agent spec validates like the file (ajv on the CRD schema,
       expect({ jsonSchema: verdict(fileAgent, value), crd: verdict(crdAgent, value) }).toEqual({ jsonSchema: valid, crd: valid });
     });
   }
+});
+
+describe('systemprompt build --format crds', () => {
+  it('writes one Tenant per tenant file and one Agent per agent, each spec the file\'s content, offline', async () => {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'sp-crds-'));
+    try {
+      const out = path.join(tmp, 'out');
+      const io = bufferIo(PROJECT_ROOT, {});
+      const code = await run(['node', 'systemprompt', 'build', '--format', 'crds', '--dir', PROJECT_ROOT, '--out', out], io);
+      expect({ code, stderr: io.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(io.stdout).toBe(`wrote 3 Tenant and 2 Agent objects to ${out}\n`);
+      expect(readdirSync(path.join(out, 'tenants')).sort()).toEqual(['customer-a.yaml', 'customer-b.yaml', 'default.yaml']);
+      expect(readdirSync(path.join(out, 'agents')).sort()).toEqual(['assistant.yaml', 'welcome.yaml']);
+      const t = parse(readFileSync(path.join(out, 'tenants/customer-a.yaml'), 'utf8')) as Schema;
+      expect(t).toEqual({
+        apiVersion: 'systemprompt.io/v1alpha1',
+        kind: 'Tenant',
+        metadata: { name: 'customer-a', labels: { 'app.kubernetes.io/part-of': 'systemprompt' } },
+        spec: parse(readFileSync(path.join(PROJECT_ROOT, 'tenants/customer-a.yaml'), 'utf8')),
+      });
+      // welcome.yaml has no name (the file name is its name): the object's spec says it.
+      const a = parse(readFileSync(path.join(out, 'agents/welcome.yaml'), 'utf8')) as Schema;
+      expect(a.spec).toEqual({ name: 'welcome', ...(parse(readFileSync(path.join(PROJECT_ROOT, 'services/agents/welcome.yaml'), 'utf8')) as Schema) });
+      const ajv = new Ajv({ allErrors: true, strict: false });
+      const tenantSpec = ajv.compile(strictEquivalent(specSchema(byKind('Tenant'))));
+      const agentSpec = ajv.compile(strictEquivalent(specSchema(byKind('Agent'))));
+      for (const f of readdirSync(path.join(out, 'tenants'))) expect(tenantSpec((parse(readFileSync(path.join(out, 'tenants', f), 'utf8')) as Schema).spec), f).toBe(true);
+      for (const f of readdirSync(path.join(out, 'agents'))) expect(agentSpec((parse(readFileSync(path.join(out, 'agents', f), 'utf8')) as Schema).spec), f).toBe(true);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
 });
