@@ -6,6 +6,7 @@ import { registerCloudCommands } from './register/cloud.js';
 import { registerConfigCommands } from './register/config.js';
 import { registerInitCommands } from './register/init.js';
 import { registerDevCommands } from './register/dev.js';
+import { registerOperatorCommands } from './register/operator.js';
 
 export function buildProgram(io: Io, setExit: (code: number) => void = () => {}): Command {
   const program = new Command('systemprompt')
@@ -19,6 +20,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void = () => {})
   registerAdminCommands(program, io, setExit);
   registerCloudCommands(program, io, setExit);
   registerDevCommands(program, io);
+  registerOperatorCommands(program, io, setExit);
   return program;
 }
 

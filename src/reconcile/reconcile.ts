@@ -35,6 +35,11 @@ export interface ReconcileOptions {
   /** Cancels the run: no change starts after it aborts. */
   signal?: AbortSignal;
   allowDestroy: boolean;
+  /**
+   * Without allowDestroy, leave destructive changes out (reported in `deferred`) and apply the rest,
+   * instead of refusing the whole plan: what a long-running caller wants (the operator).
+   */
+  deferDestructive?: boolean;
   concurrency?: number;
   onEvent?: (e: ReconcileEvent) => void;
   /**
@@ -47,6 +52,8 @@ export interface ReconcileOptions {
 export interface ReconcileResult {
   plan: Plan;
   result: ApplyResult;
+  /** Destructive changes left out (deferDestructive without allowDestroy). */
+  deferred: Plan['changes'];
 }
 
 /**
@@ -64,10 +71,12 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
     opts.onEvent?.({ kind: 'locked' });
   }
   try {
-    const plan = { ...computePlan(opts.desired, await readLive(opts.desired, opts.targets)), targets: Object.keys(opts.targets) as TargetName[] };
+    let plan: Plan = { ...computePlan(opts.desired, await readLive(opts.desired, opts.targets)), targets: Object.keys(opts.targets) as TargetName[] };
+    const deferred = opts.deferDestructive && !opts.allowDestroy ? plan.changes.filter((c) => c.destructive) : [];
+    if (deferred.length) plan = { ...plan, changes: plan.changes.filter((c) => !c.destructive) };
     opts.onEvent?.({ kind: 'planned', plan });
     await opts.review?.(plan);
-    if (plan.changes.length === 0) return { plan, result: { applied: 0, failed: [], skipped: 0, writes: 0 } };
+    if (plan.changes.length === 0) return { plan, result: { applied: 0, failed: [], skipped: 0, writes: 0 }, deferred };
     const signals = [lock?.signal, opts.signal].filter((s): s is AbortSignal => !!s);
     const guard = {
       fence: () => {
@@ -83,7 +92,7 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
       guard,
       onEvent: (event) => opts.onEvent?.({ kind: 'apply', event }),
     });
-    return { plan, result };
+    return { plan, result, deferred };
   } finally {
     await lock?.release();
   }

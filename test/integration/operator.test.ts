@@ -1,0 +1,98 @@
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../helpers/repo.js';
+import { adminQuery, kubeHttp, namespaceExists, resetTargets, targetEnv, waitFor } from './helpers.js';
+
+/**
+ * `systemprompt operator` (first slice) as its own process against the real stack: Tenant
+ * resources become realms, namespaces and databases; their status says so; a spec change
+ * converges; the process serves metrics and stops cleanly.
+ */
+const NS = 'sp-operator-it';
+const tenantPath = (name = '') => `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/tenants${name ? `/${name}` : ''}`;
+
+async function applyCrds(): Promise<void> {
+  for (const f of readdirSync(path.join(PROJECT_ROOT, 'crds')).filter((x) => x.endsWith('.yaml'))) {
+    const crd = parse(readFileSync(path.join(PROJECT_ROOT, 'crds', f), 'utf8')) as { metadata: { name: string } };
+    await kubeHttp().request('PATCH', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`, {
+      query: { fieldManager: 'systemprompt', force: 'true' },
+      contentType: 'application/apply-patch+yaml',
+      body: crd,
+    });
+    await waitFor(
+      async () => {
+        const got = await kubeHttp().request<{ status?: { conditions?: Array<{ type: string; status: string }> } }>('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`);
+        return got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: `${crd.metadata.name} established`, onTimeout: (w) => new Error(`timed out waiting for ${w}`) },
+    );
+  }
+}
+
+const condition = (t: any, type: string) => (t.status?.conditions ?? []).find((c: any) => c.type === type);
+
+describe('systemprompt operator', () => {
+  let op: ReturnType<typeof spawn> | undefined;
+  let stderr = '';
+
+  beforeAll(async () => {
+    await resetTargets();
+    await applyCrds();
+    await kubeHttp().request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } }).catch(() => {});
+  });
+
+  afterAll(async () => {
+    if (op && op.exitCode === null) op.kill('SIGKILL');
+    await kubeHttp().request('DELETE', tenantPath('op-it')).catch(() => {});
+    await kubeHttp().request('DELETE', `/api/v1/namespaces/${NS}`).catch(() => {});
+    await resetTargets();
+  });
+
+  it('turns a Tenant resource into a realm, namespace and database, reports Ready, converges a spec change, and stops on SIGTERM', async () => {
+    await kubeHttp().request('POST', tenantPath(), {
+      body: { apiVersion: 'systemprompt.io/v1alpha1', kind: 'Tenant', metadata: { name: 'op-it', namespace: NS }, spec: { name: 'op-it', users: [{ email: 'ann@example.com', scopes: ['user', 'read'] }] } },
+    });
+    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/systemprompt.js'), 'operator', '--listen', '127.0.0.1:0', '--resync', '10s'], { env: targetEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    op = child;
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+
+    const ready = (generation: number) =>
+      waitFor(
+        async () => {
+          const t = await kubeHttp().request<any>('GET', tenantPath('op-it'));
+          const c = condition(t, 'Ready');
+          return c?.status === 'True' && t.status.observedGeneration === generation && c.observedGeneration === generation ? t : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 200, what: `Tenant op-it Ready at generation ${generation}`, onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${stderr}`) },
+      );
+    const t1 = await ready(1);
+    expect(t1.status).toMatchObject({ realm: 'op-it', namespace: 'tenant-op-it', database: 'tenant_op-it' });
+    expect(condition(t1, 'Stalled').status).toBe('False');
+    expect(condition(t1, 'Reconciling').status).toBe('False');
+    expect(await namespaceExists('tenant-op-it')).toBe(true);
+    expect(await adminQuery('SELECT 1 FROM pg_database WHERE datname = $1', ['tenant_op-it'])).toHaveLength(1);
+
+    // A spec change (generation 2) converges: a quota appears.
+    await kubeHttp().request('PATCH', tenantPath('op-it'), { contentType: 'application/merge-patch+json', body: { spec: { quotas: { pods: 7 } } } });
+    await ready(2);
+    const quota = await kubeHttp().request<any>('GET', '/api/v1/namespaces/tenant-op-it/resourcequotas/systemprompt-quota');
+    expect(quota.spec.hard.pods).toBe('7');
+
+    // Metrics from the process itself.
+    const listen = /"msg":"serving \/metrics, \/healthz, \/readyz","listen":"([^"]+)"/.exec(stderr)![1]!;
+    const metrics = await (await fetch(`http://${listen}/metrics`)).text();
+    expect(metrics).toMatch(/systemprompt_reconciles_total\{kind="Tenant",result="ok"\} [1-9]/);
+    expect(metrics).toMatch(/systemprompt_leader 1/);
+    expect((await fetch(`http://${listen}/readyz`)).status).toBe(200);
+
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stderr).toMatch(/"msg":"stopped"/);
+    // Every log line is one JSON object.
+    for (const line of stderr.split('\n').filter((l) => l.startsWith('{'))) expect(() => JSON.parse(line)).not.toThrow();
+  });
+});
