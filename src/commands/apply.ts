@@ -77,7 +77,6 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
   const onSignal = (): void => stop.abort(new AbortedError('interrupted; changes in flight finish, nothing new starts'));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const keycloak = connected.targets.keycloak as { clientSecret?: (realm: string, clientId: string) => Promise<string | undefined> } | undefined;
   const report = progress(io);
   const started = Date.now();
   let outcome: Awaited<ReturnType<typeof reconcile>>;
@@ -85,10 +84,7 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
     outcome = await reconcile({
       desired,
       targets: connected.targets,
-      secrets: {
-        readSecretValue: (ns, name, key) => kube.readSecretValue(ns, name, key),
-        ...(keycloak?.clientSecret ? { clientSecret: (realm: string, id: string) => keycloak.clientSecret!(realm, id) } : {}),
-      },
+      secrets: connected.secretSources(),
       lock,
       lockTimeoutMs: opts.lockTimeoutMs,
       signal: stop.signal,

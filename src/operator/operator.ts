@@ -82,15 +82,11 @@ export async function runOperator(io: Io, session: LiveSession, opts: OperatorOp
     else {
       const desired = compile(loaded.repo, await session.environment(false));
       for (const t of desired.tenants) names.set(t.name, { realm: t.realm, namespace: t.namespace, database: t.database });
-      const keycloak = connected.targets.keycloak as { clientSecret?: (realm: string, clientId: string) => Promise<string | undefined> } | undefined;
       try {
         outcome = await reconcile({
           desired,
           targets: connected.targets,
-          secrets: {
-            readSecretValue: (ns, name, key) => kube.readSecretValue(ns, name, key),
-            ...(keycloak?.clientSecret ? { clientSecret: (realm: string, id: string) => keycloak.clientSecret!(realm, id) } : {}),
-          },
+          secrets: connected.secretSources(),
           lock: new LeaseLock(kubeLeaseStore(api, opts.leaseNamespace, APPLY_LEASE)),
           lockTimeoutMs: 30_000,
           signal: leading,

@@ -1,11 +1,14 @@
 import type { Endpoints } from './endpoints.js';
 import { TARGETS, type TargetName } from '../model/resource.js';
 import type { KubernetesTarget } from './kubernetes.js';
+import type { SecretSources } from '../reconcile/secrets.js';
 import type { Target } from './target.js';
 
 export interface Connected {
   targets: Partial<Record<TargetName, Target>>;
   kubernetes: KubernetesTarget;
+  /** Where secret values come from at write time: the tenants' Secrets, Keycloak's client secrets. */
+  secretSources(): SecretSources;
   close(): Promise<void>;
 }
 
@@ -24,6 +27,13 @@ export async function connectTargets(endpoints: Endpoints, selected: readonly Ta
   return {
     targets,
     kubernetes,
+    secretSources: () => {
+      const keycloak = targets.keycloak as { clientSecret?: (realm: string, clientId: string) => Promise<string | undefined> } | undefined;
+      return {
+        readSecretValue: (ns, name, key) => kubernetes.readSecretValue(ns, name, key),
+        ...(keycloak?.clientSecret ? { clientSecret: (realm: string, id: string) => keycloak.clientSecret!(realm, id) } : {}),
+      };
+    },
     close: async () => {
       await Promise.all(Object.values(targets).map((t) => t?.close()));
     },
