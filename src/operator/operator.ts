@@ -148,7 +148,10 @@ export async function runOperator(io: Io, session: LiveSession, opts: OperatorOp
       signal,
       onStartedLeading: (leading) => lead(leading),
       onStoppedLeading: (why) => log('info', 'stopped leading', { why }),
-      onWaiting: (holder, expiresInMs) => log('info', 'waiting to lead', { holder, expiresInMs }),
+      onWaiting: (holder, expiresInMs) => {
+        ready = true; // a standby replica is ready: it reached the API server and waits to lead
+        log('info', 'waiting to lead', { holder, expiresInMs });
+      },
     });
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -2,6 +2,7 @@ import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import os from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { parse } from 'yaml';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { run } from '../../src/cli/main.js';
@@ -121,4 +122,23 @@ export async function adminQuery<T = Record<string, unknown>>(sql: string, param
 export async function secretValue(namespace: string, name: string, key: string): Promise<string> {
   const s = await kubeHttp().request<{ data: Record<string, string> }>('GET', `/api/v1/namespaces/${namespace}/secrets/${name}`);
   return Buffer.from(s.data[key]!, 'base64').toString('utf8');
+}
+
+/** The CRDs of crds/, applied server-side and Established. */
+export async function applyCrds(): Promise<void> {
+  for (const f of readdirSync(path.join(PROJECT_ROOT, 'crds')).filter((x) => x.endsWith('.yaml'))) {
+    const crd = parse(readFileSync(path.join(PROJECT_ROOT, 'crds', f), 'utf8')) as { metadata: { name: string } };
+    await kubeHttp().request('PATCH', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`, {
+      query: { fieldManager: 'systemprompt', force: 'true' },
+      contentType: 'application/apply-patch+yaml',
+      body: crd,
+    });
+    await waitFor(
+      async () => {
+        const got = await kubeHttp().request<{ status?: { conditions?: Array<{ type: string; status: string }> } }>('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`);
+        return got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: `${crd.metadata.name} established`, onTimeout: (w) => new Error(`timed out waiting for ${w}`) },
+    );
+  }
 }

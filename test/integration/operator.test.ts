@@ -1,10 +1,8 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../helpers/repo.js';
-import { adminQuery, kubeHttp, namespaceExists, resetTargets, targetEnv, waitFor } from './helpers.js';
+import { adminQuery, applyCrds, kubeHttp, namespaceExists, resetTargets, targetEnv, waitFor } from './helpers.js';
 
 /**
  * `systemprompt operator` (first slice) as its own process against the real stack: Tenant
@@ -13,24 +11,6 @@ import { adminQuery, kubeHttp, namespaceExists, resetTargets, targetEnv, waitFor
  */
 const NS = 'sp-operator-it';
 const tenantPath = (name = '') => `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/tenants${name ? `/${name}` : ''}`;
-
-async function applyCrds(): Promise<void> {
-  for (const f of readdirSync(path.join(PROJECT_ROOT, 'crds')).filter((x) => x.endsWith('.yaml'))) {
-    const crd = parse(readFileSync(path.join(PROJECT_ROOT, 'crds', f), 'utf8')) as { metadata: { name: string } };
-    await kubeHttp().request('PATCH', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`, {
-      query: { fieldManager: 'systemprompt', force: 'true' },
-      contentType: 'application/apply-patch+yaml',
-      body: crd,
-    });
-    await waitFor(
-      async () => {
-        const got = await kubeHttp().request<{ status?: { conditions?: Array<{ type: string; status: string }> } }>('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`);
-        return got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
-      },
-      { timeoutMs: 30_000, intervalMs: 100, what: `${crd.metadata.name} established`, onTimeout: (w) => new Error(`timed out waiting for ${w}`) },
-    );
-  }
-}
 
 const condition = (t: any, type: string) => (t.status?.conditions ?? []).find((c: any) => c.type === type);
 

@@ -1,0 +1,113 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../helpers/repo.js';
+import { applyCrds, endpoints, kubeHttp, namespaceExists, resetTargets, targetEnv, waitFor } from './helpers.js';
+
+/**
+ * deploy/: the real API server accepts every manifest (server-side dry-run for the Deployment,
+ * since this control plane runs no pods), and the operator, run as a process with the service
+ * account and RBAC those manifests define, has exactly enough rights to reconcile a Tenant.
+ */
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } };
+
+const manifests = (): Obj[] =>
+  readdirSync(path.join(PROJECT_ROOT, 'deploy'))
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .flatMap((f) => parseAllDocuments(readFileSync(path.join(PROJECT_ROOT, 'deploy', f), 'utf8')).map((d) => d.toJSON() as Obj));
+
+function objectPath(o: Obj): string {
+  const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
+  const plural = { Namespace: 'namespaces', ServiceAccount: 'serviceaccounts', ClusterRole: 'clusterroles', ClusterRoleBinding: 'clusterrolebindings', Role: 'roles', RoleBinding: 'rolebindings', Deployment: 'deployments' }[o.kind];
+  if (!plural) throw new Error(`no path for ${o.kind}`);
+  const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
+  return `${base}${o.metadata.namespace ? `/namespaces/${o.metadata.namespace}` : ''}/${plural}/${o.metadata.name}`;
+}
+
+const apply = (o: Obj, dryRun: boolean) =>
+  kubeHttp().request('PATCH', objectPath(o), { query: { fieldManager: 'systemprompt-tests', force: 'true', fieldValidation: 'Strict', ...(dryRun ? { dryRun: 'All' } : {}) }, contentType: 'application/apply-patch+yaml', body: o });
+
+describe('deploy/', () => {
+  const NS = 'sp-deploy-it';
+  let op: ReturnType<typeof spawn> | undefined;
+
+  beforeAll(async () => {
+    await resetTargets();
+    await applyCrds();
+  });
+  afterAll(async () => {
+    if (op && op.exitCode === null) op.kill('SIGKILL');
+    await kubeHttp().request('DELETE', `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/tenants/dep-it`).catch(() => {});
+    await kubeHttp().request('DELETE', `/api/v1/namespaces/${NS}`).catch(() => {});
+    for (const o of manifests().reverse()) await kubeHttp().request('DELETE', objectPath(o)).catch(() => {});
+    await resetTargets();
+  });
+
+  it('is accepted by the API server: everything applied, the Deployment by server-side dry-run', async () => {
+    const objs = manifests();
+    expect(objs.map((o) => o.kind)).toEqual(expect.arrayContaining(['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Deployment']));
+    for (const o of objs) await apply(o, o.kind === 'Deployment');
+    const dep = objs.find((o) => o.kind === 'Deployment') as any;
+    expect(dep.spec.replicas).toBe(2);
+    const c = dep.spec.template.spec.containers[0];
+    expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    expect(dep.spec.template.spec.securityContext.runAsNonRoot).toBe(true);
+    expect(c.livenessProbe.httpGet.path).toBe('/healthz');
+    expect(c.readinessProbe.httpGet.path).toBe('/readyz');
+  });
+
+  it('gives the operator enough rights, as its own service account, to reconcile a Tenant', async () => {
+    // A token for the service account, and a kubeconfig holding only that token.
+    const { status } = await kubeHttp().request<{ status: { token: string } }>('POST', '/api/v1/namespaces/systemprompt-system/serviceaccounts/systemprompt-operator/token', {
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+    });
+    const admin = new KubeConfig();
+    admin.loadFromFile(endpoints.kubeconfigPath!);
+    const cluster = admin.getCurrentCluster()!;
+    const kubeconfig = path.join(mkdtempSync(path.join(os.tmpdir(), 'sp-sa-')), 'kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'c', cluster: { server: cluster.server, ...(cluster.caData ? { 'certificate-authority-data': cluster.caData } : {}), ...(cluster.caFile ? { 'certificate-authority': cluster.caFile } : {}) } }],
+        users: [{ name: 'operator', user: { token: status.token } }],
+        contexts: [{ name: 'operator', context: { cluster: 'c', user: 'operator' } }],
+        'current-context': 'operator',
+      }),
+      { mode: 0o600 },
+    );
+    // The service account cannot do what it was not given.
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfig);
+    const asOperator = new (await import('../../src/targets/kube-http.js')).KubeHttp(kc);
+    await expect(asOperator.request('GET', '/api/v1/namespaces/kube-system/configmaps')).rejects.toMatchObject({ code: 403 });
+
+    await kubeHttp().request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } }).catch(() => {});
+    await kubeHttp().request('POST', `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/tenants`, {
+      body: { apiVersion: 'systemprompt.io/v1alpha1', kind: 'Tenant', metadata: { name: 'dep-it', namespace: NS }, spec: { name: 'dep-it', users: [{ email: 'ann@example.com', scopes: ['user'] }] } },
+    });
+    let stderr = '';
+    op = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/systemprompt.js'), 'operator', '--listen', '127.0.0.1:0'], { env: { ...targetEnv(), KUBECONFIG: kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] });
+    op.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<number | null>((resolve) => op!.on('close', (code) => resolve(code)));
+    await waitFor(
+      async () => {
+        const t = await kubeHttp().request<any>('GET', `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/tenants/dep-it`);
+        return (t.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 200, what: 'Tenant dep-it Ready', onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${stderr}`) },
+    );
+    expect(await namespaceExists('tenant-dep-it')).toBe(true);
+    const role = await kubeHttp().request<any>('GET', '/apis/rbac.authorization.k8s.io/v1/namespaces/tenant-dep-it/roles/systemprompt-tenant');
+    expect(role.rules.length).toBeGreaterThan(0); // written through `escalate` on that one Role
+    expect(stderr).not.toMatch(/"level":"error"/);
+    op.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+});
