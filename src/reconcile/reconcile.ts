@@ -40,6 +40,8 @@ export interface ReconcileOptions {
    * instead of refusing the whole plan: what a long-running caller wants (the operator).
    */
   deferDestructive?: boolean;
+  /** With deferDestructive: destructive changes that may run anyway (a tenant whose resource is being deleted). */
+  allowDestroyOf?: (change: Plan['changes'][number]) => boolean;
   concurrency?: number;
   onEvent?: (e: ReconcileEvent) => void;
   /**
@@ -72,8 +74,9 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
   }
   try {
     let plan: Plan = { ...computePlan(opts.desired, await readLive(opts.desired, opts.targets)), targets: Object.keys(opts.targets) as TargetName[] };
-    const deferred = opts.deferDestructive && !opts.allowDestroy ? plan.changes.filter((c) => c.destructive) : [];
-    if (deferred.length) plan = { ...plan, changes: plan.changes.filter((c) => !c.destructive) };
+    const permitted = (c: Plan['changes'][number]): boolean => !c.destructive || opts.allowDestroy || (opts.allowDestroyOf?.(c) ?? false);
+    const deferred = opts.deferDestructive ? plan.changes.filter((c) => !permitted(c)) : [];
+    if (deferred.length) plan = { ...plan, changes: plan.changes.filter(permitted) };
     opts.onEvent?.({ kind: 'planned', plan });
     await opts.review?.(plan);
     if (plan.changes.length === 0) return { plan, result: { applied: 0, failed: [], skipped: 0, writes: 0 }, deferred };
@@ -87,7 +90,8 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
     };
     const secrets = new ApplySecrets(opts.desired, opts.secrets);
     const result = await applyPlan(plan, opts.targets, { secrets, desired: opts.desired }, {
-      allowDestroy: opts.allowDestroy,
+      // What deferDestructive kept is permitted; without it, the caller's word decides.
+      allowDestroy: opts.allowDestroy || (!!opts.deferDestructive && plan.changes.every(permitted)),
       ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
       guard,
       onEvent: (event) => opts.onEvent?.({ kind: 'apply', event }),
