@@ -181,3 +181,20 @@ describe('apply progress', () => {
     expect(lines.at(-1)).toMatch(/^\[500\/500\] 100% after 5 s/);
   });
 });
+
+describe('reconcile() with destructive changes deferred', () => {
+  it('applies the rest, defers what is destructive, and lets allowDestroyOf permit one tenant', async () => {
+    const { reconcile } = await import('../../src/reconcile/reconcile.js');
+    const live: LiveResource[] = ['gone-a', 'gone-b'].flatMap((t) => [
+      { target: 'kubernetes' as const, kind: 'Namespace', name: `tenant-${t}`, tenant: t, managed: true, spec: {} },
+      { target: 'kubernetes' as const, kind: 'ServiceAccount', name: `tenant-${t}/sa`, tenant: t, managed: true, spec: {} },
+    ]);
+    const log: string[] = [];
+    const k = new FakeTarget('kubernetes', log);
+    k.read = async () => live;
+    const empty = { tenants: [], resources: [] };
+    const out = await reconcile({ desired: empty, targets: { kubernetes: k }, secrets: { readSecretValue: async () => undefined }, allowDestroy: false, deferDestructive: true, allowDestroyOf: (c) => c.tenant === 'gone-b' });
+    expect(out.deferred.map((c) => c.name)).toEqual(['tenant-gone-a']);
+    expect(log).toEqual(['kubernetes:Namespace:tenant-gone-b']);
+  });
+});
