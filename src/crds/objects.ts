@@ -10,15 +10,26 @@ import { customResource } from './generate.js';
  */
 export function customResourceFiles(repo: Repository): Map<string, string> {
   const files = new Map<string, string>();
+  for (const r of customResources(repo)) files.set(r.file, render(r.object, r.from));
+  return files;
+}
+
+/**
+ * The repository's Tenant and Agent objects (sorted by kind, then name), each with the file it
+ * would be written to and the repository file it comes from: what `build --format crds` writes and
+ * what a ConfigSource applies.
+ */
+export function customResources(repo: Repository): Array<{ file: string; from: string; object: Record<string, unknown> }> {
+  const out: Array<{ file: string; from: string; object: Record<string, unknown> }> = [];
   for (const t of [...repo.tenants].sort((a, b) => a.name.localeCompare(b.name))) {
-    files.set(`tenants/${t.name}.yaml`, render(customResource('Tenant', t.name, t.source.value), t.source.file));
+    out.push({ file: `tenants/${t.name}.yaml`, from: t.source.file, object: customResource('Tenant', t.name, t.source.value) });
   }
   for (const a of [...repo.agents].sort((x, y) => x.name.localeCompare(y.name))) {
     const value = valueAt(a.source.value, a.basePath.map(String));
     const { name: _name, ...rest } = value;
-    files.set(`agents/${a.name}.yaml`, render(customResource('Agent', a.name, { name: a.name, ...rest }), a.source.file));
+    out.push({ file: `agents/${a.name}.yaml`, from: a.source.file, object: customResource('Agent', a.name, { name: a.name, ...rest }) });
   }
-  return files;
+  return out;
 }
 
 function valueAt(root: Record<string, unknown>, path: string[]): Record<string, unknown> {

@@ -7,6 +7,7 @@ import { loadRepository } from '../config/repository.js';
 import { SystemPromptError } from '../errors.js';
 import { kubeLeaseStore, LeaseLock } from '../reconcile/lease.js';
 import { reconcile, type ReconcileResult } from '../reconcile/reconcile.js';
+import { runConfigSources } from './configsource.js';
 import { runLeaderElection } from './leader.js';
 import { operatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
@@ -40,7 +41,7 @@ function logger(io: Io) {
  * resync period, reconciles them into Keycloak, Kubernetes and PostgreSQL through the same
  * reconcile() as `apply` (under the apply Lease, so an `apply` from a laptop and the operator never
  * write at once), then writes each Tenant's status. First slice of the operator: one full reconcile
- * per change (not yet one per tenant), no finalizers, no ConfigSource.
+ * per change (not yet one per tenant), no finalizers; ConfigSources (git) are synced by runConfigSources().
  */
 export async function runOperator(io: Io, session: LiveSession, opts: OperatorOptions, signal: AbortSignal): Promise<number> {
   const log = logger(io);
@@ -123,6 +124,8 @@ export async function runOperator(io: Io, session: LiveSession, opts: OperatorOp
     log('info', 'leading');
     const queue = new WorkQueue();
     const watches = ['tenants', 'agents'].map((plural) => watchAll(kube.kubeconfig, plural, () => queue.add('all'), leading, log));
+    // ConfigSources render their git repositories into Tenant and Agent objects, which the loop below reconciles.
+    watches.push(runConfigSources({ api, signal: leading, log, onApplied: () => queue.add('all') }));
     leading.addEventListener('abort', () => queue.shutDown(), { once: true });
     queue.add('all');
     for (;;) {

@@ -1,0 +1,139 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../helpers/repo.js';
+import { adminQuery, applyCrds, kubeHttp, namespaceExists, resetTargets, targetEnv, waitFor } from './helpers.js';
+
+/**
+ * A ConfigSource on the real stack, with the operator as its own process: a bare git repository on
+ * disk; a commit adding a tenant file becomes a Tenant object (owned by the ConfigSource) that the
+ * operator reconciles to Ready; a broken commit stalls the ConfigSource with its diagnostics and
+ * touches nothing; the fixing commit recovers without a restart.
+ */
+const NS = 'sp-configsource-it';
+const api = '/apis/systemprompt.io/v1alpha1';
+const csPath = `${api}/namespaces/${NS}/configsources/main`;
+const tenantPath = (name: string) => `${api}/namespaces/${NS}/tenants/${name}`;
+const condition = (o: any, type: string) => (o.status?.conditions ?? []).find((c: any) => c.type === type);
+
+describe('ConfigSource', () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'sp-cs-it-'));
+  const origin = path.join(root, 'origin.git');
+  const work = path.join(root, 'work');
+  let op: ReturnType<typeof spawn> | undefined;
+  let stderr = '';
+
+  const git = (...args: string[]): string => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd: work, encoding: 'utf8', stdio: 'pipe' }).trim();
+  const commit = (files: Record<string, string>, message: string): string => {
+    for (const [rel, text] of Object.entries(files)) {
+      mkdirSync(path.dirname(path.join(work, rel)), { recursive: true });
+      writeFileSync(path.join(work, rel), text);
+    }
+    git('add', '.');
+    git('commit', '--quiet', '-m', message);
+    git('push', '--quiet', 'origin', 'main');
+    return git('rev-parse', 'HEAD');
+  };
+  const until = <T>(what: string, probe: () => Promise<T | undefined>) =>
+    waitFor(probe, { timeoutMs: 60_000, intervalMs: 250, what, onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${stderr}`) });
+
+  beforeAll(async () => {
+    await resetTargets();
+    await applyCrds();
+    await kubeHttp().request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } }).catch(() => {});
+    execFileSync('git', ['init', '--quiet', '--bare', '--initial-branch=main', origin], { stdio: 'pipe' });
+    execFileSync('git', ['clone', '--quiet', origin, work], { stdio: 'pipe' });
+    git('symbolic-ref', 'HEAD', 'refs/heads/main');
+  });
+
+  afterAll(async () => {
+    if (op && op.exitCode === null) op.kill('SIGKILL');
+    await kubeHttp().request('DELETE', csPath).catch(() => {});
+    await kubeHttp().request('DELETE', `${api}/namespaces/${NS}/tenants`).catch(() => {});
+    await kubeHttp().request('DELETE', `${api}/namespaces/${NS}/agents`).catch(() => {});
+    await kubeHttp().request('DELETE', `/api/v1/namespaces/${NS}`).catch(() => {});
+    await resetTargets();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('applies a commit\'s new tenant (owned, Ready, its namespace and database exist), stalls on a broken commit without touching it, and recovers on the fix', async () => {
+    const c1 = commit({ 'systemprompt.yaml': 'tenancy:\n  enabled: true\n' }, 'empty config');
+    const cs = await kubeHttp().request<any>('POST', `${api}/namespaces/${NS}/configsources`, {
+      body: { apiVersion: 'systemprompt.io/v1alpha1', kind: 'ConfigSource', metadata: { name: 'main', namespace: NS }, spec: { git: { url: `file://${origin}`, ref: { branch: 'main' } }, interval: '2s' } },
+    });
+    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/systemprompt.js'), 'operator', '--listen', '127.0.0.1:0', '--resync', '10s'], {
+      env: { ...targetEnv(), SYSTEMPROMPT_CACHE_DIR: path.join(root, 'cache') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    op = child;
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const applied = (rev: string) =>
+      until(`ConfigSource applied at ${rev}`, async () => {
+        const got = await kubeHttp().request<any>('GET', csPath);
+        return got.status?.lastAppliedRevision === rev && condition(got, 'Ready')?.status === 'True' ? got : undefined;
+      });
+    const tenantReady = (generation: number) =>
+      until(`Tenant cs-it Ready at generation ${generation}`, async () => {
+        const t = await kubeHttp().request<any>('GET', tenantPath('cs-it')).catch(() => undefined);
+        return t && condition(t, 'Ready')?.status === 'True' && t.status.observedGeneration === generation ? t : undefined;
+      });
+
+    // The first revision (no tenants) applies.
+    const s1 = await applied(c1);
+    expect(s1.status).toMatchObject({ lastAttemptedRevision: c1, observedGeneration: 1, diagnostics: [] });
+    expect(condition(s1, 'Stalled').status).toBe('False');
+
+    // A commit adds a tenant file: the Tenant object appears, owned by the ConfigSource, and becomes Ready.
+    const c2 = commit({ 'tenants/cs-it.yaml': 'name: cs-it\nusers:\n  - email: ann@example.com\n    scopes: [user, read]\n' }, 'add cs-it');
+    const s2 = await applied(c2);
+    expect(s2.status.plan).toEqual({ create: 1, update: 0, delete: 0 });
+    const t1 = await tenantReady(1);
+    expect(t1.metadata.labels['systemprompt.io/config-source']).toBe('main');
+    expect(t1.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'ConfigSource', name: 'main', uid: cs.metadata.uid, controller: true })]);
+    expect(t1.status).toMatchObject({ realm: 'cs-it', namespace: 'tenant-cs-it', database: 'tenant_cs-it' });
+    expect(await namespaceExists('tenant-cs-it')).toBe(true);
+    expect(await adminQuery('SELECT 1 FROM pg_database WHERE datname = $1', ['tenant_cs-it'])).toHaveLength(1);
+
+    // A broken commit: Stalled with file:line:col diagnostics; the applied revision and the Tenant stay.
+    const c3 = commit({ 'tenants/cs-it.yaml': 'name: cs-it\nusers: [\n  - email: ann@example.com\n' }, 'break it');
+    const s3 = await until(`ConfigSource stalled at ${c3}`, async () => {
+      const got = await kubeHttp().request<any>('GET', csPath);
+      return got.status?.lastAttemptedRevision === c3 && condition(got, 'Stalled')?.status === 'True' ? got : undefined;
+    });
+    expect(condition(s3, 'Stalled').reason).toBe('InvalidConfiguration');
+    expect(condition(s3, 'Ready').status).toBe('False');
+    expect(s3.status.lastAppliedRevision).toBe(c2);
+    expect(s3.status.diagnostics.length).toBeGreaterThan(0);
+    for (const d of s3.status.diagnostics) expect(d).toMatch(/^tenants\/cs-it\.yaml:\d+:\d+: SP\d{3}: /);
+    const t2 = await kubeHttp().request<any>('GET', tenantPath('cs-it'));
+    expect(t2.metadata.generation).toBe(1);
+    expect(condition(t2, 'Ready').status).toBe('True');
+    expect(await namespaceExists('tenant-cs-it')).toBe(true);
+
+    // The fixing commit (with a quota) recovers without a restart: generation 2 converges.
+    const c4 = commit({ 'tenants/cs-it.yaml': 'name: cs-it\nquotas:\n  pods: 5\nusers:\n  - email: ann@example.com\n    scopes: [user, read]\n' }, 'fix it');
+    const s4 = await applied(c4);
+    expect(s4.status).toMatchObject({ lastAttemptedRevision: c4, diagnostics: [], plan: { create: 0, update: 1, delete: 0 } });
+    expect(condition(s4, 'Stalled').status).toBe('False');
+    await tenantReady(2);
+    const quota = await kubeHttp().request<any>('GET', '/api/v1/namespaces/tenant-cs-it/resourcequotas/systemprompt-quota');
+    expect(quota.spec.hard.pods).toBe('5');
+
+    // Removing the file prunes the Tenant object.
+    git('rm', '--quiet', 'tenants/cs-it.yaml');
+    git('commit', '--quiet', '-m', 'remove cs-it');
+    git('push', '--quiet', 'origin', 'main');
+    const c5 = git('rev-parse', 'HEAD');
+    const s5 = await applied(c5);
+    expect(s5.status.plan).toEqual({ create: 0, update: 0, delete: 1 });
+    await until('Tenant cs-it pruned', async () => ((await kubeHttp().request('GET', tenantPath('cs-it')).then(() => false, (e: { code?: number }) => e.code === 404)) ? true : undefined));
+
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    for (const line of stderr.split('\n').filter((l) => l.startsWith('{'))) expect(() => JSON.parse(line)).not.toThrow();
+    expect(stderr).toMatch(/"msg":"config source applied"/);
+  });
+});
