@@ -7,7 +7,8 @@ import { loadRepository } from '../config/repository.js';
 import { SystemPromptError } from '../errors.js';
 import { kubeLeaseStore, LeaseLock } from '../reconcile/lease.js';
 import { reconcile, type ReconcileResult } from '../reconcile/reconcile.js';
-import { runConfigSources } from './configsource.js';
+import { CONFIG_SOURCE_LABEL, runConfigSources } from './configsource.js';
+import { addedFinalizer, finalizersPatch, removedFinalizer, tenantNameOf } from './finalizers.js';
 import { runLeaderElection } from './leader.js';
 import { operatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
@@ -41,7 +42,7 @@ function logger(io: Io) {
  * resync period, reconciles them into Keycloak, Kubernetes and PostgreSQL through the same
  * reconcile() as `apply` (under the apply Lease, so an `apply` from a laptop and the operator never
  * write at once), then writes each Tenant's status. First slice of the operator: one full reconcile
- * per change (not yet one per tenant), no finalizers; ConfigSources (git) are synced by runConfigSources().
+ * per change (not yet one per tenant); a finalizer on each Tenant; ConfigSources (git) are synced by runConfigSources().
  */
 export async function runOperator(io: Io, session: LiveSession, opts: OperatorOptions, signal: AbortSignal): Promise<number> {
   const log = logger(io);
@@ -67,6 +68,28 @@ export async function runOperator(io: Io, session: LiveSession, opts: OperatorOp
     const started = Date.now();
     const [tenants, agents] = await Promise.all([listAll(api, 'tenants'), listAll(api, 'agents')]);
     ready = true;
+    // Every Tenant carries our finalizer, so that deleting it waits for its realm and namespace to go.
+    for (const cr of tenants) {
+      const finalizers = addedFinalizer(cr);
+      if (finalizers) await patchFinalizers(api, cr, finalizers).catch((e: unknown) => log('error', 'adding the finalizer failed', { tenant: tenantNameOf(cr), error: e instanceof Error ? e.message : String(e) }));
+    }
+    const deleting = new Map(tenants.filter((cr) => cr.metadata.deletionTimestamp && removedFinalizer(cr)).map((cr) => [tenantNameOf(cr), cr]));
+    // A Tenant a ConfigSource made (and pruned from git) is destroyed only if that ConfigSource's
+    // allowDestroy says so; until then it waits, Terminating. If the ConfigSource itself is gone,
+    // what it made is left in place and the resource let go.
+    const destroyable = new Set<string>();
+    const leave = new Set<string>();
+    for (const [tenant, cr] of deleting) {
+      const source = cr.metadata.labels?.[CONFIG_SOURCE_LABEL];
+      if (!source) {
+        destroyable.add(tenant);
+        continue;
+      }
+      const cs = await api.request<CustomResource>('GET', crPath('configsources', cr.metadata.namespace, source)).catch(() => undefined);
+      if (!cs) leave.add(tenant);
+      else if (cs.spec?.allowDestroy === true) destroyable.add(tenant);
+      else log('info', 'tenant deletion waits for allowDestroy', { tenant, configSource: `${cr.metadata.namespace}/${source}` });
+    }
     const { files, origins } = resourcesAsFiles(tenants, agents, opts.project);
     const loaded = loadRepository(files);
     const describe = (file: string): string => {
@@ -93,6 +116,8 @@ export async function runOperator(io: Io, session: LiveSession, opts: OperatorOp
           signal: leading,
           allowDestroy: opts.allowDestroy,
           deferDestructive: true,
+          // A Tenant resource being deleted is the word to delete that tenant's realm and namespace.
+          allowDestroyOf: (c) => !!c.tenant && destroyable.has(c.tenant),
         });
       } catch (e) {
         failure = e instanceof Error ? e.message : String(e);
@@ -105,6 +130,17 @@ export async function runOperator(io: Io, session: LiveSession, opts: OperatorOp
       const name = typeof cr.spec?.name === 'string' ? cr.spec.name : cr.metadata.name;
       const status = tenantStatus(cr, { tenant: name, outcome, failure, names: names.get(name), now: new Date() });
       if (status) await writeStatus(api, cr, status).catch((e: unknown) => log('error', 'status write failed', { tenant: name, error: e instanceof Error ? e.message : String(e) }));
+    }
+    // A deleted Tenant is let go once nothing of it is left to delete (its database per deletion_policy).
+    if (outcome && !outcome.result.stopped) {
+      for (const [tenant, cr] of deleting) {
+        const pending = [...outcome.result.failed.map((f) => f.change), ...outcome.deferred].some((c) => c.tenant === tenant);
+        if (!leave.has(tenant) && (pending || !destroyable.has(tenant))) continue;
+        await patchFinalizers(api, cr, removedFinalizer(cr)!).then(
+          () => log('info', 'tenant deleted', { tenant }),
+          (e: unknown) => log('error', 'releasing the finalizer failed', { tenant, error: e instanceof Error ? e.message : String(e) }),
+        );
+      }
     }
     const seconds = (Date.now() - started) / 1000;
     metrics.duration.observe(seconds, { kind: 'Tenant' });
@@ -210,6 +246,10 @@ async function watchAll(kc: ConstructorParameters<typeof Watch>[0], plural: stri
     backoff = Math.min(backoff * 2, 30_000);
     onChange(); // what happened while not watching
   }
+}
+
+async function patchFinalizers(api: LiveApi, cr: CustomResource, finalizers: string[]): Promise<void> {
+  await api.request('PATCH', crPath('tenants', cr.metadata.namespace, cr.metadata.name), { contentType: 'application/merge-patch+json', body: finalizersPatch(cr, finalizers) });
 }
 
 async function writeStatus(api: LiveApi, cr: CustomResource, status: TenantStatus): Promise<void> {

@@ -5,7 +5,7 @@ import { AGENT_DIR, TENANT_DIR } from '../config/repository.js';
 export interface CustomResource {
   apiVersion?: string;
   kind?: string;
-  metadata: { name: string; namespace?: string; generation?: number; resourceVersion?: string; uid?: string; deletionTimestamp?: string };
+  metadata: { name: string; namespace?: string; generation?: number; resourceVersion?: string; uid?: string; deletionTimestamp?: string; labels?: Record<string, string>; finalizers?: string[] };
   spec?: Record<string, unknown>;
   status?: Record<string, unknown>;
 }

@@ -129,7 +129,15 @@ describe('ConfigSource', () => {
     const c5 = git('rev-parse', 'HEAD');
     const s5 = await applied(c5);
     expect(s5.status.plan).toEqual({ create: 0, update: 0, delete: 1 });
+    // Without spec.allowDestroy the tenant's deletion waits: the object stays, Terminating, and its namespace stays.
+    await until('Tenant cs-it terminating', async () => ((await kubeHttp().request<any>('GET', tenantPath('cs-it'))).metadata.deletionTimestamp ? true : undefined));
+    await until('the wait to be logged', async () => (/"msg":"tenant deletion waits for allowDestroy"/.test(stderr) ? true : undefined));
+    expect((await kubeHttp().request<any>('GET', '/api/v1/namespaces/tenant-cs-it')).status.phase).toBe('Active');
+    // allowDestroy: true lets it go: the realm and namespace are deleted, then the object.
+    await kubeHttp().request('PATCH', `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/configsources/main`, { contentType: 'application/merge-patch+json', body: { spec: { allowDestroy: true } } });
     await until('Tenant cs-it pruned', async () => ((await kubeHttp().request('GET', tenantPath('cs-it')).then(() => false, (e: { code?: number }) => e.code === 404)) ? true : undefined));
+    const nsAfter = await kubeHttp().request<any>('GET', '/api/v1/namespaces/tenant-cs-it').catch(() => undefined);
+    expect(nsAfter === undefined || nsAfter.status?.phase === 'Terminating').toBe(true);
 
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
