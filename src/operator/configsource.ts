@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Diagnostic } from '../config/diagnostics.js';
 import { AGENT_DIR, PROJECT_FILE, TENANT_DIR, isConfigPath, loadRepository } from '../config/repository.js';
 import { customResources } from '../crds/objects.js';
-import { crPath, GROUP, VERSION, type CustomResource } from './resources.js';
+import { crPath, GROUP, listResources, VERSION, type CrApi, type CustomResource } from './resources.js';
 import type { Condition } from './status.js';
 
 /**
@@ -41,7 +41,7 @@ export interface ConfigSourceStatus {
   diagnostics: string[];
 }
 
-type Api = { request<T = unknown>(method: string, path: string, opts?: { query?: Record<string, string | undefined>; body?: unknown; contentType?: string }): Promise<T> };
+type Api = CrApi;
 type Log = (level: 'info' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
 /** `spec.interval` in milliseconds: 30s, 1m, 1h30m, 500ms (default and floor: see below). */
@@ -337,8 +337,7 @@ async function sync(cs: ConfigSource, o: SyncOptions): Promise<{ outcome: SyncOu
   const rendered = new Set(objects.map((x) => `${x.kind}/${x.metadata.name}`));
   const existing: CustomResource[] = [];
   for (const [kind, plural] of [['Tenant', 'tenants'], ['Agent', 'agents']] as const) {
-    const list = await o.api.request<{ items: CustomResource[] }>('GET', crPath(plural, ns));
-    for (const i of list.items) existing.push({ ...i, kind });
+    for (const i of await listResources(o.api, plural, ns)) existing.push({ ...i, kind });
   }
   const taken = conflicts(existing, name, rendered);
   if (taken.length) {
@@ -388,10 +387,10 @@ export async function runConfigSources(opts: RunConfigSourcesOptions): Promise<v
   while (!opts.signal.aborted) {
     let wait = pollMs;
     try {
-      const list = await opts.api.request<{ items: ConfigSource[] }>('GET', crPath('configsources'));
+      const sources = await listResources<ConfigSource>(opts.api, 'configsources');
       listError = undefined;
       const seen = new Set<string>();
-      for (const cs of list.items) {
+      for (const cs of sources) {
         if (opts.signal.aborted) break;
         const uid = cs.metadata.uid ?? `${cs.metadata.namespace}/${cs.metadata.name}`;
         seen.add(uid);

@@ -26,5 +26,3 @@ export function finalizersPatch(cr: CustomResource, finalizers: string[]): Recor
   return { metadata: { finalizers, ...(cr.metadata.resourceVersion ? { resourceVersion: cr.metadata.resourceVersion } : {}) } };
 }
 
-/** The tenant a Tenant resource names. */
-export const tenantNameOf = (cr: CustomResource): string => (typeof cr.spec?.name === 'string' ? cr.spec.name : cr.metadata.name);

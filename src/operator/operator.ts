@@ -8,11 +8,11 @@ import { SystemPromptError } from '../errors.js';
 import { kubeLeaseStore, LeaseLock } from '../reconcile/lease.js';
 import { reconcile, type ReconcileResult } from '../reconcile/reconcile.js';
 import { CONFIG_SOURCE_LABEL, runConfigSources } from './configsource.js';
-import { addedFinalizer, finalizersPatch, removedFinalizer, tenantNameOf } from './finalizers.js';
+import { addedFinalizer, finalizersPatch, removedFinalizer } from './finalizers.js';
 import { runLeaderElection } from './leader.js';
 import { operatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
-import { crPath, GROUP, resourcesAsFiles, VERSION, type CustomResource } from './resources.js';
+import { crPath, GROUP, listResources, resourcesAsFiles, tenantNameOf, VERSION, type CrApi, type CustomResource } from './resources.js';
 import { tenantStatus, type TenantStatus } from './status.js';
 
 export interface OperatorOptions {
@@ -66,7 +66,7 @@ export async function runOperator(io: Io, session: LiveSession, opts: OperatorOp
 
   const round = async (queue: WorkQueue, leading: AbortSignal): Promise<void> => {
     const started = Date.now();
-    const [tenants, agents] = await Promise.all([listAll(api, 'tenants'), listAll(api, 'agents')]);
+    const [tenants, agents] = await Promise.all([listResources(api, 'tenants'), listResources(api, 'agents')]);
     ready = true;
     // Every Tenant carries our finalizer, so that deleting it waits for its realm and namespace to go.
     for (const cr of tenants) {
@@ -127,7 +127,7 @@ export async function runOperator(io: Io, session: LiveSession, opts: OperatorOp
     // Status of every Tenant resource, written only when it changed (an idle operator writes nothing).
     for (const cr of tenants) {
       if (cr.metadata.deletionTimestamp) continue;
-      const name = typeof cr.spec?.name === 'string' ? cr.spec.name : cr.metadata.name;
+      const name = tenantNameOf(cr);
       const status = tenantStatus(cr, { tenant: name, outcome, failure, names: names.get(name), now: new Date() });
       if (status) await writeStatus(api, cr, status).catch((e: unknown) => log('error', 'status write failed', { tenant: name, error: e instanceof Error ? e.message : String(e) }));
     }
@@ -206,19 +206,6 @@ function splitListen(listen: string): [string, number] {
   return [listen.slice(0, i) || '127.0.0.1', port];
 }
 
-async function listAll(api: LiveApi, plural: string): Promise<CustomResource[]> {
-  const out: CustomResource[] = [];
-  let cont: string | undefined;
-  do {
-    const page = await api.request<{ items: CustomResource[]; metadata?: { continue?: string } }>('GET', crPath(plural), { query: { limit: '500', continue: cont } });
-    for (const i of page.items) out.push(i);
-    cont = page.metadata?.continue || undefined;
-  } while (cont);
-  return out;
-}
-
-type LiveApi = { request<T = unknown>(method: string, path: string, opts?: { query?: Record<string, string | undefined>; body?: unknown; contentType?: string }): Promise<T> };
-
 /** A watch on every namespace's `plural`, restarted with backoff whenever it ends, until `stop`. */
 async function watchAll(kc: ConstructorParameters<typeof Watch>[0], plural: string, onChange: () => void, stop: AbortSignal, log: ReturnType<typeof logger>): Promise<void> {
   let backoff = 500;
@@ -248,11 +235,11 @@ async function watchAll(kc: ConstructorParameters<typeof Watch>[0], plural: stri
   }
 }
 
-async function patchFinalizers(api: LiveApi, cr: CustomResource, finalizers: string[]): Promise<void> {
+async function patchFinalizers(api: CrApi, cr: CustomResource, finalizers: string[]): Promise<void> {
   await api.request('PATCH', crPath('tenants', cr.metadata.namespace, cr.metadata.name), { contentType: 'application/merge-patch+json', body: finalizersPatch(cr, finalizers) });
 }
 
-async function writeStatus(api: LiveApi, cr: CustomResource, status: TenantStatus): Promise<void> {
+async function writeStatus(api: CrApi, cr: CustomResource, status: TenantStatus): Promise<void> {
   await api.request('PATCH', crPath('tenants', cr.metadata.namespace, cr.metadata.name, 'status'), {
     query: { fieldManager: STATUS_MANAGER, force: 'true' },
     contentType: 'application/apply-patch+yaml',

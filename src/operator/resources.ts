@@ -1,5 +1,6 @@
 import { stringify } from 'yaml';
 import { AGENT_DIR, TENANT_DIR } from '../config/repository.js';
+import type { KubeHttp } from '../targets/kube-http.js';
 
 /** A Tenant or Agent custom resource as the API server returns it. */
 export interface CustomResource {
@@ -14,6 +15,24 @@ export const GROUP = 'systemprompt.io';
 export const VERSION = 'v1alpha1';
 export const crPath = (plural: string, namespace?: string, name?: string, sub?: string): string =>
   `/apis/${GROUP}/${VERSION}${namespace ? `/namespaces/${encodeURIComponent(namespace)}` : ''}/${plural}${name ? `/${encodeURIComponent(name)}` : ''}${sub ? `/${sub}` : ''}`;
+
+/** Plain JSON access to the API server, as the operator uses it. */
+export type CrApi = Pick<KubeHttp, 'request'>;
+
+/** Every object of a custom resource (in one namespace, or all), page by page. */
+export async function listResources<T extends { metadata: CustomResource['metadata'] } = CustomResource>(api: CrApi, plural: string, namespace?: string): Promise<T[]> {
+  const out: T[] = [];
+  let cont: string | undefined;
+  do {
+    const page = await api.request<{ items: T[]; metadata?: { continue?: string } }>('GET', crPath(plural, namespace), { query: { limit: '500', continue: cont } });
+    for (const i of page.items) out.push(i);
+    cont = page.metadata?.continue || undefined;
+  } while (cont);
+  return out;
+}
+
+/** The tenant a Tenant resource names: its spec's name, else the object's. */
+export const tenantNameOf = (cr: CustomResource): string => (typeof cr.spec?.name === 'string' ? cr.spec.name : cr.metadata.name);
 
 /** Where a synthetic repository file came from, for diagnostics and status. */
 export interface FileOrigin {
@@ -35,7 +54,7 @@ export function resourcesAsFiles(tenants: CustomResource[], agents: CustomResour
   if (project !== undefined) files.set('systemprompt.yaml', enc.encode(project));
   const add = (dir: string, kind: FileOrigin['kind'], r: CustomResource): void => {
     if (r.metadata.deletionTimestamp) return;
-    const name = typeof r.spec?.name === 'string' ? r.spec.name : r.metadata.name;
+    const name = tenantNameOf(r);
     let file = `${dir}/${name}.yaml`;
     // Two objects naming one tenant: both files exist, and the loader reports the duplicate.
     for (let i = 2; files.has(file); i++) file = `${dir}/${name}.${i}.yaml`;

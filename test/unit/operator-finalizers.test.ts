@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { addedFinalizer, finalizersPatch, removedFinalizer, TENANT_FINALIZER, tenantNameOf } from '../../src/operator/finalizers.js';
+import { addedFinalizer, finalizersPatch, removedFinalizer, TENANT_FINALIZER } from '../../src/operator/finalizers.js';
+import { tenantNameOf } from '../../src/operator/resources.js';
 
 const cr = (metadata: Record<string, unknown>) => ({ metadata: { name: 'x', namespace: 'n', ...metadata }, spec: { name: 'acme' } }) as never;
 
