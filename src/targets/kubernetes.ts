@@ -112,7 +112,7 @@ export class KubernetesTarget implements Target {
         const name = kind === 'Namespace' ? o.metadata!.name! : `${o.metadata!.namespace}/${o.metadata!.name}`;
         const ours = ourFieldsEntry(o.metadata?.managedFields as ManagedFieldsEntry[] | undefined);
         if (!ours && !desiredNames.has(`${kind}:${name}`)) continue;
-        const live: LiveResource = { target: 'kubernetes', kind, name, managed: !!ours, spec: ours ? ownedProjection(o, ours.fieldsV1 ?? {}) : {} };
+        const live: LiveResource = { target: 'kubernetes', kind, name, managed: !!ours, spec: ours ? ownedProjection(kind, o, ours.fieldsV1 ?? {}) : {} };
         if (ours && labels[TENANT_LABEL]) live.tenant = labels[TENANT_LABEL];
         if (kind === 'Namespace' && (o as { status?: { phase?: string } }).status?.phase === 'Terminating') live.terminating = true;
         out.push(live);
@@ -173,7 +173,7 @@ function splitName(n: string): [string, string] {
  * lists, which we compare whole). Identity (apiVersion, kind, name, namespace) is left out: it is
  * in the resource's key. Secret data is replaced by hashes of the values.
  */
-export function ownedProjection(o: Obj, fieldsV1: Record<string, unknown>): JsonObject {
+export function ownedProjection(kind: string, o: Obj, fieldsV1: Record<string, unknown>): JsonObject {
   const picked = (pick(o, fieldsV1) ?? {}) as JsonObject;
   const meta = picked.metadata as JsonObject | undefined;
   if (meta) {
@@ -181,7 +181,7 @@ export function ownedProjection(o: Obj, fieldsV1: Record<string, unknown>): Json
     delete meta.namespace;
     if (Object.keys(meta).length === 0) delete picked.metadata;
   }
-  if (o.kind === 'Secret' || (picked.data && typeof o.type === 'string')) {
+  if (kind === 'Secret') {
     const data = picked.data as Record<string, string> | undefined;
     if (data) picked.data = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, redact(Buffer.from(String(v), 'base64'))]));
   }

@@ -38,7 +38,7 @@ describe('Kubernetes live objects: what our field manager owns', () => {
       spec: { hard: { ...hard, services: '5' } },
       metadata: { ...(applied.metadata as object), resourceVersion: '9', managedFields: [appliedBy('systemprompt', applied), { manager: 'kubectl-edit', operation: 'Update', fieldsV1: { 'f:spec': { 'f:hard': { 'f:services': {} } } } }] },
     };
-    const projected = ownedProjection(live as never, (live.metadata.managedFields[0] as { fieldsV1: Record<string, unknown> }).fieldsV1);
+    const projected = ownedProjection('ResourceQuota', live as never, (live.metadata.managedFields[0] as { fieldsV1: Record<string, unknown> }).fieldsV1);
     expect((projected.spec as { hard: Record<string, string> }).hard.services).toBeUndefined();
     expect(diffSpec(wanted('ResourceQuota', 'tenant-customer-a/systemprompt-quota'), projected)).toEqual([{ path: 'spec.hard["limits.ephemeral-storage"]', before: '2Gi' }]);
   });
@@ -53,11 +53,11 @@ describe('Kubernetes live objects: what our field manager owns', () => {
       type: 'Opaque',
       data: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
     };
-    const live = ownedProjection(obj as never, appliedBy('systemprompt', obj).fieldsV1 as Record<string, unknown>);
+    const live = ownedProjection('Secret', obj as never, appliedBy('systemprompt', obj).fieldsV1 as Record<string, unknown>);
     expect(JSON.stringify(live)).not.toContain('tenant_customer-a');
     expect(JSON.stringify(live)).not.toContain(Buffer.from('y').toString('base64'));
     expect(diffSpec(wanted('Secret', 'tenant-customer-a/systemprompt-database'), live)).toEqual([]);
-    (live.data as Record<string, unknown>).PGPORT = (ownedProjection({ kind: 'Secret', data: { PGPORT: Buffer.from('5433').toString('base64') } } as never, { 'f:data': { 'f:PGPORT': {} } }).data as Record<string, unknown>).PGPORT;
+    (live.data as Record<string, unknown>).PGPORT = (ownedProjection('Secret', { data: { PGPORT: Buffer.from('5433').toString('base64') } } as never, { 'f:data': { 'f:PGPORT': {} } }).data as Record<string, unknown>).PGPORT;
     expect(diffSpec(wanted('Secret', 'tenant-customer-a/systemprompt-database'), live)).toEqual([{ path: 'data.PGPORT', before: '(sensitive)', after: '(sensitive)', sensitive: true }]);
   });
 });
