@@ -1,11 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
+import { interruptSignal } from '../cli/interrupt.js';
 import type { Io } from '../cli/io.js';
 import { AbortedError, ConflictError, SystemPromptError, UsageError } from '../errors.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../model/ownership.js';
 import type { Plan } from '../plan/plan.js';
 import { checkApplicable, type ApplyEvent } from '../reconcile/engine.js';
-import { kubeLeaseStore, LeaseLock } from '../reconcile/lease.js';
+import { kubeLeaseStore, LeaseLock, LockHeldError } from '../reconcile/lease.js';
 import { reconcile } from '../reconcile/reconcile.js';
 import { renderPlanText } from '../plan/render.js';
 import { kubeError } from '../targets/kube-errors.js';
@@ -73,10 +74,7 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
       if (e.type === 'lost' && !json) io.err(`error: ${e.error.message}; stopping before the next write\n`);
     },
   });
-  const stop = new AbortController();
-  const onSignal = (): void => stop.abort(new AbortedError('interrupted; changes in flight finish, nothing new starts'));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const interrupt = interruptSignal(() => new AbortedError('interrupted; changes in flight finish, nothing new starts'));
   const report = progress(io);
   const started = Date.now();
   let outcome: Awaited<ReturnType<typeof reconcile>>;
@@ -87,7 +85,7 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
       secrets: connected.secretSources(),
       lock,
       lockTimeoutMs: opts.lockTimeoutMs,
-      signal: stop.signal,
+      signal: interrupt.signal,
       allowDestroy: opts.allowDestroy,
       concurrency: opts.concurrency,
       onEvent: (e) => {
@@ -107,13 +105,12 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
       },
     });
   } catch (e) {
-    if (e instanceof ConflictError && / is held by /.test(e.message)) {
+    if (e instanceof LockHeldError) {
       throw new ConflictError(`another apply is running: ${e.message}`, { hint: 'wait for it to finish, or pass --lock-timeout 30s to wait for it; a lock whose holder died frees itself 15 s after its last renewal' });
     }
     throw e instanceof SystemPromptError ? e : kubeError('apply', e);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    interrupt.dispose();
   }
   const { plan, result } = outcome;
   const secs = ((Date.now() - started) / 1000).toFixed(1);

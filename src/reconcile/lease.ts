@@ -59,6 +59,13 @@ export class LockLostError extends FencedError {
   }
 }
 
+/** Another holder has the Lease and did not let it go within the acquire timeout. */
+export class LockHeldError extends ConflictError {
+  constructor(readonly holder: string, message: string, opts: { hint?: string } = {}) {
+    super(message, opts);
+  }
+}
+
 /** Lease times are MicroTime: RFC 3339 in UTC with exactly six fractional digits. */
 export function microTime(t: number | string | Date): string {
   const d = t instanceof Date ? t : new Date(t);
@@ -366,7 +373,8 @@ export class LeaseLock {
       }
       const now = this.now();
       if (wait && now >= deadline) {
-        throw new ConflictError(
+        throw new LockHeldError(
+          wait.holder,
           `${this.where} is held by ${wait.holder}; it expires in ${seconds(wait.expiresInMs)} (at ${new Date(wait.expiresAt).toISOString()}) unless its holder renews it`,
           { hint: `wait for the holder to finish${timeoutMs > 0 ? ` (waited ${seconds(timeoutMs)})` : ''}; a holder that died frees the lock one lease duration after its last renewal` },
         );

@@ -3,6 +3,7 @@ import { runBuild } from '../../commands/build.js';
 import { runPlan } from '../../commands/plan.js';
 import { runValidate } from '../../commands/validate.js';
 import { compileEnvironment } from '../../targets/environment.js';
+import { interruptSignal } from '../interrupt.js';
 import type { Io } from '../io.js';
 import { dirOption, outputOption, parseDuration } from '../options.js';
 import { runApply } from '../../commands/apply.js';
@@ -71,15 +72,11 @@ export function registerConfigCommands(program: Command, io: Io, setExit: (code:
       try {
         if (o.watch) {
           if (planfile) throw new UsageError('apply --watch plans each change itself; it takes no PLANFILE');
-          const stop = new AbortController();
-          const onSignal = (): void => stop.abort();
-          process.once('SIGINT', onSignal);
-          process.once('SIGTERM', onSignal);
+          const interrupt = interruptSignal();
           try {
-            setExit(await runApplyWatch(io, { ...o, lockTimeoutMs: Math.max(o.lockTimeout, 30_000), debounceMs: o.debounce }, session, stop.signal));
+            setExit(await runApplyWatch(io, { ...o, lockTimeoutMs: Math.max(o.lockTimeout, 30_000), debounceMs: o.debounce }, session, interrupt.signal));
           } finally {
-            process.off('SIGINT', onSignal);
-            process.off('SIGTERM', onSignal);
+            interrupt.dispose();
           }
           return;
         }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
+import { interruptSignal } from '../interrupt.js';
 import type { Io } from '../io.js';
 import { parseDuration } from '../options.js';
 import { liveSession } from './live.js';
@@ -25,15 +26,11 @@ export function registerOperatorCommands(program: Command, io: Io, setExit: (cod
       // Loaded here, not at start-up: the client libraries are only needed once the operator runs.
       const { runOperator } = await import('../../operator/operator.js');
       const session = liveSession(io, o);
-      const stop = new AbortController();
-      const onSignal = (): void => stop.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      const interrupt = interruptSignal();
       try {
-        setExit(await runOperator(io, session, { ...(project !== undefined ? { project } : {}), resyncMs: o.resync, allowDestroy: o.allowDestroy, listen: o.listen, leaseNamespace: o.leaseNamespace }, stop.signal));
+        setExit(await runOperator(io, session, { ...(project !== undefined ? { project } : {}), resyncMs: o.resync, allowDestroy: o.allowDestroy, listen: o.listen, leaseNamespace: o.leaseNamespace }, interrupt.signal));
       } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        interrupt.dispose();
         await session.close();
       }
     });
