@@ -11,8 +11,6 @@ import type { ApplyContext, RunGuard, Target } from './target.js';
 const PAGE = 500;
 type Rep = Record<string, any>;
 
-const isMarked = isKcMarked;
-const tenantOf = kcTenantOf;
 const leaf = (name: string): string => name.slice(name.indexOf('/') + 1);
 const realmOf = (name: string): string => name.slice(0, name.indexOf('/'));
 const sorted = (xs: unknown): string[] => (Array.isArray(xs) ? [...xs].map(String).sort() : []);
@@ -97,11 +95,11 @@ export class KeycloakTarget implements Target {
     const out: LiveResource[] = [];
     const managedRealms: string[] = [];
     for (const r of realms as Rep[]) {
-      const managed = isMarked(r.attributes);
+      const managed = isKcMarked(r.attributes);
       if (!managed && !wanted.has(r.realm)) continue;
       const spec: JsonObject = managed ? { displayName: r.displayName ?? '', enabled: r.enabled ?? false, attributes: ownedAttributesOf(r.attributes) } : {};
       const live: LiveResource = { target: 'keycloak', kind: 'Realm', name: r.realm, managed, spec };
-      const t = tenantOf(r.attributes);
+      const t = kcTenantOf(r.attributes);
       if (t) live.tenant = t;
       out.push(live);
       if (managed) managedRealms.push(r.realm);
@@ -126,23 +124,23 @@ export class KeycloakTarget implements Target {
     realmLive.spec.unmanagedAttributePolicy = ((profile as Rep).unmanagedAttributePolicy ?? 'DISABLED') as string;
     realmLive.spec.namesRequired = namesRequired(profile as Rep);
 
-    const managedRoles = (roles as Rep[]).filter((r) => isMarked(r.attributes));
+    const managedRoles = (roles as Rep[]).filter((r) => isKcMarked(r.attributes));
     for (const r of roles as Rep[]) {
       if (r.id) this.ids.set(`role:${realm}/${r.name}`, r.id);
-      push('RealmRole', r.name, isMarked(r.attributes), { description: r.description ?? '', attributes: firstValues(ownedAttributesOf(r.attributes)) });
+      push('RealmRole', r.name, isKcMarked(r.attributes), { description: r.description ?? '', attributes: firstValues(ownedAttributesOf(r.attributes)) });
     }
     const managedScopeNames = new Set<string>();
     const scopeMappings = await Promise.all(
       (scopes as Rep[]).map(async (s) => {
         this.ids.set(`scope:${realm}/${s.name}`, s.id);
-        if (!isMarked(s.attributes)) return [s, []] as const;
+        if (!isKcMarked(s.attributes)) return [s, []] as const;
         managedScopeNames.add(s.name);
         const m = await this.call(`list role mappings of client scope ${realm}/${s.name}`, 'read', () => this.kc.clientScopes.listRealmScopeMappings({ realm, id: s.id }));
         return [s, (m as Rep[]).map((x) => x.name as string)] as const;
       }),
     );
     for (const [s, mapped] of scopeMappings) {
-      push('ClientScope', s.name, isMarked(s.attributes), {
+      push('ClientScope', s.name, isKcMarked(s.attributes), {
         description: s.description ?? '',
         protocol: s.protocol ?? '',
         attributes: ownedAttributesOf(s.attributes),
@@ -152,7 +150,7 @@ export class KeycloakTarget implements Target {
     }
     for (const c of clients as Rep[]) {
       this.ids.set(`client:${realm}/${c.clientId}`, c.id);
-      const managed = isMarked(c.attributes);
+      const managed = isKcMarked(c.attributes);
       push('Client', c.clientId, managed, {
         name: c.name ?? '',
         enabled: c.enabled ?? false,
@@ -182,7 +180,7 @@ export class KeycloakTarget implements Target {
     for (const [role, us] of members) for (const u of us as Rep[]) rolesOfUser.set(u.id, [...(rolesOfUser.get(u.id) ?? []), role]);
     for (const u of users as Rep[]) {
       this.ids.set(`user:${realm}/${u.username}`, u.id);
-      push('User', u.username, isMarked(u.attributes), {
+      push('User', u.username, isKcMarked(u.attributes), {
         email: u.email ?? '',
         enabled: u.enabled ?? false,
         emailVerified: u.emailVerified ?? false,
