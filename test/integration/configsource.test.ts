@@ -1,10 +1,9 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../helpers/repo.js';
-import { adminQuery, applyCrds, kubeHttp, namespaceExists, resetTargets, targetEnv, waitFor } from './helpers.js';
+import { adminQuery, applyCrds, killOperator, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /**
  * A ConfigSource on the real stack, with the operator as its own process: a bare git repository on
@@ -22,8 +21,8 @@ describe('ConfigSource', () => {
   const root = mkdtempSync(path.join(os.tmpdir(), 'sp-cs-it-'));
   const origin = path.join(root, 'origin.git');
   const work = path.join(root, 'work');
-  let op: ReturnType<typeof spawn> | undefined;
-  let stderr = '';
+  let op: OperatorProcess | undefined;
+  const stderr = (): string => op?.stderr ?? '';
 
   const git = (...args: string[]): string => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd: work, encoding: 'utf8', stdio: 'pipe' }).trim();
   const commit = (files: Record<string, string>, message: string): string => {
@@ -37,7 +36,7 @@ describe('ConfigSource', () => {
     return git('rev-parse', 'HEAD');
   };
   const until = <T>(what: string, probe: () => Promise<T | undefined>) =>
-    waitFor(probe, { timeoutMs: 60_000, intervalMs: 250, what, onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${stderr}`) });
+    waitFor(probe, { timeoutMs: 60_000, intervalMs: 250, what, onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${stderr()}`) });
 
   beforeAll(async () => {
     await resetTargets();
@@ -49,7 +48,7 @@ describe('ConfigSource', () => {
   });
 
   afterAll(async () => {
-    if (op && op.exitCode === null) op.kill('SIGKILL');
+    killOperator(op);
     await kubeHttp().request('DELETE', csPath).catch(() => {});
     await kubeHttp().request('DELETE', `${api}/namespaces/${NS}/tenants`).catch(() => {});
     await kubeHttp().request('DELETE', `${api}/namespaces/${NS}/agents`).catch(() => {});
@@ -63,13 +62,10 @@ describe('ConfigSource', () => {
     const cs = await kubeHttp().request<any>('POST', `${api}/namespaces/${NS}/configsources`, {
       body: { apiVersion: 'systemprompt.io/v1alpha1', kind: 'ConfigSource', metadata: { name: 'main', namespace: NS }, spec: { git: { url: `file://${origin}`, ref: { branch: 'main' } }, interval: '2s' } },
     });
-    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/systemprompt.js'), 'operator', '--listen', '127.0.0.1:0', '--resync', '10s'], {
-      env: { ...targetEnv(), SYSTEMPROMPT_CACHE_DIR: path.join(root, 'cache') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    op = child;
-    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const run = startOperator(['--resync', '10s'], { SYSTEMPROMPT_CACHE_DIR: path.join(root, 'cache') });
+    op = run;
+    const child = run.child;
+    const exited = run.exited;
     const applied = (rev: string) =>
       until(`ConfigSource applied at ${rev}`, async () => {
         const got = await kubeHttp().request<any>('GET', csPath);
@@ -131,7 +127,7 @@ describe('ConfigSource', () => {
     expect(s5.status.plan).toEqual({ create: 0, update: 0, delete: 1 });
     // Without spec.allowDestroy the tenant's deletion waits: the object stays, Terminating, and its namespace stays.
     await until('Tenant cs-it terminating', async () => ((await kubeHttp().request<any>('GET', tenantPath('cs-it'))).metadata.deletionTimestamp ? true : undefined));
-    await until('the wait to be logged', async () => (/"msg":"tenant deletion waits for allowDestroy"/.test(stderr) ? true : undefined));
+    await until('the wait to be logged', async () => (/"msg":"tenant deletion waits for allowDestroy"/.test(stderr()) ? true : undefined));
     expect((await kubeHttp().request<any>('GET', '/api/v1/namespaces/tenant-cs-it')).status.phase).toBe('Active');
     // allowDestroy: true lets it go: the realm and namespace are deleted, then the object.
     await kubeHttp().request('PATCH', `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/configsources/main`, { contentType: 'application/merge-patch+json', body: { spec: { allowDestroy: true } } });
@@ -141,7 +137,7 @@ describe('ConfigSource', () => {
 
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
-    for (const line of stderr.split('\n').filter((l) => l.startsWith('{'))) expect(() => JSON.parse(line)).not.toThrow();
-    expect(stderr).toMatch(/"msg":"config source applied"/);
+    for (const line of stderr().split('\n').filter((l) => l.startsWith('{'))) expect(() => JSON.parse(line)).not.toThrow();
+    expect(stderr()).toMatch(/"msg":"config source applied"/);
   });
 });

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,7 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../helpers/repo.js';
-import { applyCrds, endpoints, kubeHttp, namespaceExists, resetTargets, targetEnv, waitFor } from './helpers.js';
+import { applyCrds, endpoints, killOperator, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /**
  * deploy/: the real API server accepts every manifest (server-side dry-run for the Deployment,
@@ -34,14 +33,14 @@ const apply = (o: Obj, dryRun: boolean) =>
 
 describe('deploy/', () => {
   const NS = 'sp-deploy-it';
-  let op: ReturnType<typeof spawn> | undefined;
+  let op: OperatorProcess | undefined;
 
   beforeAll(async () => {
     await resetTargets();
     await applyCrds();
   });
   afterAll(async () => {
-    if (op && op.exitCode === null) op.kill('SIGKILL');
+    killOperator(op);
     await kubeHttp().request('DELETE', `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/tenants/dep-it`).catch(() => {});
     await kubeHttp().request('DELETE', `/api/v1/namespaces/${NS}`).catch(() => {});
     for (const o of manifests().reverse()) await kubeHttp().request('DELETE', objectPath(o)).catch(() => {});
@@ -92,22 +91,20 @@ describe('deploy/', () => {
     await kubeHttp().request('POST', `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/tenants`, {
       body: { apiVersion: 'systemprompt.io/v1alpha1', kind: 'Tenant', metadata: { name: 'dep-it', namespace: NS }, spec: { name: 'dep-it', users: [{ email: 'ann@example.com', scopes: ['user'] }] } },
     });
-    let stderr = '';
-    op = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/systemprompt.js'), 'operator', '--listen', '127.0.0.1:0'], { env: { ...targetEnv(), KUBECONFIG: kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] });
-    op.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-    const exited = new Promise<number | null>((resolve) => op!.on('close', (code) => resolve(code)));
+    const run = startOperator([], { KUBECONFIG: kubeconfig });
+    op = run;
     await waitFor(
       async () => {
         const t = await kubeHttp().request<any>('GET', `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/tenants/dep-it`);
         return (t.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
       },
-      { timeoutMs: 60_000, intervalMs: 200, what: 'Tenant dep-it Ready', onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${stderr}`) },
+      { timeoutMs: 60_000, intervalMs: 200, what: 'Tenant dep-it Ready', onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${run.stderr}`) },
     );
     expect(await namespaceExists('tenant-dep-it')).toBe(true);
     const role = await kubeHttp().request<any>('GET', '/apis/rbac.authorization.k8s.io/v1/namespaces/tenant-dep-it/roles/systemprompt-tenant');
     expect(role.rules.length).toBeGreaterThan(0); // written through `escalate` on that one Role
-    expect(stderr).not.toMatch(/"level":"error"/);
-    op.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(run.stderr).not.toMatch(/"level":"error"/);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
   });
 });

@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -141,4 +142,24 @@ export async function applyCrds(): Promise<void> {
       { timeoutMs: 30_000, intervalMs: 100, what: `${crd.metadata.name} established`, onTimeout: (w) => new Error(`timed out waiting for ${w}`) },
     );
   }
+}
+
+/** `systemprompt operator` as its own process against the test stack, its stderr kept as it arrives. */
+export interface OperatorProcess {
+  child: ChildProcess;
+  stderr: string;
+  /** The exit code, once every byte of output has arrived. */
+  exited: Promise<number | null>;
+}
+
+export function startOperator(args: string[] = [], env: NodeJS.ProcessEnv = {}): OperatorProcess {
+  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/systemprompt.js'), 'operator', '--listen', '127.0.0.1:0', ...args], { env: { ...targetEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p: OperatorProcess = { child, stderr: '', exited: new Promise((resolve) => child.on('close', (code) => resolve(code))) };
+  child.stderr!.on('data', (b: Buffer) => (p.stderr += b.toString()));
+  return p;
+}
+
+/** Stop an operator the test left running. */
+export function killOperator(p: OperatorProcess | undefined): void {
+  if (p && p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
 }

@@ -1,23 +1,20 @@
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import KcAdminClient from '@keycloak/keycloak-admin-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../helpers/repo.js';
-import { adminQuery, applyCrds, endpoints, kubeHttp, namespaceExists, resetTargets, targetEnv, waitFor } from './helpers.js';
+import { adminQuery, applyCrds, endpoints, killOperator, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /** Deleting a Tenant resource removes its realm and namespace, keeps its database (retain), then lets the resource go. */
 const NS = 'sp-operator-fin';
 const tenantPath = `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/tenants/fin-a`;
 
 describe('operator: deleting a Tenant', () => {
-  let op: ReturnType<typeof spawn> | undefined;
+  let op: OperatorProcess | undefined;
   beforeAll(async () => {
     await resetTargets();
     await applyCrds();
     await kubeHttp().request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } }).catch(() => {});
   });
   afterAll(async () => {
-    if (op && op.exitCode === null) op.kill('SIGKILL');
+    killOperator(op);
     await kubeHttp().request('PATCH', tenantPath, { contentType: 'application/merge-patch+json', body: { metadata: { finalizers: null } } }).catch(() => {});
     await kubeHttp().request('DELETE', tenantPath).catch(() => {});
     await kubeHttp().request('DELETE', `/api/v1/namespaces/${NS}`).catch(() => {});
@@ -28,23 +25,21 @@ describe('operator: deleting a Tenant', () => {
     await kubeHttp().request('POST', `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/tenants`, {
       body: { apiVersion: 'systemprompt.io/v1alpha1', kind: 'Tenant', metadata: { name: 'fin-a', namespace: NS }, spec: { name: 'fin-a', users: [] } },
     });
-    let stderr = '';
-    op = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/systemprompt.js'), 'operator', '--listen', '127.0.0.1:0', '--resync', '10s'], { env: targetEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    op.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-    const exited = new Promise<number | null>((resolve) => op!.on('close', (code) => resolve(code)));
+    const run = startOperator(['--resync', '10s']);
+    op = run;
     await waitFor(
       async () => {
         const t = await kubeHttp().request<any>('GET', tenantPath);
         return (t.metadata.finalizers ?? []).includes('systemprompt.io/cleanup') && (t.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
       },
-      { timeoutMs: 60_000, intervalMs: 200, what: 'fin-a Ready with its finalizer', onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${stderr}`) },
+      { timeoutMs: 60_000, intervalMs: 200, what: 'fin-a Ready with its finalizer', onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${run.stderr}`) },
     );
     expect(await namespaceExists('tenant-fin-a')).toBe(true);
 
     await kubeHttp().request('DELETE', tenantPath);
     await waitFor(
       async () => kubeHttp().request('GET', tenantPath).then(() => undefined, (e: { code?: number }) => (e.code === 404 ? true : undefined)),
-      { timeoutMs: 60_000, intervalMs: 200, what: 'the Tenant resource to go', onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${stderr}`) },
+      { timeoutMs: 60_000, intervalMs: 200, what: 'the Tenant resource to go', onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${run.stderr}`) },
     );
     // The namespace is being deleted (or gone), the realm is gone, the database stays (deletion_policy: retain).
     const ns = await kubeHttp().request<any>('GET', '/api/v1/namespaces/tenant-fin-a').catch(() => undefined);
@@ -54,7 +49,7 @@ describe('operator: deleting a Tenant', () => {
     expect(await kc.realms.findOne({ realm: 'fin-a' })).toBeFalsy();
     expect(await adminQuery('SELECT 1 FROM pg_database WHERE datname = $1', ['tenant_fin-a'])).toHaveLength(1);
 
-    op.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
   });
 });

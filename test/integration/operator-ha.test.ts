@@ -1,20 +1,11 @@
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../helpers/repo.js';
-import { applyCrds, kubeHttp, resetTargets, targetEnv, waitFor } from './helpers.js';
+import { applyCrds, killOperator, kubeHttp, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /** Two operator replicas on the real stack: idle costs no writes; a killed leader is replaced in time. */
 const NS = 'sp-operator-ha';
 const tenantPath = `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/tenants/ha-a`;
 
-function startOperator() {
-  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/systemprompt.js'), 'operator', '--listen', '127.0.0.1:0', '--resync', '10s'], { env: targetEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  const p = { child, stderr: '', exited: new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code))) };
-  child.stderr.on('data', (b: Buffer) => (p.stderr += b.toString()));
-  return p;
-}
-type Operator = ReturnType<typeof startOperator>;
+type Operator = OperatorProcess;
 
 const listenOf = (o: Operator): string => /"listen":"([^"]+)"/.exec(o.stderr)![1]!;
 /** Writes to each target so far, from the process's own /metrics. */
@@ -47,14 +38,14 @@ describe('operator replicas', () => {
     });
   });
   afterAll(async () => {
-    for (const o of ops) if (o.child.exitCode === null) o.child.kill('SIGKILL');
+    for (const o of ops) killOperator(o);
     await kubeHttp().request('DELETE', tenantPath).catch(() => {});
     await kubeHttp().request('DELETE', `/api/v1/namespaces/${NS}`).catch(() => {});
     await resetTargets();
   });
 
   it('idle for 60 s: no write to any target; kill -9 the leader: the other reconciles a change within 20 s, applying it once', async () => {
-    ops.push(startOperator(), startOperator());
+    ops.push(startOperator(['--resync', '10s']), startOperator(['--resync', '10s']));
     await readyAt(1, 60_000);
     const leader = () => ops.find((o) => /"msg":"leading"/.test(o.stderr) && o.child.exitCode === null && o.child.signalCode === null)!;
     const first = leader();

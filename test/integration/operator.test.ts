@@ -1,8 +1,5 @@
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../helpers/repo.js';
-import { adminQuery, applyCrds, kubeHttp, namespaceExists, resetTargets, targetEnv, waitFor } from './helpers.js';
+import { adminQuery, applyCrds, killOperator, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /**
  * `systemprompt operator` (first slice) as its own process against the real stack: Tenant
@@ -15,8 +12,7 @@ const tenantPath = (name = '') => `/apis/systemprompt.io/v1alpha1/namespaces/${N
 const condition = (t: any, type: string) => (t.status?.conditions ?? []).find((c: any) => c.type === type);
 
 describe('systemprompt operator', () => {
-  let op: ReturnType<typeof spawn> | undefined;
-  let stderr = '';
+  let op: OperatorProcess | undefined;
 
   beforeAll(async () => {
     await resetTargets();
@@ -25,7 +21,7 @@ describe('systemprompt operator', () => {
   });
 
   afterAll(async () => {
-    if (op && op.exitCode === null) op.kill('SIGKILL');
+    killOperator(op);
     await kubeHttp().request('DELETE', tenantPath('op-it')).catch(() => {});
     await kubeHttp().request('DELETE', `/api/v1/namespaces/${NS}`).catch(() => {});
     await resetTargets();
@@ -35,10 +31,8 @@ describe('systemprompt operator', () => {
     await kubeHttp().request('POST', tenantPath(), {
       body: { apiVersion: 'systemprompt.io/v1alpha1', kind: 'Tenant', metadata: { name: 'op-it', namespace: NS }, spec: { name: 'op-it', users: [{ email: 'ann@example.com', scopes: ['user', 'read'] }] } },
     });
-    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/systemprompt.js'), 'operator', '--listen', '127.0.0.1:0', '--resync', '10s'], { env: targetEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    op = child;
-    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const run = startOperator(['--resync', '10s']);
+    op = run;
 
     const ready = (generation: number) =>
       waitFor(
@@ -47,7 +41,7 @@ describe('systemprompt operator', () => {
           const c = condition(t, 'Ready');
           return c?.status === 'True' && t.status.observedGeneration === generation && c.observedGeneration === generation ? t : undefined;
         },
-        { timeoutMs: 60_000, intervalMs: 200, what: `Tenant op-it Ready at generation ${generation}`, onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${stderr}`) },
+        { timeoutMs: 60_000, intervalMs: 200, what: `Tenant op-it Ready at generation ${generation}`, onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${run.stderr}`) },
       );
     const t1 = await ready(1);
     expect(t1.status).toMatchObject({ realm: 'op-it', namespace: 'tenant-op-it', database: 'tenant_op-it' });
@@ -63,16 +57,16 @@ describe('systemprompt operator', () => {
     expect(quota.spec.hard.pods).toBe('7');
 
     // Metrics from the process itself.
-    const listen = /"msg":"serving \/metrics, \/healthz, \/readyz","listen":"([^"]+)"/.exec(stderr)![1]!;
+    const listen = /"msg":"serving \/metrics, \/healthz, \/readyz","listen":"([^"]+)"/.exec(run.stderr)![1]!;
     const metrics = await (await fetch(`http://${listen}/metrics`)).text();
     expect(metrics).toMatch(/systemprompt_reconciles_total\{kind="Tenant",result="ok"\} [1-9]/);
     expect(metrics).toMatch(/systemprompt_leader 1/);
     expect((await fetch(`http://${listen}/readyz`)).status).toBe(200);
 
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(stderr).toMatch(/"msg":"stopped"/);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+    expect(run.stderr).toMatch(/"msg":"stopped"/);
     // Every log line is one JSON object.
-    for (const line of stderr.split('\n').filter((l) => l.startsWith('{'))) expect(() => JSON.parse(line)).not.toThrow();
+    for (const line of run.stderr.split('\n').filter((l) => l.startsWith('{'))) expect(() => JSON.parse(line)).not.toThrow();
   });
 });
