@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery, applyCrds, killOperator, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
+import { adminQuery, applyCrds, killOperator, removeCustomResources, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /**
  * A ConfigSource on the real stack, with the operator as its own process: a bare git repository on
@@ -48,11 +48,8 @@ describe('ConfigSource', () => {
   });
 
   afterAll(async () => {
-    killOperator(op);
-    await kubeHttp().request('DELETE', csPath).catch(() => {});
-    await kubeHttp().request('DELETE', `${api}/namespaces/${NS}/tenants`).catch(() => {});
-    await kubeHttp().request('DELETE', `${api}/namespaces/${NS}/agents`).catch(() => {});
-    await kubeHttp().request('DELETE', `/api/v1/namespaces/${NS}`).catch(() => {});
+    await killOperator(op);
+    await removeCustomResources(NS);
     await resetTargets();
     rmSync(root, { recursive: true, force: true });
   });

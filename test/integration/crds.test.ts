@@ -20,20 +20,32 @@ import { endpoints, kubeHttp, sp, waitFor } from './helpers.js';
 type Obj = Record<string, any>;
 
 const CRD_API = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
-const API = '/apis/systemprompt.io/v1alpha1';
+// The test installs the CRDs under a group of its own, so deleting and recreating them never touches
+// the systemprompt.io CRDs (or the Tenants, with their finalizers) that other test files use.
+const GROUP = `t${randomUUID().slice(0, 8)}.test.systemprompt.io`;
+const API_VERSION = `${GROUP}/v1alpha1`;
+const API = `/apis/${API_VERSION}`;
 const NS = `systemprompt-crds-test-${randomUUID().slice(0, 8)}`;
 const STRICT = { fieldValidation: 'Strict' };
 const TABLE = 'application/json;as=Table;v=v1;g=meta.k8s.io';
 
-const crds: Obj[] = readdirSync(path.join(PROJECT_ROOT, 'crds'))
+const checkedIn: Obj[] = readdirSync(path.join(PROJECT_ROOT, 'crds'))
   .filter((f) => f.endsWith('.yaml'))
   .sort()
   .map((f) => parse(readFileSync(path.join(PROJECT_ROOT, 'crds', f), 'utf8')) as Obj);
+/** A checked-in CRD moved to the test's group: only its name and group change. */
+const regrouped = (c: Obj): Obj => {
+  const copy = structuredClone(c);
+  copy.spec.group = GROUP;
+  copy.metadata.name = `${c.spec.names.plural}.${GROUP}`;
+  return copy;
+};
+const crds: Obj[] = checkedIn.map(regrouped);
 const crdNamed = (plural: string): Obj => crds.find((c) => c.spec.names.plural === plural)!;
 
 const tenantFile = (name: string): Obj => parse(readFileSync(path.join(PROJECT_ROOT, 'tenants', `${name}.yaml`), 'utf8')) as Obj;
-const tenant = (name: string, spec: Obj): Obj => ({ apiVersion: 'systemprompt.io/v1alpha1', kind: 'Tenant', metadata: { name }, spec });
-const agent = (name: string, spec: Obj): Obj => ({ apiVersion: 'systemprompt.io/v1alpha1', kind: 'Agent', metadata: { name }, spec: { name, ...spec } });
+const tenant = (name: string, spec: Obj): Obj => ({ apiVersion: API_VERSION, kind: 'Tenant', metadata: { name }, spec });
+const agent = (name: string, spec: Obj): Obj => ({ apiVersion: API_VERSION, kind: 'Agent', metadata: { name }, spec: { name, ...spec } });
 
 async function create(plural: string, obj: Obj): Promise<Obj> {
   return kubeHttp().request<Obj>('POST', `${API}/namespaces/${NS}/${plural}`, { query: STRICT, body: obj });
@@ -98,9 +110,11 @@ async function gone(p: string, what: string): Promise<void> {
 
 describe('the CRDs in crds/ on the real API server', () => {
   beforeAll(async () => {
-    // A CRD left by an interrupted run would make the first test a no-op update: start from none.
-    for (const c of crds) await deleteIfThere(`${CRD_API}/${c.metadata.name}`);
-    for (const c of crds) await gone(`${CRD_API}/${c.metadata.name}`, `CRD ${c.metadata.name} to be deleted`);
+    // CRDs an interrupted run left under its own test group go first (nothing else uses them).
+    const all = await kubeHttp().request<Obj>('GET', CRD_API);
+    const left = (all.items as Obj[]).map((c) => c.metadata.name as string).filter((n) => n.endsWith('.test.systemprompt.io'));
+    for (const n of left) await deleteIfThere(`${CRD_API}/${n}`);
+    for (const n of left) await gone(`${CRD_API}/${n}`, `CRD ${n} to be deleted`);
   });
 
   afterAll(async () => {
@@ -111,7 +125,7 @@ describe('the CRDs in crds/ on the real API server', () => {
   });
 
   it('accepts each CRD on a dry-run create with fieldValidation=Strict (structural schemas, no dropped keyword)', async () => {
-    expect(crds.map((c) => c.metadata.name)).toEqual(['agents.systemprompt.io', 'configsources.systemprompt.io', 'tenants.systemprompt.io']);
+    expect(checkedIn.map((c) => c.metadata.name)).toEqual(['agents.systemprompt.io', 'configsources.systemprompt.io', 'tenants.systemprompt.io']);
     for (const c of crds) {
       const r = await kubeHttp().request<Obj>('POST', CRD_API, { query: { dryRun: 'All', ...STRICT }, body: c });
       expect(r.metadata.name).toBe(c.metadata.name);
@@ -175,7 +189,7 @@ describe('the CRDs in crds/ on the real API server', () => {
         const names = (list.resources as Obj[]).map((r) => r.name as string);
         return ['tenants', 'agents', 'configsources', 'tenants/status'].every((n) => names.includes(n)) ? true : undefined;
       },
-      { timeoutMs: 30_000, intervalMs: 100, what: 'systemprompt.io/v1alpha1 discovery', onTimeout: (w) => new Error(`timed out waiting for ${w}`) },
+      { timeoutMs: 30_000, intervalMs: 100, what: `${API_VERSION} discovery`, onTimeout: (w) => new Error(`timed out waiting for ${w}`) },
     );
     await kubeHttp().request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS, labels: { 'app.kubernetes.io/part-of': 'systemprompt-tests' } } } });
   });
@@ -224,7 +238,7 @@ describe('the CRDs in crds/ on the real API server', () => {
       query: { fieldManager: 'systemprompt-operator', force: 'true', ...STRICT },
       contentType: 'application/apply-patch+yaml',
       body: {
-        apiVersion: 'systemprompt.io/v1alpha1',
+        apiVersion: API_VERSION,
         kind: 'Tenant',
         metadata: { name: 'customer-a' },
         status: {
@@ -253,6 +267,8 @@ describe('the CRDs in crds/ on the real API server', () => {
       for (const kind of ['agents', 'tenants']) {
         for (const f of readdirSync(path.join(out, kind)).sort()) {
           const obj = parse(readFileSync(path.join(out, kind, f), 'utf8')) as Obj;
+          expect(obj.apiVersion, f).toBe('systemprompt.io/v1alpha1');
+          obj.apiVersion = API_VERSION;
           const applied = await kubeHttp().request<Obj>('PATCH', `${API}/namespaces/${NS}/${kind}/${obj.metadata.name}`, {
             query: { fieldManager: CRD_FIELD_MANAGER, force: 'true', ...STRICT },
             contentType: 'application/apply-patch+yaml',
@@ -288,7 +304,7 @@ describe('the CRDs in crds/ on the real API server', () => {
   });
 
   it('a ConfigSource gets its defaults; a ref naming both a branch and a tag, or an ftp URL, is refused', async () => {
-    const cs = (name: string, spec: Obj): Obj => ({ apiVersion: 'systemprompt.io/v1alpha1', kind: 'ConfigSource', metadata: { name }, spec });
+    const cs = (name: string, spec: Obj): Obj => ({ apiVersion: API_VERSION, kind: 'ConfigSource', metadata: { name }, spec });
     const created = await create('configsources', cs('config', { git: { url: 'https://git.example.com/platform/config.git', ref: { branch: 'main' } } }));
     expect(created.spec).toEqual({ git: { url: 'https://git.example.com/platform/config.git', ref: { branch: 'main' }, path: '.' }, interval: '1m', suspend: false, allowDestroy: false });
     for (const [what, spec] of [

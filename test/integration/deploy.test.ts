@@ -5,7 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../helpers/repo.js';
-import { applyCrds, endpoints, killOperator, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
+import { applyCrds, endpoints, killOperator, removeCustomResources, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /**
  * deploy/: the real API server accepts every manifest (server-side dry-run for the Deployment,
@@ -40,9 +40,8 @@ describe('deploy/', () => {
     await applyCrds();
   });
   afterAll(async () => {
-    killOperator(op);
-    await kubeHttp().request('DELETE', `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/tenants/dep-it`).catch(() => {});
-    await kubeHttp().request('DELETE', `/api/v1/namespaces/${NS}`).catch(() => {});
+    await killOperator(op);
+    await removeCustomResources(NS);
     for (const o of manifests().reverse()) await kubeHttp().request('DELETE', objectPath(o)).catch(() => {});
     await resetTargets();
   });

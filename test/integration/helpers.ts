@@ -92,6 +92,43 @@ export async function namespaceExists(name: string): Promise<boolean> {
   }
 }
 
+/**
+ * After a test's operator has stopped: delete the Tenants, Agents and ConfigSources in `namespace`,
+ * dropping finalizers nobody is left to release, wait until they are gone, then delete the
+ * namespace. A Tenant left terminating with its finalizer would hold up whatever runs next
+ * (a CRD deletion waits for every one of its objects).
+ */
+export async function removeCustomResources(namespace: string): Promise<void> {
+  const api = '/apis/systemprompt.io/v1alpha1';
+  for (const plural of ['configsources', 'tenants', 'agents']) {
+    const base = `${api}/namespaces/${namespace}/${plural}`;
+    const list = await kubeHttp()
+      .request<{ items: Array<{ metadata: { name: string; finalizers?: string[] } }> }>('GET', base)
+      .catch((e: { code?: number }) => (e.code === 404 ? { items: [] } : Promise.reject(e)));
+    for (const item of list.items) {
+      const one = `${base}/${item.metadata.name}`;
+      if (item.metadata.finalizers?.length) {
+        await kubeHttp().request('PATCH', one, { contentType: 'application/merge-patch+json', body: { metadata: { finalizers: null } } }).catch(ignore404);
+      }
+      await kubeHttp().request('DELETE', one).catch(ignore404);
+    }
+    await waitFor(
+      async () => {
+        const left = await kubeHttp()
+          .request<{ items: unknown[] }>('GET', base)
+          .catch((e: { code?: number }) => (e.code === 404 ? { items: [] } : Promise.reject(e)));
+        return left.items.length === 0 ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: `${plural} in ${namespace} to be deleted`, onTimeout: (w) => new Error(`timed out waiting for ${w}`) },
+    );
+  }
+  await kubeHttp().request('DELETE', `/api/v1/namespaces/${namespace}`).catch(ignore404);
+}
+
+function ignore404(e: { code?: number }): void {
+  if (e.code !== 404) throw e;
+}
+
 /** Remove everything systemprompt manages (an empty config, applied with --allow-destroy), and wait until namespaces are gone. */
 export async function resetTargets(): Promise<void> {
   const dir = makeRepo({ 'systemprompt.yaml': 'tenancy:\n  enabled: true\n' });
@@ -159,7 +196,9 @@ export function startOperator(args: string[] = [], env: NodeJS.ProcessEnv = {}):
   return p;
 }
 
-/** Stop an operator the test left running. */
-export function killOperator(p: OperatorProcess | undefined): void {
-  if (p && p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+/** Stop an operator the test left running, and wait until it has exited. */
+export async function killOperator(p: OperatorProcess | undefined): Promise<void> {
+  if (!p) return;
+  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  await p.exited;
 }

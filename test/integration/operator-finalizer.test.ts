@@ -1,6 +1,6 @@
 import KcAdminClient from '@keycloak/keycloak-admin-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery, applyCrds, endpoints, killOperator, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
+import { adminQuery, applyCrds, endpoints, killOperator, removeCustomResources, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /** Deleting a Tenant resource removes its realm and namespace, keeps its database (retain), then lets the resource go. */
 const NS = 'sp-operator-fin';
@@ -14,10 +14,8 @@ describe('operator: deleting a Tenant', () => {
     await kubeHttp().request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } }).catch(() => {});
   });
   afterAll(async () => {
-    killOperator(op);
-    await kubeHttp().request('PATCH', tenantPath, { contentType: 'application/merge-patch+json', body: { metadata: { finalizers: null } } }).catch(() => {});
-    await kubeHttp().request('DELETE', tenantPath).catch(() => {});
-    await kubeHttp().request('DELETE', `/api/v1/namespaces/${NS}`).catch(() => {});
+    await killOperator(op);
+    await removeCustomResources(NS);
     await resetTargets();
   });
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyCrds, killOperator, kubeHttp, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
+import { applyCrds, killOperator, removeCustomResources, kubeHttp, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /** Two operator replicas on the real stack: idle costs no writes; a killed leader is replaced in time. */
 const NS = 'sp-operator-ha';
@@ -38,9 +38,8 @@ describe('operator replicas', () => {
     });
   });
   afterAll(async () => {
-    for (const o of ops) killOperator(o);
-    await kubeHttp().request('DELETE', tenantPath).catch(() => {});
-    await kubeHttp().request('DELETE', `/api/v1/namespaces/${NS}`).catch(() => {});
+    for (const o of ops) await killOperator(o);
+    await removeCustomResources(NS);
     await resetTargets();
   });
 

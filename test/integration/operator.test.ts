@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery, applyCrds, killOperator, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
+import { adminQuery, applyCrds, killOperator, removeCustomResources, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /**
  * `systemprompt operator` (first slice) as its own process against the real stack: Tenant
@@ -21,9 +21,8 @@ describe('systemprompt operator', () => {
   });
 
   afterAll(async () => {
-    killOperator(op);
-    await kubeHttp().request('DELETE', tenantPath('op-it')).catch(() => {});
-    await kubeHttp().request('DELETE', `/api/v1/namespaces/${NS}`).catch(() => {});
+    await killOperator(op);
+    await removeCustomResources(NS);
     await resetTargets();
   });
 
