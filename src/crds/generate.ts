@@ -188,7 +188,8 @@ export function configSourceCrd(): GeneratedCrd {
           },
           path: { description: 'The folder of the config repository inside the git repository.', type: 'string', default: '.', maxLength: 1024, pattern: '^[^/]' },
           secretRef: {
-            description: "A Secret in this ConfigSource's namespace with credentials: `token` (HTTPS) or `ssh-privatekey` and `known_hosts` (SSH).",
+            description:
+              "A Secret in this ConfigSource's namespace with the repository's credentials, read at every fetch. https://: `username` and `password`, or `token` (sent as the password, username `username` or else `x-access-token`), and optionally `ca.crt` (PEM) to trust a private CA. SSH: `identity` (a private key without passphrase) and `known_hosts` (required: host keys are always checked).",
             type: 'object',
             required: ['name'],
             properties: { name: { type: 'string', minLength: 1, maxLength: 253 } },

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Diagnostic } from '../config/diagnostics.js';
 import { AGENT_DIR, PROJECT_FILE, TENANT_DIR, isConfigPath, loadRepository } from '../config/repository.js';
 import { customResources } from '../crds/objects.js';
+import { gitCredentialsFor, scrubSecrets, withGitAuth, type GitAuth, type GitCredentials } from './gitcredentials.js';
 import { crPath, GROUP, listResources, VERSION, type CrApi, type CustomResource } from './resources.js';
 import type { Condition } from './status.js';
 
@@ -182,9 +183,10 @@ const GIT_ENV = (): NodeJS.ProcessEnv => ({
   LC_ALL: 'C',
 });
 
-function git(args: string[], opts: { cwd?: string; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<string> {
+/** `auth` adds credentials (gitcredentials.ts): environment variables and `-c` options, never a secret in argv. */
+function git(args: string[], opts: { cwd?: string; signal?: AbortSignal; timeoutMs?: number; auth?: GitAuth } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('git', ['-c', 'protocol.ext.allow=never', ...args], { cwd: opts.cwd, env: GIT_ENV(), maxBuffer: 64 * 1024 * 1024, timeout: opts.timeoutMs ?? 120_000, signal: opts.signal }, (err, stdout, stderr) => {
+    execFile('git', ['-c', 'protocol.ext.allow=never', ...(opts.auth?.args ?? []), ...args], { cwd: opts.cwd, env: { ...GIT_ENV(), ...opts.auth?.env }, maxBuffer: 64 * 1024 * 1024, timeout: opts.timeoutMs ?? 120_000, signal: opts.signal }, (err, stdout, stderr) => {
       if (err) reject(new Error(redactUrl(`git ${args[0]}: ${String(stderr).trim() || err.message}`)));
       else resolve(stdout);
     });
@@ -225,8 +227,11 @@ function cacheDir(cacheRoot: string, cs: ConfigSource): string {
   return path.join(cacheRoot, `${cs.metadata.namespace}_${cs.metadata.name}_${id}.git`);
 }
 
-/** The bare cache of one ConfigSource's repository, fetched now; returns the commit of the wanted ref. */
-export async function fetchRevision(cacheRoot: string, cs: ConfigSource, signal?: AbortSignal): Promise<string> {
+/**
+ * The bare cache of one ConfigSource's repository, fetched now (with `credentials`, from its
+ * secretRef, when given); returns the commit of the wanted ref.
+ */
+export async function fetchRevision(cacheRoot: string, cs: ConfigSource, signal?: AbortSignal, credentials?: GitCredentials): Promise<string> {
   const spec = cs.spec!;
   const url = spec.git.url;
   if (url.startsWith('-')) throw new Error('spec.git.url may not start with "-"');
@@ -237,7 +242,9 @@ export async function fetchRevision(cacheRoot: string, cs: ConfigSource, signal?
   }
   const want = wantedRef(spec);
   const refspecs = ['+refs/heads/*:refs/heads/*', '+refs/tags/*:refs/tags/*', ...(want.kind === 'head' ? ['+HEAD:refs/systemprompt/HEAD'] : [])];
-  await git(['--git-dir', gitDir, 'fetch', '--quiet', '--prune', '--no-write-fetch-head', '--update-head-ok', '--', url, ...refspecs], { signal });
+  await withGitAuth(cacheRoot, credentials, (auth) => git(['--git-dir', gitDir, 'fetch', '--quiet', '--prune', '--no-write-fetch-head', '--update-head-ok', '--', url, ...refspecs], { signal, auth })).catch((e: unknown) => {
+    throw new Error(scrubSecrets(e instanceof Error ? e.message : String(e), credentials));
+  });
   const rev = { branch: `refs/heads/${want.value}`, tag: `refs/tags/${want.value}`, commit: want.value, head: 'refs/systemprompt/HEAD' }[want.kind];
   try {
     return (await git(['--git-dir', gitDir, 'rev-parse', '--verify', '--quiet', `${rev}^{commit}`], { signal })).trim();
@@ -309,15 +316,19 @@ async function sync(cs: ConfigSource, o: SyncOptions): Promise<{ outcome: SyncOu
   const spec = cs.spec!;
   const ns = cs.metadata.namespace!;
   const name = cs.metadata.name;
-  if (spec.git.secretRef) {
-    return { outcome: { kind: 'stalled', reason: 'CredentialsNotSupported', message: `spec.git.secretRef (Secret ${spec.git.secretRef.name}) is not supported yet: only repositories readable without credentials can be fetched` }, changed: false };
-  }
   const prefix = pathPrefix(spec.git.path);
   if (prefix === undefined) return { outcome: { kind: 'stalled', reason: 'InvalidPath', message: `spec.git.path ${spec.git.path} leaves the repository` }, changed: false };
+  // The Secret is read on every sync: one created or fixed later is used at the next interval.
+  let credentials: GitCredentials | undefined;
+  if (spec.git.secretRef) {
+    const got = await gitCredentialsFor(o.api, ns, spec.git.secretRef.name, spec.git.url);
+    if (!got.ok) return { outcome: { kind: 'stalled', reason: got.reason, message: got.message }, changed: false };
+    credentials = got.credentials;
+  }
   await mkdir(o.cacheRoot, { recursive: true });
   let revision: string;
   try {
-    revision = await fetchRevision(o.cacheRoot, cs, o.signal);
+    revision = await fetchRevision(o.cacheRoot, cs, o.signal, credentials);
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     return { outcome: (e as { notFound?: boolean }).notFound ? { kind: 'stalled', reason: 'RevisionNotFound', message } : { kind: 'failed', reason: 'FetchFailed', message }, changed: false };
