@@ -187,7 +187,7 @@ const GIT_ENV = (): NodeJS.ProcessEnv => ({
 function git(args: string[], opts: { cwd?: string; signal?: AbortSignal; timeoutMs?: number; auth?: GitAuth } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile('git', ['-c', 'protocol.ext.allow=never', ...(opts.auth?.args ?? []), ...args], { cwd: opts.cwd, env: { ...GIT_ENV(), ...opts.auth?.env }, maxBuffer: 64 * 1024 * 1024, timeout: opts.timeoutMs ?? 120_000, signal: opts.signal }, (err, stdout, stderr) => {
-      if (err) reject(new Error(redactUrl(`git ${args[0]}: ${String(stderr).trim() || err.message}`)));
+      if (err) reject(new Error(redactUrl(`git ${args[0] === '--git-dir' ? args[2] : args[0]}: ${String(stderr).trim() || err.message}`)));
       else resolve(stdout);
     });
   });
