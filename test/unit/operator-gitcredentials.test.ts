@@ -199,7 +199,7 @@ describe('git credentials: files on disk', () => {
     });
   });
 
-  it('a fetch runs git with no secret in any argv (its own or ssh\'s), the values only in its environment and 0600 files', async () => {
+  it('a fetch runs git with no secret in its argv or in GIT_SSH_COMMAND (ssh\'s), the password only in the askpass variable, the rest in 0600 files', async () => {
     // A `git` first on PATH that records what it was run with, then runs the real one.
     const bin = path.join(root, 'bin');
     const log = path.join(root, 'git.log');
@@ -228,6 +228,7 @@ describe('git credentials: files on disk', () => {
     const env = lines.filter((l) => l.startsWith('ENV'));
     expect(env).toContain(`ENV ${ASKPASS_PASSWORD_ENV}=${TOKEN}`);
     expect(env.filter((l) => l.includes(TOKEN))).toHaveLength(1);
+    for (const secret of ['fakeKeyMaterial', 'MIIBfake']) expect(env.join('\n')).not.toContain(secret); // keys and certificates only in files
     expect(env.some((l) => /^ENV GIT_SSH_COMMAND=ssh .*StrictHostKeyChecking=yes/.test(l))).toBe(true);
     // While git ran: the fetch's files 0600 in a 0700 folder; afterwards only the askpass script is left.
     const files = lines.filter((l) => l.startsWith('FILE'));
