@@ -112,6 +112,10 @@ export function operatorMetrics(r = new Registry()) {
     queueDepth: r.gauge('systemprompt_queue_depth', 'Keys waiting in the work queue.'),
     duration: r.histogram('systemprompt_reconcile_duration_seconds', 'Time a reconcile took, by kind.'),
     writes: r.counter('systemprompt_target_writes_total', 'Write requests sent to a target (keycloak, kubernetes, postgres).'),
+    reads: r.counter('systemprompt_target_reads_total', 'Read requests sent to a target (keycloak, kubernetes, postgres).'),
+    rss: r.gauge('process_resident_memory_bytes', 'Resident memory size in bytes.'),
+    heap: r.gauge('nodejs_heap_used_bytes', 'V8 heap in use, in bytes.'),
+    cpu: r.counter('process_cpu_seconds_total', 'User and system CPU time spent, in seconds.'),
     leader: r.gauge('systemprompt_leader', '1 while this process holds the leader Lease.'),
   };
 }

@@ -1,18 +1,21 @@
 import http from 'node:http';
-import { Watch } from '@kubernetes/client-node';
+import { makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Io } from '../cli/io.js';
 import type { LiveSession } from '../commands/session.js';
 import { compile } from '../compile/compile.js';
+import type { CompileEnvironment, TenantDesired } from '../compile/desired.js';
 import { loadRepository } from '../config/repository.js';
 import { SystemPromptError } from '../errors.js';
 import { kubeLeaseStore, LeaseLock } from '../reconcile/lease.js';
 import { reconcile, type ReconcileResult } from '../reconcile/reconcile.js';
+import type { ReadScope } from '../targets/target.js';
 import { CONFIG_SOURCE_LABEL, runConfigSources } from './configsource.js';
 import { addedFinalizer, finalizersPatch, removedFinalizer } from './finalizers.js';
 import { runLeaderElection } from './leader.js';
 import { operatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
-import { crPath, GROUP, listResources, resourcesAsFiles, tenantNameOf, VERSION, type CrApi, type CustomResource } from './resources.js';
+import { crPath, GROUP, resourcesAsFiles, tenantNameOf, VERSION, type CrApi, type CustomResource } from './resources.js';
+import { SharedLock } from './sharedlock.js';
 import { tenantStatus, type TenantStatus } from './status.js';
 
 export interface OperatorOptions {
@@ -25,11 +28,15 @@ export interface OperatorOptions {
   /** host:port for /metrics, /healthz, /readyz; port 0 picks one (printed). */
   listen: string;
   leaseNamespace: string;
+  /** Tenants reconciled at once. */
+  workers: number;
 }
 
 const LEADER_LEASE = 'systemprompt-operator';
 const APPLY_LEASE = 'systemprompt-apply';
 const STATUS_MANAGER = 'systemprompt-operator';
+
+type Log = ReturnType<typeof logger>;
 
 /** One JSON log line on stderr. */
 function logger(io: Io) {
@@ -38,11 +45,13 @@ function logger(io: Io) {
 
 /**
  * `systemprompt operator`: Tenant and Agent resources in the cluster are the configuration. The
- * leader (a Lease, two replicas may run) watches them, and on every change, and at least every
- * resync period, reconciles them into Keycloak, Kubernetes and PostgreSQL through the same
- * reconcile() as `apply` (under the apply Lease, so an `apply` from a laptop and the operator never
- * write at once), then writes each Tenant's status. First slice of the operator: one full reconcile
- * per change (not yet one per tenant); a finalizer on each Tenant; ConfigSources (git) are synced by runConfigSources().
+ * leader (a Lease; two replicas may run) keeps them in informer caches (list + watch, relisted on
+ * 410 Gone) and reconciles one tenant per work-queue key, reading only that tenant's realm,
+ * namespace and database, through the same reconcile() as `apply` (under the apply Lease, shared by
+ * the concurrent reconciles, so an `apply` from a laptop and the operator never write at once).
+ * Every key comes back after the resync period, because Keycloak and PostgreSQL cannot be watched.
+ * Each Tenant carries a finalizer, and gets its status written when it changes. ConfigSources (git)
+ * are synced by runConfigSources() into Tenant and Agent objects.
  */
 export async function runOperator(io: Io, session: LiveSession, opts: OperatorOptions, signal: AbortSignal): Promise<number> {
   const log = logger(io);
@@ -54,6 +63,7 @@ export async function runOperator(io: Io, session: LiveSession, opts: OperatorOp
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/metrics') {
+      countRequests();
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metrics.registry.render());
     } else if (path === '/healthz') res.writeHead(200).end('ok\n');
     else if (path === '/readyz') res.writeHead(ready ? 200 : 503).end(ready ? 'ok\n' : 'not ready\n');
@@ -64,120 +74,175 @@ export async function runOperator(io: Io, session: LiveSession, opts: OperatorOp
   const addr = server.address();
   log('info', 'serving /metrics, /healthz, /readyz', { listen: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : opts.listen });
 
-  const round = async (queue: WorkQueue, leading: AbortSignal): Promise<void> => {
+  // Requests to the targets, counted into the metrics from the targets' own counters; the process's memory and CPU.
+  const counted = new Map<string, { reads: number; writes: number }>();
+  let cpuCounted = 0;
+  function countRequests(): void {
+    const cpu = process.cpuUsage();
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    metrics.cpu.inc({}, cpuSeconds - cpuCounted);
+    cpuCounted = cpuSeconds;
+    metrics.rss.set(process.memoryUsage.rss());
+    metrics.heap.set(process.memoryUsage().heapUsed);
+    for (const t of Object.values(connected.targets)) {
+      const seen = counted.get(t!.name) ?? { reads: 0, writes: 0 };
+      metrics.reads.inc({ target: t!.name }, t!.requests.reads - seen.reads);
+      metrics.writes.inc({ target: t!.name }, t!.requests.writes - seen.writes);
+      counted.set(t!.name, { ...t!.requests });
+    }
+  }
+
+  const env = await session.environment(false);
+  const tenantsOf = new Map<string, ScopeNames>(); // the names each tenant was last compiled to
+
+  /** One tenant: its Tenant resources, the Agents, the project file. */
+  const reconcileTenant = async (tenant: string, cache: Caches, lock: SharedLock, leading: AbortSignal): Promise<{ recheckMs?: number; gone?: boolean } | void> => {
     const started = Date.now();
-    const [tenants, agents] = await Promise.all([listResources(api, 'tenants'), listResources(api, 'agents')]);
-    ready = true;
+    const crs = cache.tenants.list().filter((cr) => tenantNameOf(cr) === tenant);
+    const agents = cache.agents.list();
     // Every Tenant carries our finalizer, so that deleting it waits for its realm and namespace to go.
-    for (const cr of tenants) {
+    for (const cr of crs) {
       const finalizers = addedFinalizer(cr);
-      if (finalizers) await patchFinalizers(api, cr, finalizers).catch((e: unknown) => log('error', 'adding the finalizer failed', { tenant: tenantNameOf(cr), error: e instanceof Error ? e.message : String(e) }));
+      if (finalizers) await patchFinalizers(api, cr, finalizers).catch((e: unknown) => log('error', 'adding the finalizer failed', { tenant, error: errorText(e) }));
     }
-    const deleting = new Map(tenants.filter((cr) => cr.metadata.deletionTimestamp && removedFinalizer(cr)).map((cr) => [tenantNameOf(cr), cr]));
-    // A Tenant a ConfigSource made (and pruned from git) is destroyed only if that ConfigSource's
-    // allowDestroy says so; until then it waits, Terminating. If the ConfigSource itself is gone,
-    // what it made is left in place and the resource let go.
-    const destroyable = new Set<string>();
-    const leave = new Set<string>();
-    for (const [tenant, cr] of deleting) {
-      const source = cr.metadata.labels?.[CONFIG_SOURCE_LABEL];
-      if (!source) {
-        destroyable.add(tenant);
-        continue;
+    const present = crs.filter((cr) => !cr.metadata.deletionTimestamp);
+    const releaseFinalizer = (cr: CustomResource): Promise<void> =>
+      patchFinalizers(api, cr, removedFinalizer(cr)!).then(
+        () => log('info', 'tenant deleted', { tenant }),
+        (e: unknown) => log('error', 'releasing the finalizer failed', { tenant, error: errorText(e) }),
+      );
+    const deleting = crs.filter((cr) => cr.metadata.deletionTimestamp && removedFinalizer(cr));
+    if (!present.length && !deleting.length && !tenantsOf.has(tenant)) return { gone: true }; // nothing left to resync
+    if (!present.length) {
+      // The tenant is going. A Tenant a ConfigSource made (and pruned from git) is destroyed only if
+      // that ConfigSource's allowDestroy says so; until then it waits, Terminating, and nothing of it
+      // is touched. If the ConfigSource itself is gone, what it made is left in place and the
+      // resource let go. A Tenant deleted by hand is destroyed. A tenant whose resource vanished
+      // without our finalizer is left in place unless --allow-destroy.
+      let destroy: 'yes' | 'wait' | 'leave' = deleting.length || opts.allowDestroy ? 'yes' : 'leave';
+      for (const cr of deleting) {
+        const source = cr.metadata.labels?.[CONFIG_SOURCE_LABEL];
+        if (!source) continue;
+        const cs = await api.request<CustomResource>('GET', crPath('configsources', cr.metadata.namespace, source)).catch(() => undefined);
+        if (!cs) destroy = 'leave';
+        else if (cs.spec?.allowDestroy !== true) {
+          log('info', 'tenant deletion waits for allowDestroy', { tenant, configSource: `${cr.metadata.namespace}/${source}` });
+          return { recheckMs: Math.min(opts.resyncMs, 10_000) };
+        }
       }
-      const cs = await api.request<CustomResource>('GET', crPath('configsources', cr.metadata.namespace, source)).catch(() => undefined);
-      if (!cs) leave.add(tenant);
-      else if (cs.spec?.allowDestroy === true) destroyable.add(tenant);
-      else log('info', 'tenant deletion waits for allowDestroy', { tenant, configSource: `${cr.metadata.namespace}/${source}` });
+      if (destroy === 'leave') {
+        for (const cr of deleting) await releaseFinalizer(cr);
+        if (!deleting.length) log('info', 'tenant has no Tenant resource any more: its realm, namespace and database are left in place', { tenant });
+        tenantsOf.delete(tenant);
+        return;
+      }
     }
-    const { files, origins } = resourcesAsFiles(tenants, agents, opts.project);
+
+    const { files, origins } = resourcesAsFiles(present, agents, opts.project);
     const loaded = loadRepository(files);
     const describe = (file: string): string => {
       const o = origins.get(file);
       return o ? `${o.kind} ${o.namespace}/${o.name}` : file;
     };
-    const errors = loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => `${describe(d.file)}:${d.line}:${d.col}: ${d.code}: ${d.message}`);
     let outcome: ReconcileResult | undefined;
     let failure: string | undefined;
-    const names = new Map<string, { realm: string; namespace: string; database: string }>();
-    const writes = (): Map<string, number> => new Map(Object.values(connected.targets).map((t) => [t!.name, t!.requests.writes]));
-    const writesBefore = writes();
-    if (!loaded.repo) failure = `the configuration does not validate: ${errors.join('; ')}`;
-    else {
-      const desired = compile(loaded.repo, await session.environment(false));
-      for (const t of desired.tenants) names.set(t.name, { realm: t.realm, namespace: t.namespace, database: t.database });
+    let names: ScopeNames | undefined;
+    if (!loaded.repo) {
+      const errors = loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => `${describe(d.file)}:${d.line}:${d.col}: ${d.code}: ${d.message}`);
+      failure = `the configuration does not validate: ${errors.join('; ')}`;
+    } else {
+      const desired = compile(loaded.repo, env);
+      const mine = desired.tenants.find((t) => t.name === tenant);
+      if (mine) tenantsOf.set(tenant, (names = scopeNames(mine)));
+      // What a deleted Tenant used: the names it compiles to (else those it was last seen with).
+      const gone = deleting.length && !present.length ? deletedNames(deleting[0]!, agents, opts.project, env) : undefined;
+      const scope = scopeOf(tenant, [names, gone, tenantsOf.get(tenant)]);
       try {
         outcome = await reconcile({
           desired,
+          scope,
           targets: connected.targets,
           secrets: connected.secretSources(),
-          lock: new LeaseLock(kubeLeaseStore(api, opts.leaseNamespace, APPLY_LEASE)),
+          lock: lock.forRun(),
           lockTimeoutMs: 30_000,
           signal: leading,
           allowDestroy: opts.allowDestroy,
           deferDestructive: true,
           // A Tenant resource being deleted is the word to delete that tenant's realm and namespace.
-          allowDestroyOf: (c) => !!c.tenant && destroyable.has(c.tenant),
+          allowDestroyOf: () => !present.length,
         });
       } catch (e) {
-        failure = e instanceof Error ? e.message : String(e);
+        failure = errorText(e);
       }
     }
-    for (const [target, n] of writes()) metrics.writes.inc({ target }, n - (writesBefore.get(target) ?? 0));
-    // Status of every Tenant resource, written only when it changed (an idle operator writes nothing).
-    for (const cr of tenants) {
-      if (cr.metadata.deletionTimestamp) continue;
-      const name = tenantNameOf(cr);
-      const status = tenantStatus(cr, { tenant: name, outcome, failure, names: names.get(name), now: new Date() });
-      if (status) await writeStatus(api, cr, status).catch((e: unknown) => log('error', 'status write failed', { tenant: name, error: e instanceof Error ? e.message : String(e) }));
+    countRequests();
+    // Status of each Tenant resource, written only when it changed (an idle operator writes nothing).
+    for (const cr of present) {
+      const shown = names && { realm: names.realm, namespace: names.namespace, database: names.database };
+      const status = tenantStatus(cr, { tenant, outcome, failure, names: shown, now: new Date() });
+      if (status) await writeStatus(api, cr, status).catch((e: unknown) => log('error', 'status write failed', { tenant, error: errorText(e) }));
     }
     // A deleted Tenant is let go once nothing of it is left to delete (its database per deletion_policy).
-    if (outcome && !outcome.result.stopped) {
-      for (const [tenant, cr] of deleting) {
-        const pending = [...outcome.result.failed.map((f) => f.change), ...outcome.deferred].some((c) => c.tenant === tenant);
-        if (!leave.has(tenant) && (pending || !destroyable.has(tenant))) continue;
-        await patchFinalizers(api, cr, removedFinalizer(cr)!).then(
-          () => log('info', 'tenant deleted', { tenant }),
-          (e: unknown) => log('error', 'releasing the finalizer failed', { tenant, error: e instanceof Error ? e.message : String(e) }),
-        );
-      }
+    const finished = outcome && !outcome.result.stopped && !outcome.result.failed.length && !outcome.deferred.length;
+    if (!present.length && finished) {
+      for (const cr of deleting) await releaseFinalizer(cr);
+      tenantsOf.delete(tenant);
     }
     const seconds = (Date.now() - started) / 1000;
     metrics.duration.observe(seconds, { kind: 'Tenant' });
-    metrics.queueDepth.set(queue.depth);
     if (failure || (outcome && outcome.result.failed.length)) {
       metrics.reconciles.inc({ kind: 'Tenant', result: 'error' });
       metrics.errors.inc({ kind: 'Tenant' });
-      log('error', 'reconcile failed', { error: failure ?? outcome!.result.failed.map((f) => `${f.change.kind} ${f.change.name}: ${f.error}`).join('; '), seconds });
+      log('error', 'reconcile failed', { tenant, error: failure ?? outcome!.result.failed.map((f) => `${f.change.kind} ${f.change.name}: ${f.error}`).join('; '), seconds });
       throw new SystemPromptError(failure ?? 'some changes failed');
     }
     metrics.reconciles.inc({ kind: 'Tenant', result: 'ok' });
-    log('info', 'reconciled', { tenants: tenants.length, agents: agents.length, changes: outcome?.plan.changes.length ?? 0, writes: outcome?.result.writes ?? 0, deferred: outcome?.deferred.length ?? 0, seconds });
+    log('info', 'reconciled', { tenant, generation: present[0]?.metadata.generation, changes: outcome?.plan.changes.length ?? 0, writes: outcome?.result.writes ?? 0, deferred: outcome?.deferred.length ?? 0, seconds });
   };
 
   const lead = async (leading: AbortSignal): Promise<void> => {
     metrics.leader.set(1);
     log('info', 'leading');
     const queue = new WorkQueue();
-    const watches = ['tenants', 'agents'].map((plural) => watchAll(kube.kubeconfig, plural, () => queue.add('all'), leading, log));
-    // ConfigSources render their git repositories into Tenant and Agent objects, which the loop below reconciles.
-    watches.push(runConfigSources({ api, signal: leading, log, onApplied: () => queue.add('all') }));
+    const lock = new SharedLock(() => new LeaseLock(kubeLeaseStore(api, opts.leaseNamespace, APPLY_LEASE)));
+    const allTenants = (): string[] => [...new Set([...cache.tenants.list().map(tenantNameOf), ...tenantsOf.keys()])];
+    const enqueueAll = (): void => {
+      for (const t of allTenants()) queue.add(t);
+    };
+    const cache: Caches = {
+      tenants: informer(kube.kubeconfig, api, 'tenants', log, leading, (keys) => keys.forEach((k) => queue.add(k)), enqueueAll),
+      // An Agent is bound into every tenant that lists it: a change reconciles them all.
+      agents: informer(kube.kubeconfig, api, 'agents', log, leading, enqueueAll, enqueueAll),
+    };
     leading.addEventListener('abort', () => queue.shutDown(), { once: true });
-    queue.add('all');
-    for (;;) {
-      const key = await queue.get();
-      if (key === undefined) break;
-      try {
-        await round(queue, leading);
-        queue.forget(key);
-        queue.addAfter(key, opts.resyncMs);
-      } catch {
-        queue.addRateLimited(key);
-      } finally {
-        queue.done(key);
-      }
+    const started = await Promise.all([cache.tenants.synced, cache.agents.synced]).then(
+      () => true,
+      () => false,
+    );
+    // ConfigSources render their git repositories into Tenant and Agent objects; the informers see those.
+    const configSources = runConfigSources({ api, signal: leading, log });
+    if (started) {
+      ready = true;
+      enqueueAll();
     }
-    await Promise.all(watches);
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        const key = await queue.get();
+        metrics.queueDepth.set(queue.depth);
+        if (key === undefined) break;
+        try {
+          const r = await reconcileTenant(key, cache, lock, leading);
+          queue.forget(key);
+          if (!r?.gone) queue.addAfter(key, r?.recheckMs ?? opts.resyncMs);
+        } catch {
+          if (!leading.aborted) queue.addRateLimited(key);
+        } finally {
+          queue.done(key);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: opts.workers }, worker));
+    await Promise.all([cache.tenants.stop(), cache.agents.stop(), configSources, lock.close()]);
     metrics.leader.set(0);
   };
 
@@ -199,40 +264,122 @@ export async function runOperator(io: Io, session: LiveSession, opts: OperatorOp
   return 0;
 }
 
+const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** The names one tenant uses in the targets. */
+interface ScopeNames {
+  realm: string;
+  namespace: string;
+  database: string;
+  dbRole: string;
+}
+
+const scopeNames = (t: TenantDesired): ScopeNames => ({ realm: t.realm, namespace: t.namespace, database: t.database, dbRole: t.dbRole });
+
+function scopeOf(tenant: string, sets: Array<ScopeNames | undefined>): ReadScope {
+  const present = sets.filter((s): s is ScopeNames => !!s);
+  const uniq = (xs: string[]): string[] => [...new Set(xs)];
+  return {
+    tenants: [tenant],
+    realms: uniq(present.map((s) => s.realm)),
+    namespaces: uniq(present.map((s) => s.namespace)),
+    pgNames: uniq(present.flatMap((s) => [s.database, s.dbRole])),
+  };
+}
+
+/** The names a Tenant being deleted compiles to (its spec as it was), if it still compiles. */
+function deletedNames(cr: CustomResource, agents: CustomResource[], project: string | undefined, env: CompileEnvironment): ScopeNames | undefined {
+  const { deletionTimestamp: _, ...metadata } = cr.metadata;
+  const loaded = loadRepository(resourcesAsFiles([{ ...cr, metadata }], agents, project).files);
+  const t = loaded.repo ? compile(loaded.repo, env).tenants[0] : undefined;
+  return t ? scopeNames(t) : undefined;
+}
+
+interface Caches {
+  tenants: Cache;
+  agents: Cache;
+}
+
+interface Cache {
+  list(): CustomResource[];
+  /** Settles once the first list is in (rejects if leading ends first). */
+  synced: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * An informer on every namespace's `plural` (client-node's list + watch, which relists on 410
+ * Gone), restarted with backoff after an error until `stop`. `onChange` gets the tenant keys an
+ * event touches; a change of metadata.generation or a deletion counts, our own status writes do
+ * not. `onResync` runs after each (re)list.
+ */
+function informer(kc: KubeConfig, api: CrApi, plural: string, log: Log, stop: AbortSignal, onChange: (keys: string[]) => void, onResync: () => void): Cache {
+  let listed = false;
+  const inf = makeInformer<CustomResource & KubernetesObject>(kc, crPath(plural), async () => {
+    const list = await listWithVersion(api, plural);
+    listed = true;
+    return list;
+  });
+  const seen = new Map<string, { generation: number | undefined; tenant: string; deleting: boolean }>();
+  const note = (obj: CustomResource, deleted: boolean): void => {
+    const uid = obj.metadata.uid ?? `${obj.metadata.namespace}/${obj.metadata.name}`;
+    const before = seen.get(uid);
+    const now = { generation: obj.metadata.generation, tenant: tenantNameOf(obj), deleting: !!obj.metadata.deletionTimestamp };
+    if (deleted) seen.delete(uid);
+    else seen.set(uid, now);
+    if (!deleted && before && before.generation === now.generation && before.deleting === now.deleting && before.tenant === now.tenant) return;
+    onChange([...new Set([now.tenant, ...(before ? [before.tenant] : [])])]);
+  };
+  inf.on('add', (o) => note(o, false));
+  inf.on('update', (o) => note(o, false));
+  inf.on('delete', (o) => note(o, true));
+  let backoff = 500;
+  let first: ((ok: boolean) => void) | undefined;
+  const synced = new Promise<void>((resolve, reject) => {
+    first = (ok) => (ok ? resolve() : reject(new Error('stopped before the first list')));
+  });
+  inf.on('error', (err: unknown) => {
+    if (stop.aborted) return;
+    log('error', 'watch ended; restarting', { resource: plural, error: errorText(err), backoffMs: backoff });
+    const t = setTimeout(() => void start(), backoff);
+    stop.addEventListener('abort', () => clearTimeout(t), { once: true });
+    backoff = Math.min(backoff * 2, 30_000);
+  });
+  inf.on('connect', () => {
+    backoff = 500;
+  });
+  const start = async (): Promise<void> => {
+    listed = false;
+    await inf.start().catch(() => undefined);
+    if (!listed) return; // the error handler has scheduled the next try
+    first?.(true);
+    first = undefined;
+    onResync();
+  };
+  stop.addEventListener('abort', () => first?.(false), { once: true });
+  void start();
+  return { list: () => [...inf.list()], synced, stop: () => inf.stop() };
+}
+
+/** Every object of `plural` as one list with its resourceVersion (what an informer starts from). */
+async function listWithVersion(api: CrApi, plural: string): Promise<KubernetesListObject<CustomResource & KubernetesObject>> {
+  const items: Array<CustomResource & KubernetesObject> = [];
+  let cont: string | undefined;
+  let resourceVersion = '';
+  do {
+    const page = await api.request<{ items: Array<CustomResource & KubernetesObject>; metadata?: { continue?: string; resourceVersion?: string } }>('GET', crPath(plural), { query: { limit: '500', continue: cont } });
+    items.push(...page.items);
+    resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+    cont = page.metadata?.continue || undefined;
+  } while (cont);
+  return { apiVersion: `${GROUP}/${VERSION}`, kind: 'List', metadata: { resourceVersion }, items };
+}
+
 function splitListen(listen: string): [string, number] {
   const i = listen.lastIndexOf(':');
   const port = Number(listen.slice(i + 1));
   if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new SystemPromptError(`--listen ${listen}: expected HOST:PORT`);
   return [listen.slice(0, i) || '127.0.0.1', port];
-}
-
-/** A watch on every namespace's `plural`, restarted with backoff whenever it ends, until `stop`. */
-async function watchAll(kc: ConstructorParameters<typeof Watch>[0], plural: string, onChange: () => void, stop: AbortSignal, log: ReturnType<typeof logger>): Promise<void> {
-  let backoff = 500;
-  // A change of spec moves metadata.generation; our own status writes do not, and start no round.
-  const generations = new Map<string, number | undefined>();
-  while (!stop.aborted) {
-    const ended = new Promise<unknown>((resolve) => {
-      void new Watch(kc)
-        .watch(crPath(plural), { allowWatchBookmarks: true }, (phase, obj: CustomResource | undefined) => {
-          backoff = 500;
-          if (phase === 'BOOKMARK') return;
-          const uid = obj?.metadata?.uid ?? '';
-          const generation = obj?.metadata?.generation;
-          if (phase === 'MODIFIED' && generations.has(uid) && generations.get(uid) === generation && !obj?.metadata?.deletionTimestamp) return;
-          if (phase === 'DELETED') generations.delete(uid);
-          else generations.set(uid, generation);
-          onChange();
-        }, resolve)
-        .then((ctl) => stop.addEventListener('abort', () => ctl.abort(), { once: true }), resolve);
-    });
-    const err = await ended;
-    if (stop.aborted) break;
-    if (err) log('error', 'watch ended; restarting', { resource: plural, error: err instanceof Error ? err.message : String(err), backoffMs: backoff });
-    await new Promise((r) => setTimeout(r, backoff));
-    backoff = Math.min(backoff * 2, 30_000);
-    onChange(); // what happened while not watching
-  }
 }
 
 async function patchFinalizers(api: CrApi, cr: CustomResource, finalizers: string[]): Promise<void> {

@@ -1,7 +1,7 @@
 import type { DesiredState } from '../compile/desired.js';
 import type { LiveResource, TargetName } from '../model/resource.js';
 import { computePlan, type LiveState, type Plan } from '../plan/plan.js';
-import type { Target } from '../targets/target.js';
+import type { ReadScope, Target } from '../targets/target.js';
 import { applyPlan, type ApplyEvent, type ApplyResult } from './engine.js';
 import { ApplySecrets, type SecretSources } from './secrets.js';
 
@@ -43,6 +43,11 @@ export interface ReconcileOptions {
   /** With deferDestructive: destructive changes that may run anyway (a tenant whose resource is being deleted). */
   allowDestroyOf?: (change: Plan['changes'][number]) => boolean;
   concurrency?: number;
+  /**
+   * Read and plan only these tenants (the operator's per-tenant reconcile); `desired` should hold
+   * only their resources. Without it, everything systemprompt manages is read and planned.
+   */
+  scope?: ReadScope;
   onEvent?: (e: ReconcileEvent) => void;
   /**
    * Sees the plan made under the lock before anything is written; throwing stops the run with
@@ -73,7 +78,7 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
     opts.onEvent?.({ kind: 'locked' });
   }
   try {
-    let plan: Plan = { ...computePlan(opts.desired, await readLive(opts.desired, opts.targets)), targets: Object.keys(opts.targets) as TargetName[] };
+    let plan: Plan = { ...computePlan(opts.desired, await readLive(opts.desired, opts.targets, opts.scope)), targets: Object.keys(opts.targets) as TargetName[] };
     const permitted = (c: Plan['changes'][number]): boolean => !c.destructive || opts.allowDestroy || (opts.allowDestroyOf?.(c) ?? false);
     const deferred = opts.deferDestructive ? plan.changes.filter((c) => !permitted(c)) : [];
     if (deferred.length) plan = { ...plan, changes: plan.changes.filter(permitted) };
@@ -102,19 +107,24 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
   }
 }
 
-/** Read every target (in parallel); the counts are the requests of this read alone. */
-export async function readLive(desired: DesiredState, targets: Partial<Record<TargetName, Target>>): Promise<LiveState> {
+/**
+ * Read every target (in parallel); the counts are the requests of this read alone. With a scope,
+ * what a target returns of another tenant (a realm of that name marked as someone else's) is left
+ * out: a scoped plan never deletes what is not its tenants'.
+ */
+export async function readLive(desired: DesiredState, targets: Partial<Record<TargetName, Target>>, scope?: ReadScope): Promise<LiveState> {
   const parts = await Promise.all(
     Object.values(targets).map(async (t) => {
       const before = t!.requests.reads + t!.requests.writes;
-      const resources = await t!.read(desired);
+      const resources = await t!.read(desired, scope);
       return { name: t!.name, resources, requests: t!.requests.reads + t!.requests.writes - before };
     }),
   );
   const resources: LiveResource[] = [];
   const requests: LiveState['requests'] = {};
+  const inScope = (r: LiveResource): boolean => !scope || !r.managed || (r.tenant !== undefined && scope.tenants.includes(r.tenant));
   for (const p of parts) {
-    for (const r of p.resources) resources.push(r);
+    for (const r of p.resources) if (inScope(r)) resources.push(r);
     requests[p.name] = p.requests;
   }
   return { resources, requests };

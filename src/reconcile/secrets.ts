@@ -1,6 +1,7 @@
 import type { DesiredState } from '../compile/desired.js';
 import { DATABASE_SECRET, POSTGRES_PASSWORD_REF } from '../compile/kubernetes.js';
 import { TargetError } from '../errors.js';
+import { isSecretRef } from '../model/resource.js';
 import { generatePassword } from '../targets/passwords.js';
 import type { SecretResolver } from '../targets/target.js';
 
@@ -30,6 +31,18 @@ export class ApplySecrets implements SecretResolver {
       p.catch(() => this.cache.delete(key));
     }
     return p;
+  }
+
+  async stored(tenant: string, ref: string): Promise<string | undefined> {
+    for (const r of this.desired.resources) {
+      if (r.target !== 'kubernetes' || r.kind !== 'Secret' || r.tenant !== tenant) continue;
+      const data = (r.spec.data ?? {}) as Record<string, unknown>;
+      const key = Object.keys(data).find((k) => isSecretRef(data[k]) && (data[k] as { secretRef: string }).secretRef === ref);
+      if (key === undefined) continue;
+      const [namespace, name] = r.name.split('/') as [string, string];
+      return this.sources.readSecretValue(namespace, name, key);
+    }
+    return undefined;
   }
 
   private async load(tenant: string, ref: string, mayGenerate: boolean): Promise<string> {

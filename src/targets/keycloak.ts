@@ -1,12 +1,13 @@
 import KcAdminClient from '@keycloak/keycloak-admin-client';
 import type { DesiredState } from '../compile/desired.js';
+import { clientSecretRef } from '../compile/kubernetes.js';
 import { TargetError } from '../errors.js';
 import { isKcMarked, KC_MANAGED_ATTR, KC_OWNED_ATTRS, KC_TENANT_ATTR, kcTenantOf, ownedAttributeKeys } from '../model/ownership.js';
 import type { Json, JsonObject, LiveResource } from '../model/resource.js';
 import type { KeycloakLogin } from './endpoints.js';
 import type { Change } from '../plan/plan.js';
 import { isTransient, requestRunner } from './retry.js';
-import type { ApplyContext, RunGuard, Target } from './target.js';
+import type { ApplyContext, ReadScope, RunGuard, Target } from './target.js';
 
 const PAGE = 500;
 type Rep = Record<string, any>;
@@ -89,9 +90,16 @@ export class KeycloakTarget implements Target {
 
   private readonly call: ReturnType<typeof requestRunner>;
 
-  async read(desired: DesiredState): Promise<LiveResource[]> {
+  async read(desired: DesiredState, scope?: ReadScope): Promise<LiveResource[]> {
     const wanted = new Set(desired.resources.filter((r) => r.target === 'keycloak' && r.kind === 'Realm').map((r) => r.name));
-    const realms = await this.call('list realms', 'read', () => this.kc.realms.find({ briefRepresentation: false }));
+    // Ids are remembered from the last read of a realm: forget them now, or an object deleted by
+    // hand since (and created again by this run) would be reached under its old id.
+    if (!scope) this.ids.clear();
+    else for (const key of [...this.ids.keys()]) if (scope.realms.some((realm) => key.startsWith(`${key.split(':')[0]}:${realm}/`))) this.ids.delete(key);
+    // Scoped: each realm by name (one request each; a missing one is simply not there).
+    const realms = scope
+      ? (await Promise.all(scope.realms.map((realm) => this.call(`get realm ${realm}`, 'read', () => this.kc.realms.findOne({ realm }))))).filter((r): r is NonNullable<typeof r> => !!r)
+      : await this.call('list realms', 'read', () => this.kc.realms.find({ briefRepresentation: false }));
     const out: LiveResource[] = [];
     const managedRealms: string[] = [];
     for (const r of realms as Rep[]) {
@@ -212,7 +220,7 @@ export class KeycloakTarget implements Target {
       case 'Client': {
         const realm = realmOf(change.name);
         const ours = new Set(ctx.desired.resources.filter((r) => r.target === 'keycloak' && r.kind === 'ClientScope' && realmOf(r.name) === realm).map((r) => leaf(r.name)));
-        return this.applyClient(change, spec, ours);
+        return this.applyClient(change, spec, ours, ctx);
       }
       case 'User':
         return this.applyUser(change, spec);
@@ -356,7 +364,7 @@ export class KeycloakTarget implements Target {
   }
 
   /** `ours`: the client scopes we manage in this realm; Keycloak's own links (profile, email, ...) stay. */
-  private async applyClient(c: Change, spec: Rep, ours: Set<string>): Promise<void> {
+  private async applyClient(c: Change, spec: Rep, ours: Set<string>, ctx: ApplyContext): Promise<void> {
     const realm = realmOf(c.name);
     const clientId = leaf(c.name);
     if (c.action === 'delete') {
@@ -366,7 +374,10 @@ export class KeycloakTarget implements Target {
     }
     const { defaultClientScopes, optionalClientScopes, protocolMappers, ...rep } = spec;
     if (c.action === 'create') {
-      await this.ignoreConflict(() => this.call(`create client ${c.name}`, 'write', () => this.kc.clients.create({ realm, clientId, ...rep, protocolMappers: withProtocol(protocolMappers) })));
+      // Made again after a deletion by hand: with the secret the tenant's Secret holds, so the
+      // applications that use it keep working (a first create lets Keycloak generate one).
+      const secret = rep.publicClient ? undefined : await ctx.secrets.stored(c.tenant!, clientSecretRef(clientId));
+      await this.ignoreConflict(() => this.call(`create client ${c.name}`, 'write', () => this.kc.clients.create({ realm, clientId, ...rep, ...(secret ? { secret } : {}), protocolMappers: withProtocol(protocolMappers) })));
     }
     const id = await this.idOf('client', realm, clientId);
     if (c.action === 'update') {

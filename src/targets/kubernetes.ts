@@ -8,7 +8,7 @@ import { isSecretRef, redact, secretDigest, type Json, type JsonObject, type Liv
 import type { Change } from '../plan/plan.js';
 import { kubeError } from './kube-errors.js';
 import { requestRunner } from './retry.js';
-import type { ApplyContext, RunGuard, Target } from './target.js';
+import type { ApplyContext, ReadScope, RunGuard, Target } from './target.js';
 
 const SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 const PAGE = 500;
@@ -80,14 +80,15 @@ export class KubernetesTarget implements Target {
 
   private readonly call: ReturnType<typeof requestRunner>;
 
-  private async listAll(kind: string, selector: string | undefined): Promise<Obj[]> {
+  private async listAll(kind: string, selector: string | undefined, namespace?: string, fieldSelector?: string): Promise<Obj[]> {
     const a = API[kind]!;
     const out: Obj[] = [];
     let cont: string | undefined;
+    const where = `${namespace ? ` -n ${namespace}` : ''}${selector ? ` -l ${selector}` : ''}${fieldSelector ? ` --field-selector ${fieldSelector}` : ''}`;
     do {
-      const page = await this.call(`list ${kind}${selector ? ` -l ${selector}` : ''}`, 'read', () =>
-        this.http.request<{ items: Obj[]; metadata?: { continue?: string } }>('GET', `${a.prefix}/${a.plural}`, {
-          query: { labelSelector: selector, limit: String(PAGE), continue: cont },
+      const page = await this.call(`list ${kind}${where}`, 'read', () =>
+        this.http.request<{ items: Obj[]; metadata?: { continue?: string } }>('GET', `${a.prefix}${namespace ? `/namespaces/${encodeURIComponent(namespace)}` : ''}/${a.plural}`, {
+          query: { labelSelector: selector, fieldSelector, limit: String(PAGE), continue: cont },
         }),
       );
       out.push(...page.items);
@@ -102,9 +103,11 @@ export class KubernetesTarget implements Target {
    * only when our field manager applied it; what we own is read from its managedFields, so a
    * field we stop sending shows as a removal. Secret data is hashed here and never leaves.
    */
-  async read(desired: DesiredState): Promise<LiveResource[]> {
+  async read(desired: DesiredState, scope?: ReadScope): Promise<LiveResource[]> {
     const desiredNames = new Set(desired.resources.filter((r) => r.target === 'kubernetes').map((r) => `${r.kind}:${r.name}`));
-    const lists = await Promise.all(KUBE_KINDS.map(async (kind) => [kind, await this.listAll(kind, kind === 'Namespace' ? undefined : SELECTOR)] as const));
+    const lists = scope
+      ? await this.readNamespaces(scope.namespaces)
+      : await Promise.all(KUBE_KINDS.map(async (kind) => [kind, await this.listAll(kind, kind === 'Namespace' ? undefined : SELECTOR)] as const));
     const out: LiveResource[] = [];
     for (const [kind, items] of lists) {
       for (const o of items) {
@@ -119,6 +122,16 @@ export class KubernetesTarget implements Target {
       }
     }
     return out;
+  }
+
+  /** A scoped read: each namespace by name (ours or not), and our objects of each kind inside it. */
+  private async readNamespaces(namespaces: string[]): Promise<Array<readonly [string, Obj[]]>> {
+    const parts = await Promise.all(
+      namespaces.flatMap((ns) =>
+        KUBE_KINDS.map(async (kind) => [kind, kind === 'Namespace' ? await this.listAll(kind, undefined, undefined, `metadata.name=${ns}`) : await this.listAll(kind, SELECTOR, ns)] as const),
+      ),
+    );
+    return parts;
   }
 
   async apply(change: Change, ctx: ApplyContext): Promise<void> {

@@ -2,13 +2,13 @@ import pg from 'pg';
 import type { DesiredState } from '../compile/desired.js';
 import { checkDatabaseName, quoteIdent } from '../compile/names.js';
 import { POSTGRES_PASSWORD_REF } from '../compile/kubernetes.js';
-import { parsePgMarker, pgRoleComment, type PgMarker } from '../model/ownership.js';
+import { parsePgMarker, PG_MARKER_PREFIX, pgRoleComment, type PgMarker } from '../model/ownership.js';
 import { TargetError } from '../errors.js';
 import { secretDigest, type JsonObject, type LiveResource } from '../model/resource.js';
 import type { Change } from '../plan/plan.js';
 import { scramVerifier } from './passwords.js';
 import { isTransient, requestRunner, type RequestKind } from './retry.js';
-import type { ApplyContext, RunGuard, Target } from './target.js';
+import type { ApplyContext, ReadScope, RunGuard, Target } from './target.js';
 
 /** PostgreSQL through `pg`: one login role and one database per tenant, marked by a comment. */
 export class PostgresTarget implements Target {
@@ -43,15 +43,23 @@ export class PostgresTarget implements Target {
    * that is not a superuser (managed PostgreSQL): nothing reads pg_authid. Whether a role's
    * password matches its tenant's Secret is told by the digest recorded in the role's comment.
    */
-  async read(_desired: DesiredState): Promise<LiveResource[]> {
-    const roles = await this.q('list roles', 'read', `SELECT r.rolname, r.rolcanlogin, shobj_description(r.oid, 'pg_authid') AS comment FROM pg_roles r WHERE r.rolname !~ '^pg_'`);
+  async read(_desired: DesiredState, scope?: ReadScope): Promise<LiveResource[]> {
+    // Scoped: the named roles and databases, and those whose marker names one of the tenants.
+    const markers = scope?.tenants.map((t) => `${PG_MARKER_PREFIX} tenant=${t} `) ?? [];
+    const only = (name: string, comment: string): string =>
+      scope ? ` AND (${name} = ANY($1::text[]) OR EXISTS (SELECT 1 FROM unnest($2::text[]) m WHERE starts_with(coalesce(${comment}, ''), m)))` : '';
+    const params = scope ? [scope.pgNames, markers] : [];
+    const roleComment = "shobj_description(r.oid, 'pg_authid')";
+    const dbComment = "shobj_description(d.oid, 'pg_database')";
+    const roles = await this.q('list roles', 'read', `SELECT r.rolname, r.rolcanlogin, ${roleComment} AS comment FROM pg_roles r WHERE r.rolname !~ '^pg_'${only('r.rolname', roleComment)}`, params);
     const dbs = await this.q(
       'list databases',
       'read',
-      `SELECT d.datname, pg_get_userbyid(d.datdba) AS owner, shobj_description(d.oid, 'pg_database') AS comment,
+      `SELECT d.datname, pg_get_userbyid(d.datdba) AS owner, ${dbComment} AS comment,
               EXISTS (SELECT 1 FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
                        WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT') AS public_connect
-         FROM pg_database d WHERE NOT d.datistemplate`,
+         FROM pg_database d WHERE NOT d.datistemplate${only('d.datname', dbComment)}`,
+      params,
     );
     const out: LiveResource[] = [];
     const roleMarkers = new Map<string, PgMarker>();

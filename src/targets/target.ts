@@ -9,6 +9,11 @@ export interface SecretResolver {
    * stored (the Secret that keeps it); everywhere else a missing value is an error.
    */
   resolve(tenant: string, ref: string, opts?: { mayGenerate?: boolean }): Promise<string>;
+  /**
+   * The value `tenant`'s Kubernetes Secret already holds for `ref`, if any: a client created anew
+   * (deleted by hand) gets the secret its applications already use, instead of a new one.
+   */
+  stored(tenant: string, ref: string): Promise<string | undefined>;
 }
 
 export interface ApplyContext {
@@ -27,11 +32,28 @@ export interface RunGuard {
   signal?: AbortSignal;
 }
 
+/**
+ * A read limited to some tenants (the operator reconciles one tenant at a time): the realms,
+ * namespaces and PostgreSQL roles and databases they use or used. A target reads only these
+ * names (and, where its markers allow, what is marked as one of these tenants'); the caller drops
+ * whatever else a read returns as another tenant's.
+ */
+export interface ReadScope {
+  tenants: string[];
+  realms: string[];
+  namespaces: string[];
+  /** PostgreSQL role and database names. */
+  pgNames: string[];
+}
+
 /** One target system behind the reconcile engine: read what we manage, apply one change. */
 export interface Target {
   readonly name: TargetName;
-  /** Live state of everything we manage, and of anything that would collide with the desired state. */
-  read(desired: DesiredState): Promise<LiveResource[]>;
+  /**
+   * Live state of everything we manage, and of anything that would collide with the desired state;
+   * with a scope, of that scope only.
+   */
+  read(desired: DesiredState, scope?: ReadScope): Promise<LiveResource[]>;
   /** Make one planned change. Idempotent: applying a change that already happened succeeds. */
   apply(change: Change, ctx: ApplyContext): Promise<void>;
   /** Requests made so far (reads and writes). */

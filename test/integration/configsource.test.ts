@@ -3,13 +3,15 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { admin, assistantAgent, login, scopes, setPassword } from './oidc.js';
 import { adminQuery, applyCrds, killOperator, removeCustomResources, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /**
  * A ConfigSource on the real stack, with the operator as its own process: a bare git repository on
  * disk; a commit adding a tenant file becomes a Tenant object (owned by the ConfigSource) that the
  * operator reconciles to Ready; a broken commit stalls the ConfigSource with its diagnostics and
- * touches nothing; the fixing commit recovers without a restart.
+ * touches nothing; the fixing commit recovers without a restart; a commit removing a user's scope
+ * shows in her next real token; a client deleted by hand comes back within one resync.
  */
 const NS = 'sp-configsource-it';
 const api = '/apis/systemprompt.io/v1alpha1';
@@ -35,8 +37,8 @@ describe('ConfigSource', () => {
     git('push', '--quiet', 'origin', 'main');
     return git('rev-parse', 'HEAD');
   };
-  const until = <T>(what: string, probe: () => Promise<T | undefined>) =>
-    waitFor(probe, { timeoutMs: 60_000, intervalMs: 250, what, onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${stderr()}`) });
+  const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000) =>
+    waitFor(probe, { timeoutMs, intervalMs: 250, what, onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${stderr()}`) });
 
   beforeAll(async () => {
     await resetTargets();
@@ -55,7 +57,7 @@ describe('ConfigSource', () => {
   });
 
   it('applies a commit\'s new tenant (owned, Ready, its namespace and database exist), stalls on a broken commit without touching it, and recovers on the fix', async () => {
-    const c1 = commit({ 'systemprompt.yaml': 'tenancy:\n  enabled: true\n' }, 'empty config');
+    const c1 = commit({ 'systemprompt.yaml': 'tenancy:\n  enabled: true\n', 'services/agents/assistant.yaml': assistantAgent }, 'no tenants, one agent');
     const cs = await kubeHttp().request<any>('POST', `${api}/namespaces/${NS}/configsources`, {
       body: { apiVersion: 'systemprompt.io/v1alpha1', kind: 'ConfigSource', metadata: { name: 'main', namespace: NS }, spec: { git: { url: `file://${origin}`, ref: { branch: 'main' } }, interval: '2s' } },
     });
@@ -68,11 +70,15 @@ describe('ConfigSource', () => {
         const got = await kubeHttp().request<any>('GET', csPath);
         return got.status?.lastAppliedRevision === rev && condition(got, 'Ready')?.status === 'True' ? got : undefined;
       });
-    const tenantReady = (generation: number) =>
-      until(`Tenant cs-it Ready at generation ${generation}`, async () => {
-        const t = await kubeHttp().request<any>('GET', tenantPath('cs-it')).catch(() => undefined);
-        return t && condition(t, 'Ready')?.status === 'True' && t.status.observedGeneration === generation ? t : undefined;
-      });
+    const tenantReady = (generation: number, timeoutMs = 60_000) =>
+      until(
+        `Tenant cs-it Ready at generation ${generation}`,
+        async () => {
+          const t = await kubeHttp().request<any>('GET', tenantPath('cs-it')).catch(() => undefined);
+          return t && condition(t, 'Ready')?.status === 'True' && t.status.observedGeneration === generation ? t : undefined;
+        },
+        timeoutMs,
+      );
 
     // The first revision (no tenants) applies.
     const s1 = await applied(c1);
@@ -80,15 +86,19 @@ describe('ConfigSource', () => {
     expect(condition(s1, 'Stalled').status).toBe('False');
 
     // A commit adds a tenant file: the Tenant object appears, owned by the ConfigSource, and becomes Ready.
-    const c2 = commit({ 'tenants/cs-it.yaml': 'name: cs-it\nusers:\n  - email: ann@example.com\n    scopes: [user, read]\n' }, 'add cs-it');
+    const c2 = commit({ 'tenants/cs-it.yaml': 'name: cs-it\nusers:\n  - email: ann@example.com\n    scopes: [user, read, write]\n' }, 'add cs-it');
+    const committed = Date.now();
     const s2 = await applied(c2);
     expect(s2.status.plan).toEqual({ create: 1, update: 0, delete: 0 });
-    const t1 = await tenantReady(1);
+    const t1 = await tenantReady(1, Math.max(1, 30_000 - (Date.now() - committed)));
+    console.info(`commit of a new tenant to Tenant Ready: ${Date.now() - committed} ms`);
     expect(t1.metadata.labels['systemprompt.io/config-source']).toBe('main');
     expect(t1.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'ConfigSource', name: 'main', uid: cs.metadata.uid, controller: true })]);
     expect(t1.status).toMatchObject({ realm: 'cs-it', namespace: 'tenant-cs-it', database: 'tenant_cs-it' });
     expect(await namespaceExists('tenant-cs-it')).toBe(true);
     expect(await adminQuery('SELECT 1 FROM pg_database WHERE datname = $1', ['tenant_cs-it'])).toHaveLength(1);
+    await setPassword('cs-it', 'ann@example.com');
+    expect(scopes((await login('cs-it', 'ann@example.com', 'openid read write')).claims)).toContain('write');
 
     // A broken commit: Stalled with file:line:col diagnostics; the applied revision and the Tenant stay.
     const c3 = commit({ 'tenants/cs-it.yaml': 'name: cs-it\nusers: [\n  - email: ann@example.com\n' }, 'break it');
@@ -107,7 +117,7 @@ describe('ConfigSource', () => {
     expect(await namespaceExists('tenant-cs-it')).toBe(true);
 
     // The fixing commit (with a quota) recovers without a restart: generation 2 converges.
-    const c4 = commit({ 'tenants/cs-it.yaml': 'name: cs-it\nquotas:\n  pods: 5\nusers:\n  - email: ann@example.com\n    scopes: [user, read]\n' }, 'fix it');
+    const c4 = commit({ 'tenants/cs-it.yaml': 'name: cs-it\nquotas:\n  pods: 5\nusers:\n  - email: ann@example.com\n    scopes: [user, read, write]\n' }, 'fix it');
     const s4 = await applied(c4);
     expect(s4.status).toMatchObject({ lastAttemptedRevision: c4, diagnostics: [], plan: { create: 0, update: 1, delete: 0 } });
     expect(condition(s4, 'Stalled').status).toBe('False');
@@ -115,13 +125,37 @@ describe('ConfigSource', () => {
     const quota = await kubeHttp().request<any>('GET', '/api/v1/namespaces/tenant-cs-it/resourcequotas/systemprompt-quota');
     expect(quota.spec.hard.pods).toBe('5');
 
+    // A commit removes a scope of ann's: her next real token lacks it.
+    const c5 = commit({ 'tenants/cs-it.yaml': 'name: cs-it\nquotas:\n  pods: 5\nusers:\n  - email: ann@example.com\n    scopes: [user, read]\n' }, 'ann loses write');
+    await applied(c5);
+    await tenantReady(3);
+    const after = scopes((await login('cs-it', 'ann@example.com', 'openid read write')).claims);
+    expect(after).toContain('read');
+    expect(after).not.toContain('write');
+
+    // The agent's client deleted in Keycloak by hand comes back within one resync (10 s here, plus the reconcile).
+    const kc = await admin();
+    const [client] = await kc.clients.find({ realm: 'cs-it', clientId: 'assistant' });
+    await kc.clients.del({ realm: 'cs-it', id: client!.id! });
+    const deletedAt = Date.now();
+    // Back means usable: ann signs in through it again (the client secret is the one the tenant's Secret holds).
+    const signedIn = await until(
+      'the assistant client to be recreated, with its scopes',
+      async () => login('cs-it', 'ann@example.com', 'openid read').catch(() => undefined),
+      20_000,
+    );
+    console.info(`client deleted by hand to signed in through it again: ${Date.now() - deletedAt} ms (resync 10 s)`);
+    expect(scopes(signedIn.claims)).toContain('read');
+    const [recreated] = await kc.clients.find({ realm: 'cs-it', clientId: 'assistant' });
+    expect(recreated!.id).not.toBe(client!.id);
+
     // Removing the file prunes the Tenant object.
     git('rm', '--quiet', 'tenants/cs-it.yaml');
     git('commit', '--quiet', '-m', 'remove cs-it');
     git('push', '--quiet', 'origin', 'main');
-    const c5 = git('rev-parse', 'HEAD');
-    const s5 = await applied(c5);
-    expect(s5.status.plan).toEqual({ create: 0, update: 0, delete: 1 });
+    const c6 = git('rev-parse', 'HEAD');
+    const s6 = await applied(c6);
+    expect(s6.status.plan).toEqual({ create: 0, update: 0, delete: 1 });
     // Without spec.allowDestroy the tenant's deletion waits: the object stays, Terminating, and its namespace stays.
     await until('Tenant cs-it terminating', async () => ((await kubeHttp().request<any>('GET', tenantPath('cs-it'))).metadata.deletionTimestamp ? true : undefined));
     await until('the wait to be logged', async () => (/"msg":"tenant deletion waits for allowDestroy"/.test(stderr()) ? true : undefined));
