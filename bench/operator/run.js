@@ -4,9 +4,10 @@
 // against one full `systemprompt plan` of the same tenants).
 // Usage: npm run build && systemprompt dev up &&
 //   node bench/operator/run.js [--sizes 1,100] [--idle-tenants 1000] [--idle-target kubernetes,postgres]
-//                              [--target kubernetes,postgres,keycloak] [--workers 4] [--idle-minutes 3] [--resync 1m]
+//                              [--target kubernetes,postgres,keycloak] [--workers 4] [--idle-minutes 3] [--resync 1m] [--log FILE]
+// The ConfigSource is fetched every second while tenants are committed, every minute while idle.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -16,13 +17,14 @@ import { generateRepository, writeRepository } from '../compile/generate.js';
 import { arg, cli, targetEnv, tempRepo } from '../lib.js';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
-const sizes = String(arg('sizes', '1,100')).split(',').map(Number);
+const sizes = String(arg('sizes', '1,100')).split(',').map(Number).filter((n) => n > 0);
 const idleTenants = Number(arg('idle-tenants', 1000));
 const target = arg('target', 'kubernetes,postgres,keycloak');
 const idleTarget = arg('idle-target', 'kubernetes,postgres');
 const workers = String(arg('workers', 4));
 const idleMinutes = Number(arg('idle-minutes', 3));
 const resync = arg('resync', '1m');
+const logFile = arg('log', undefined); // the operator's log lines, appended
 const minutesOf = (d) => [...d.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)].reduce((a, [, v, u]) => a + Number(v) * { ms: 1 / 60000, s: 1 / 60, m: 1, h: 60 }[u], 0);
 const USERS = 3;
 const AGENTS = 3;
@@ -34,13 +36,14 @@ kc.loadFromFile(env.KUBECONFIG);
 const kube = new KubeHttp(kc);
 const log = (msg) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let op;
 
 async function waitFor(what, probe, timeoutMs, intervalMs = 500) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const got = await probe();
     if (got !== undefined) return got;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; the operator's last words:\n${op?.stderr.split('\n').slice(-15).join('\n')}`);
     await sleep(intervalMs);
   }
 }
@@ -91,6 +94,7 @@ function startOperator(targets) {
   });
   const p = { child, stderr: '', listen: undefined };
   child.stderr.on('data', (b) => {
+    if (logFile) appendFileSync(logFile, b);
     p.stderr += b.toString();
     p.listen ??= /"listen":"([^"]+)"/.exec(p.stderr)?.[1];
     if (p.stderr.length > 1e6) p.stderr = p.stderr.slice(-2e5);
@@ -134,12 +138,13 @@ async function commitToReady(n, timeoutMs) {
 
 /** Commit no tenants; wait until the operator has deleted them all (the ConfigSource allows it). */
 async function removeAll(timeoutMs) {
+  await kube.request('PATCH', csPath, { contentType: 'application/merge-patch+json', body: { spec: { interval: '1s' } } });
   commit(empty, 'no tenants');
   await waitFor('every Tenant to be deleted', async () => ((await tenants()).length === 0 ? true : undefined), timeoutMs, 1000);
 }
 
 const result = { target, workers: Number(workers), users_per_tenant: USERS, agents: AGENTS, commit_to_ready: [], idle: undefined };
-let op = startOperator(target);
+op = startOperator(target);
 try {
   await waitFor('the operator to lead', async () => (/"msg":"leading"/.test(op.stderr) && op.listen ? true : undefined), 60_000);
   for (const n of sizes) {
@@ -164,6 +169,9 @@ try {
     const before = await metrics(op);
     log(`commit ${idleTenants} tenants (${idleTarget})`);
     const ms = await commitToReady(idleTenants, 3 * 60 * 60_000);
+    // Idle as in production: the ConfigSource fetched at its default interval, not every second.
+    await kube.request('PATCH', csPath, { contentType: 'application/merge-patch+json', body: { spec: { interval: '1m' } } });
+    await sleep(5_000);
     const m0 = await metrics(op);
     log(`${idleTenants} Ready in ${ms} ms; idle for ${idleMinutes} min`);
     const t0 = Date.now();

@@ -280,6 +280,35 @@ export interface SyncOptions {
   log: Log;
   signal?: AbortSignal;
   now?: () => Date;
+  /**
+   * What each ConfigSource (by uid) last applied. A sync that finds the same revision, the same
+   * ConfigSource generation and its objects at the generations it left them then reads no files
+   * and writes nothing (a fetch and two lists each interval, whatever the number of tenants).
+   */
+  applied?: Map<string, AppliedRevision>;
+}
+
+export interface AppliedRevision {
+  revision: string;
+  sourceGeneration: number | undefined;
+  /** `Kind/name` → metadata.generation after the apply. */
+  generations: Map<string, number | undefined>;
+  warnings: string[];
+}
+
+/** The objects a ConfigSource made (not being deleted), by `Kind/name`, with their generations. */
+function madeBy(existing: CustomResource[], source: string): Map<string, number | undefined> {
+  return new Map(existing.filter((o) => labelsOf(o)[CONFIG_SOURCE_LABEL] === source && !o.metadata.deletionTimestamp).map((o) => [`${o.kind}/${o.metadata.name}`, o.metadata.generation]));
+}
+
+const sameGenerations = (a: Map<string, number | undefined>, b: Map<string, number | undefined>): boolean => a.size === b.size && [...a].every(([k, g]) => b.has(k) && b.get(k) === g);
+
+async function listMade(api: Api, ns: string): Promise<CustomResource[]> {
+  const existing: CustomResource[] = [];
+  for (const [kind, plural] of [['Tenant', 'tenants'], ['Agent', 'agents']] as const) {
+    for (const i of await listResources(api, plural, ns)) existing.push({ ...i, kind });
+  }
+  return existing;
 }
 
 /** Fetch, validate, apply and prune one ConfigSource; write its status if it changed. True when objects changed. */
@@ -333,6 +362,10 @@ async function sync(cs: ConfigSource, o: SyncOptions): Promise<{ outcome: SyncOu
     const message = e instanceof Error ? e.message : String(e);
     return { outcome: (e as { notFound?: boolean }).notFound ? { kind: 'stalled', reason: 'RevisionNotFound', message } : { kind: 'failed', reason: 'FetchFailed', message }, changed: false };
   }
+  const memo = o.applied?.get(cs.metadata.uid ?? '');
+  if (memo && memo.revision === revision && memo.sourceGeneration === cs.metadata.generation && sameGenerations(madeBy(await listMade(o.api, ns), name), memo.generations)) {
+    return { outcome: { kind: 'applied', revision, plan: { create: 0, update: 0, delete: 0 }, warnings: memo.warnings }, changed: false };
+  }
   const files = await readFilesAt(o.cacheRoot, cs, revision, prefix, o.signal);
   if (!files.has(PROJECT_FILE) && ![...files.keys()].some((f) => f.startsWith(`${TENANT_DIR}/`) || f.startsWith(`${AGENT_DIR}/`))) {
     const where = prefix ? `${prefix.slice(0, -1)}/` : 'the repository root';
@@ -346,10 +379,7 @@ async function sync(cs: ConfigSource, o: SyncOptions): Promise<{ outcome: SyncOu
   const warnings = loaded.diagnostics.filter((d) => d.severity === 'warning').map(show);
   const objects = customResources(loaded.repo).map((r) => r.object as { kind: 'Tenant' | 'Agent'; metadata: { name: string; labels?: Record<string, string> } });
   const rendered = new Set(objects.map((x) => `${x.kind}/${x.metadata.name}`));
-  const existing: CustomResource[] = [];
-  for (const [kind, plural] of [['Tenant', 'tenants'], ['Agent', 'agents']] as const) {
-    for (const i of await listResources(o.api, plural, ns)) existing.push({ ...i, kind });
-  }
+  const existing = await listMade(o.api, ns);
   const taken = conflicts(existing, name, rendered);
   if (taken.length) {
     return { outcome: { kind: 'conflict', revision, message: `${taken.map((t) => `${t.kind} ${ns}/${t.metadata.name}`).join(', ')} exist${taken.length === 1 ? 's' : ''} and ${taken.length === 1 ? 'is' : 'are'} not managed by this ConfigSource; nothing applied` }, changed: false };
@@ -357,11 +387,13 @@ async function sync(cs: ConfigSource, o: SyncOptions): Promise<{ outcome: SyncOu
   const owner = { apiVersion: `${GROUP}/${VERSION}`, kind: 'ConfigSource', name, uid: cs.metadata.uid!, controller: true };
   const before = new Map(existing.map((x) => [`${x.kind}/${x.metadata.name}`, x.metadata.resourceVersion]));
   const plan = { create: 0, update: 0, delete: 0 };
+  const generations = new Map<string, number | undefined>();
   for (const obj of objects) {
     const body = { ...obj, metadata: { ...obj.metadata, namespace: ns, labels: { ...(obj.metadata.labels ?? {}), [CONFIG_SOURCE_LABEL]: name }, ownerReferences: [owner] } };
     const plural = obj.kind === 'Tenant' ? 'tenants' : 'agents';
     const got = await o.api.request<CustomResource>('PATCH', crPath(plural, ns, obj.metadata.name), { query: { fieldManager: FIELD_MANAGER, force: 'true' }, contentType: 'application/apply-patch+yaml', body });
     const key = `${obj.kind}/${obj.metadata.name}`;
+    generations.set(key, got.metadata.generation);
     if (!before.has(key)) plan.create++;
     else if (before.get(key) !== got.metadata.resourceVersion) plan.update++;
   }
@@ -371,6 +403,7 @@ async function sync(cs: ConfigSource, o: SyncOptions): Promise<{ outcome: SyncOu
     });
     plan.delete++;
   }
+  o.applied?.set(cs.metadata.uid ?? '', { revision, sourceGeneration: cs.metadata.generation, generations, warnings });
   return { outcome: { kind: 'applied', revision, plan, warnings }, changed: plan.create + plan.update + plan.delete > 0 };
 }
 
@@ -394,6 +427,7 @@ export async function runConfigSources(opts: RunConfigSourcesOptions): Promise<v
   const cacheRoot = opts.cacheRoot ?? path.join(process.env.SYSTEMPROMPT_CACHE_DIR || path.join(os.tmpdir(), 'systemprompt-cache'), 'configsources');
   const pollMs = opts.pollMs ?? 2000;
   const next = new Map<string, { due: number; generation: number | undefined }>();
+  const applied = new Map<string, AppliedRevision>();
   let listError: string | undefined;
   while (!opts.signal.aborted) {
     let wait = pollMs;
@@ -412,13 +446,14 @@ export async function runConfigSources(opts: RunConfigSourcesOptions): Promise<v
           wait = Math.min(wait, entry.due - now);
           continue;
         }
-        const changed = await syncConfigSource(cs, { api: opts.api, cacheRoot, log: opts.log, signal: opts.signal });
+        const changed = await syncConfigSource(cs, { api: opts.api, cacheRoot, log: opts.log, signal: opts.signal, applied });
         const interval = parseInterval(cs.spec.interval);
         next.set(uid, { due: Date.now() + interval, generation: cs.metadata.generation });
         wait = Math.min(wait, interval);
         if (changed) opts.onApplied?.();
       }
       for (const uid of next.keys()) if (!seen.has(uid)) next.delete(uid);
+      for (const uid of applied.keys()) if (!seen.has(uid)) applied.delete(uid);
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       if (message !== listError) opts.log('error', 'listing config sources failed', { error: message });

@@ -9,6 +9,8 @@ import { SystemPromptError } from '../errors.js';
 import { kubeLeaseStore, LeaseLock } from '../reconcile/lease.js';
 import { reconcile, type ReconcileResult } from '../reconcile/reconcile.js';
 import type { ReadScope } from '../targets/target.js';
+import type { TargetName } from '../model/resource.js';
+import { selectTargets } from '../plan/select.js';
 import { CONFIG_SOURCE_LABEL, runConfigSources } from './configsource.js';
 import { addedFinalizer, finalizersPatch, removedFinalizer } from './finalizers.js';
 import { runLeaderElection } from './leader.js';
@@ -151,7 +153,8 @@ export async function runOperator(io: Io, session: LiveSession, opts: OperatorOp
       const errors = loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => `${describe(d.file)}:${d.line}:${d.col}: ${d.code}: ${d.message}`);
       failure = `the configuration does not validate: ${errors.join('; ')}`;
     } else {
-      const desired = compile(loaded.repo, env);
+      // With --target, the other targets' resources (and what depends on them) are left out.
+      const desired = selectTargets(compile(loaded.repo, env), Object.keys(connected.targets) as TargetName[]);
       const mine = desired.tenants.find((t) => t.name === tenant);
       if (mine) tenantsOf.set(tenant, (names = scopeNames(mine)));
       // What a deleted Tenant used: the names it compiles to (else those it was last seen with).

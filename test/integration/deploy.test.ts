@@ -54,6 +54,10 @@ describe('deploy/', () => {
     expect(dep.spec.replicas).toBe(2);
     const c = dep.spec.template.spec.containers[0];
     expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    // With a read-only root, the ConfigSource cache is a volume of its own.
+    const cacheDir = c.env.find((e: any) => e.name === 'SYSTEMPROMPT_CACHE_DIR').value;
+    const mount = c.volumeMounts.find((m: any) => m.mountPath === cacheDir);
+    expect(dep.spec.template.spec.volumes.find((v: any) => v.name === mount.name).emptyDir).toBeDefined();
     expect(dep.spec.template.spec.securityContext.runAsNonRoot).toBe(true);
     expect(c.livenessProbe.httpGet.path).toBe('/healthz');
     expect(c.readinessProbe.httpGet.path).toBe('/readyz');

@@ -112,13 +112,13 @@ describe('ConfigSource: status', () => {
     expect(cond(fixed, 'Stalled')?.status).toBe('False');
   });
 
-  it('a fetch failure is not Stalled (it retries); an unsupported secretRef is', () => {
+  it('a fetch failure is not Stalled (it retries); a stalled secretRef is', () => {
     const f = configSourceStatus(cs(), { kind: 'failed', reason: 'FetchFailed', message: 'git fetch: no route' }, now)!;
     expect(cond(f, 'Ready')).toMatchObject({ status: 'False', reason: 'FetchFailed', message: 'git fetch: no route' });
     expect(cond(f, 'Stalled')?.status).toBe('False');
     expect(f.lastAttemptedRevision).toBeUndefined();
-    const s = configSourceStatus(cs(), { kind: 'stalled', reason: 'CredentialsNotSupported', message: 'not yet' }, now)!;
-    expect(cond(s, 'Stalled')).toMatchObject({ status: 'True', reason: 'CredentialsNotSupported' });
+    const s = configSourceStatus(cs(), { kind: 'stalled', reason: 'SecretNotFound', message: 'Secret platform/git-creds (spec.git.secretRef) not found' }, now)!;
+    expect(cond(s, 'Stalled')).toMatchObject({ status: 'True', reason: 'SecretNotFound' });
   });
 });
 
