@@ -154,6 +154,7 @@ try {
     const apply = await cli(env, dir, 'apply', '--auto-approve', '--target', target, '--lock-timeout', '120s');
     writeRepository(dir, empty);
     await cli(env, dir, 'apply', '--auto-approve', '--allow-destroy', '--target', target, '--lock-timeout', '120s');
+    await waitFor('the baseline namespaces to be gone', async () => ((await kube.request('GET', '/api/v1/namespaces', { query: { labelSelector: 'app.kubernetes.io/managed-by=systemprompt' } })).items.length === 0 ? true : undefined), 10 * 60_000);
     log(`commit ${n} tenants (operator)`);
     const ms = await commitToReady(n, 60 * 60_000);
     result.commit_to_ready.push({ tenants: n, ms, apply_ms: apply.ms, ratio_to_apply: Number((ms / apply.ms).toFixed(3)) });

@@ -377,7 +377,10 @@ async function sync(cs: ConfigSource, o: SyncOptions): Promise<{ outcome: SyncOu
     return { outcome: { kind: 'invalid', revision, diagnostics: loaded.diagnostics.filter((d) => d.severity === 'error').map(show) }, changed: false };
   }
   const warnings = loaded.diagnostics.filter((d) => d.severity === 'warning').map(show);
-  const objects = customResources(loaded.repo).map((r) => r.object as { kind: 'Tenant' | 'Agent'; metadata: { name: string; labels?: Record<string, string> } });
+  // Agents first: a Tenant that lists an agent validates only once that Agent exists.
+  const objects = customResources(loaded.repo)
+    .map((r) => r.object as { kind: 'Tenant' | 'Agent'; metadata: { name: string; labels?: Record<string, string> } })
+    .sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'Agent' ? -1 : 1));
   const rendered = new Set(objects.map((x) => `${x.kind}/${x.metadata.name}`));
   const existing = await listMade(o.api, ns);
   const taken = conflicts(existing, name, rendered);
