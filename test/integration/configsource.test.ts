@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { admin, assistantAgent, login, scopes, setPassword } from './oidc.js';
-import { adminQuery, applyCrds, killOperator, removeCustomResources, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
+import { adminQuery, applyCrds, killOperator, operatorAccount, removeCustomResources, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /**
  * A ConfigSource on the real stack, with the operator as its own process: a bare git repository on
@@ -61,7 +61,7 @@ describe('ConfigSource', () => {
     const cs = await kubeHttp().request<any>('POST', `${api}/namespaces/${NS}/configsources`, {
       body: { apiVersion: 'systemprompt.io/v1alpha1', kind: 'ConfigSource', metadata: { name: 'main', namespace: NS }, spec: { git: { url: `file://${origin}`, ref: { branch: 'main' } }, interval: '2s' } },
     });
-    const run = startOperator(['--resync', '10s'], { SYSTEMPROMPT_CACHE_DIR: path.join(root, 'cache') });
+    const run = startOperator(['--resync', '10s'], { ...(await operatorAccount()), SYSTEMPROMPT_CACHE_DIR: path.join(root, 'cache') });
     op = run;
     const child = run.child;
     const exited = run.exited;

@@ -1,36 +1,12 @@
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../helpers/repo.js';
-import { applyCrds, endpoints, killOperator, removeCustomResources, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
+import { applyCrds, applyManifest, deployManifests, killOperator, manifestPath, namespaceExists, operatorAccount, removeCustomResources, kubeHttp, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /**
  * deploy/: the real API server accepts every manifest (server-side dry-run for the Deployment,
  * since this control plane runs no pods), and the operator, run as a process with the service
  * account and RBAC those manifests define, has exactly enough rights to reconcile a Tenant.
  */
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } };
-
-const manifests = (): Obj[] =>
-  readdirSync(path.join(PROJECT_ROOT, 'deploy'))
-    .filter((f) => f.endsWith('.yaml'))
-    .sort()
-    .flatMap((f) => parseAllDocuments(readFileSync(path.join(PROJECT_ROOT, 'deploy', f), 'utf8')).map((d) => d.toJSON() as Obj));
-
-function objectPath(o: Obj): string {
-  const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
-  const plural = { Namespace: 'namespaces', ServiceAccount: 'serviceaccounts', ClusterRole: 'clusterroles', ClusterRoleBinding: 'clusterrolebindings', Role: 'roles', RoleBinding: 'rolebindings', Deployment: 'deployments' }[o.kind];
-  if (!plural) throw new Error(`no path for ${o.kind}`);
-  const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
-  return `${base}${o.metadata.namespace ? `/namespaces/${o.metadata.namespace}` : ''}/${plural}/${o.metadata.name}`;
-}
-
-const apply = (o: Obj, dryRun: boolean) =>
-  kubeHttp().request('PATCH', objectPath(o), { query: { fieldManager: 'systemprompt-tests', force: 'true', fieldValidation: 'Strict', ...(dryRun ? { dryRun: 'All' } : {}) }, contentType: 'application/apply-patch+yaml', body: o });
-
 describe('deploy/', () => {
   const NS = 'sp-deploy-it';
   let op: OperatorProcess | undefined;
@@ -42,14 +18,14 @@ describe('deploy/', () => {
   afterAll(async () => {
     await killOperator(op);
     await removeCustomResources(NS);
-    for (const o of manifests().reverse()) await kubeHttp().request('DELETE', objectPath(o)).catch(() => {});
+    for (const o of deployManifests().reverse()) await kubeHttp().request('DELETE', manifestPath(o)).catch(() => {});
     await resetTargets();
   });
 
   it('is accepted by the API server: everything applied, the Deployment by server-side dry-run', async () => {
-    const objs = manifests();
+    const objs = deployManifests();
     expect(objs.map((o) => o.kind)).toEqual(expect.arrayContaining(['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Deployment']));
-    for (const o of objs) await apply(o, o.kind === 'Deployment');
+    for (const o of objs) await applyManifest(o, o.kind === 'Deployment');
     const dep = objs.find((o) => o.kind === 'Deployment') as any;
     expect(dep.spec.replicas).toBe(2);
     const c = dep.spec.template.spec.containers[0];
@@ -64,26 +40,7 @@ describe('deploy/', () => {
   });
 
   it('gives the operator enough rights, as its own service account, to reconcile a Tenant', async () => {
-    // A token for the service account, and a kubeconfig holding only that token.
-    const { status } = await kubeHttp().request<{ status: { token: string } }>('POST', '/api/v1/namespaces/systemprompt-system/serviceaccounts/systemprompt-operator/token', {
-      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-    });
-    const admin = new KubeConfig();
-    admin.loadFromFile(endpoints.kubeconfigPath!);
-    const cluster = admin.getCurrentCluster()!;
-    const kubeconfig = path.join(mkdtempSync(path.join(os.tmpdir(), 'sp-sa-')), 'kubeconfig');
-    writeFileSync(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'c', cluster: { server: cluster.server, ...(cluster.caData ? { 'certificate-authority-data': cluster.caData } : {}), ...(cluster.caFile ? { 'certificate-authority': cluster.caFile } : {}) } }],
-        users: [{ name: 'operator', user: { token: status.token } }],
-        contexts: [{ name: 'operator', context: { cluster: 'c', user: 'operator' } }],
-        'current-context': 'operator',
-      }),
-      { mode: 0o600 },
-    );
+    const { KUBECONFIG: kubeconfig } = await operatorAccount();
     // The service account cannot do what it was not given.
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfig);

@@ -3,7 +3,7 @@ import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import os from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { run } from '../../src/cli/main.js';
@@ -179,6 +179,68 @@ export async function applyCrds(): Promise<void> {
       { timeoutMs: 30_000, intervalMs: 100, what: `${crd.metadata.name} established`, onTimeout: (w) => new Error(`timed out waiting for ${w}`) },
     );
   }
+}
+
+/** A manifest of deploy/. */
+export type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } };
+
+/** Every object in deploy/*.yaml, in file order. */
+export const deployManifests = (): Manifest[] =>
+  readdirSync(path.join(PROJECT_ROOT, 'deploy'))
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .flatMap((f) => parseAllDocuments(readFileSync(path.join(PROJECT_ROOT, 'deploy', f), 'utf8')).map((d) => d.toJSON() as Manifest));
+
+/** The API path of a deploy/ object. */
+export function manifestPath(o: Manifest): string {
+  const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
+  const plural = { Namespace: 'namespaces', ServiceAccount: 'serviceaccounts', ClusterRole: 'clusterroles', ClusterRoleBinding: 'clusterrolebindings', Role: 'roles', RoleBinding: 'rolebindings', Deployment: 'deployments' }[o.kind];
+  if (!plural) throw new Error(`no path for ${o.kind}`);
+  const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
+  return `${base}${o.metadata.namespace ? `/namespaces/${o.metadata.namespace}` : ''}/${plural}/${o.metadata.name}`;
+}
+
+/** Server-side apply of a deploy/ object (the Deployment only by dry-run: this control plane runs no pods). */
+export const applyManifest = (o: Manifest, dryRun = false) =>
+  kubeHttp().request('PATCH', manifestPath(o), { query: { fieldManager: 'systemprompt-tests', force: 'true', fieldValidation: 'Strict', ...(dryRun ? { dryRun: 'All' } : {}) }, contentType: 'application/apply-patch+yaml', body: o });
+
+/**
+ * The operator's own identity, as deploy/ defines it: its namespace, service account and RBAC
+ * applied (not the Deployment), and a kubeconfig holding only a token of that service account.
+ * Pass the returned environment to startOperator() so the operator runs with exactly those rights.
+ */
+export async function operatorAccount(): Promise<{ KUBECONFIG: string }> {
+  // deploy.test deletes its namespace when it ends; nothing can be created in it until it is gone.
+  await waitFor(
+    async () => {
+      const ns = await kubeHttp()
+        .request<{ status?: { phase?: string } }>('GET', '/api/v1/namespaces/systemprompt-system')
+        .catch((e: { code?: number }) => (e.code === 404 ? undefined : Promise.reject(e)));
+      return ns?.status?.phase === 'Terminating' ? undefined : true;
+    },
+    { timeoutMs: 120_000, intervalMs: 250, what: 'namespace systemprompt-system to finish terminating', onTimeout: (w) => new Error(`timed out waiting for ${w}`) },
+  );
+  for (const o of deployManifests()) if (o.kind !== 'Deployment') await applyManifest(o);
+  const { status } = await kubeHttp().request<{ status: { token: string } }>('POST', '/api/v1/namespaces/systemprompt-system/serviceaccounts/systemprompt-operator/token', {
+    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+  });
+  const admin = new KubeConfig();
+  admin.loadFromFile(endpoints.kubeconfigPath!);
+  const cluster = admin.getCurrentCluster()!;
+  const kubeconfig = path.join(mkdtempSync(path.join(os.tmpdir(), 'sp-sa-')), 'kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server: cluster.server, ...(cluster.caData ? { 'certificate-authority-data': cluster.caData } : {}), ...(cluster.caFile ? { 'certificate-authority': cluster.caFile } : {}) } }],
+      users: [{ name: 'operator', user: { token: status.token } }],
+      contexts: [{ name: 'operator', context: { cluster: 'c', user: 'operator' } }],
+      'current-context': 'operator',
+    }),
+    { mode: 0o600 },
+  );
+  return { KUBECONFIG: kubeconfig };
 }
 
 /** `systemprompt operator` as its own process against the test stack, its stderr kept as it arrives. */

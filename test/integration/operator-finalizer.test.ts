@@ -1,6 +1,6 @@
 import KcAdminClient from '@keycloak/keycloak-admin-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery, applyCrds, endpoints, killOperator, removeCustomResources, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
+import { adminQuery, applyCrds, endpoints, killOperator, operatorAccount, removeCustomResources, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /** Deleting a Tenant resource removes its realm and namespace, keeps its database (retain), then lets the resource go. */
 const NS = 'sp-operator-fin';
@@ -23,7 +23,7 @@ describe('operator: deleting a Tenant', () => {
     await kubeHttp().request('POST', `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/tenants`, {
       body: { apiVersion: 'systemprompt.io/v1alpha1', kind: 'Tenant', metadata: { name: 'fin-a', namespace: NS }, spec: { name: 'fin-a', users: [] } },
     });
-    const run = startOperator(['--resync', '10s']);
+    const run = startOperator(['--resync', '10s'], await operatorAccount());
     op = run;
     await waitFor(
       async () => {

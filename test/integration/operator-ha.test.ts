@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyCrds, killOperator, removeCustomResources, kubeHttp, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
+import { applyCrds, killOperator, operatorAccount, removeCustomResources, kubeHttp, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /** Two operator replicas on the real stack: idle costs no writes; a killed leader is replaced in time. */
 const NS = 'sp-operator-ha';
@@ -44,7 +44,8 @@ describe('operator replicas', () => {
   });
 
   it('idle for 60 s: no write to any target; kill -9 the leader: the other reconciles a change within 20 s, applying it once', async () => {
-    ops.push(startOperator(['--resync', '10s']), startOperator(['--resync', '10s']));
+    const account = await operatorAccount();
+    ops.push(startOperator(['--resync', '10s'], account), startOperator(['--resync', '10s'], account));
     await readyAt(1, 60_000);
     const leader = () => ops.find((o) => /"msg":"leading"/.test(o.stderr) && o.child.exitCode === null && o.child.signalCode === null)!;
     const first = leader();

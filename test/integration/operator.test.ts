@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery, applyCrds, killOperator, removeCustomResources, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
+import { adminQuery, applyCrds, killOperator, operatorAccount, removeCustomResources, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /**
  * `systemprompt operator` (first slice) as its own process against the real stack: Tenant
@@ -30,7 +30,7 @@ describe('systemprompt operator', () => {
     await kubeHttp().request('POST', tenantPath(), {
       body: { apiVersion: 'systemprompt.io/v1alpha1', kind: 'Tenant', metadata: { name: 'op-it', namespace: NS }, spec: { name: 'op-it', users: [{ email: 'ann@example.com', scopes: ['user', 'read'] }] } },
     });
-    const run = startOperator(['--resync', '10s']);
+    const run = startOperator(['--resync', '10s'], await operatorAccount());
     op = run;
 
     const ready = (generation: number) =>
