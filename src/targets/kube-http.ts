@@ -4,10 +4,19 @@ import type { KubeConfig } from '@kubernetes/client-node';
 
 /** An API server answer that is not 2xx: `code` and `body` like client-node's ApiException. */
 export class KubeHttpError extends Error {
-  constructor(readonly code: number, readonly body: unknown) {
-    super(`HTTP ${code}`);
+  constructor(
+    readonly code: number,
+    readonly body: unknown,
+    /** Seconds the server asked to wait before trying again (Retry-After), when it did. */
+    readonly retryAfter?: number,
+  ) {
+    const message = (body as { message?: unknown } | undefined)?.message;
+    super(`HTTP ${code}${typeof message === 'string' && message ? `: ${message}` : ''}`);
   }
 }
+
+/** How often a request the server refused with 429 (not processed: throttled, or storage not ready) is sent again. */
+const MAX_429_RETRIES = 5;
 
 /**
  * Plain JSON requests to the API server with the kubeconfig's credentials. Used instead of the
@@ -23,7 +32,23 @@ export class KubeHttp {
     this.server = new URL(cluster.server);
   }
 
+  /**
+   * One request; a 429 answer (the request was not processed: API Priority and Fairness throttling,
+   * or a custom resource's storage being re-initialised) is sent again after its Retry-After (1 s
+   * when absent, at most 10 s), up to 5 times, as client-go does.
+   */
   async request<T = unknown>(method: string, path: string, opts: { query?: Record<string, string | undefined>; body?: unknown; contentType?: string } = {}): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.once<T>(method, path, opts);
+      } catch (e) {
+        if (!(e instanceof KubeHttpError) || e.code !== 429 || attempt >= MAX_429_RETRIES) throw e;
+        await new Promise((r) => setTimeout(r, Math.min(10, Math.max(1, e.retryAfter ?? 1)) * 1000));
+      }
+    }
+  }
+
+  private async once<T>(method: string, path: string, opts: { query?: Record<string, string | undefined>; body?: unknown; contentType?: string }): Promise<T> {
     const url = new URL(path.replace(/^\//, ''), this.server.href.endsWith('/') ? this.server.href : `${this.server.href}/`);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const body = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
@@ -51,7 +76,10 @@ export class KubeHttp {
           }
           const status = res.statusCode ?? 0;
           if (status >= 200 && status < 300) resolve(json as T);
-          else reject(new KubeHttpError(status, json));
+          else {
+            const retryAfter = Number(res.headers['retry-after']);
+            reject(new KubeHttpError(status, json, Number.isFinite(retryAfter) ? retryAfter : undefined));
+          }
         });
       });
       req.setTimeout(60_000, () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
