@@ -141,7 +141,12 @@ async function removeAll(timeoutMs) {
   await kube.request('PATCH', csPath, { contentType: 'application/merge-patch+json', body: { spec: { interval: '1s' } } });
   commit(empty, 'no tenants');
   await waitFor('every Tenant to be deleted', async () => ((await tenants()).length === 0 ? true : undefined), timeoutMs, 1000);
+  await namespacesGone();
 }
+
+/** Until the tenant namespaces have finished terminating (a new tenant of the same name would find one in its way). */
+const namespacesGone = () =>
+  waitFor('the tenant namespaces to be gone', async () => ((await kube.request('GET', '/api/v1/namespaces', { query: { labelSelector: 'app.kubernetes.io/managed-by=systemprompt' } })).items.length === 0 ? true : undefined), 10 * 60_000, 1000);
 
 const result = { target, workers: Number(workers), users_per_tenant: USERS, agents: AGENTS, commit_to_ready: [], idle: undefined };
 op = startOperator(target);
@@ -154,7 +159,7 @@ try {
     const apply = await cli(env, dir, 'apply', '--auto-approve', '--target', target, '--lock-timeout', '120s');
     writeRepository(dir, empty);
     await cli(env, dir, 'apply', '--auto-approve', '--allow-destroy', '--target', target, '--lock-timeout', '120s');
-    await waitFor('the baseline namespaces to be gone', async () => ((await kube.request('GET', '/api/v1/namespaces', { query: { labelSelector: 'app.kubernetes.io/managed-by=systemprompt' } })).items.length === 0 ? true : undefined), 10 * 60_000);
+    await namespacesGone();
     log(`commit ${n} tenants (operator)`);
     const ms = await commitToReady(n, 60 * 60_000);
     result.commit_to_ready.push({ tenants: n, ms, apply_ms: apply.ms, ratio_to_apply: Number((ms / apply.ms).toFixed(3)) });
