@@ -111,7 +111,8 @@ export async function runOperator(io: Io, session: LiveSession, opts: OperatorOp
     const releaseFinalizer = (cr: CustomResource): Promise<void> =>
       patchFinalizers(api, cr, removedFinalizer(cr)!).then(
         () => log('info', 'tenant deleted', { tenant }),
-        (e: unknown) => log('error', 'releasing the finalizer failed', { tenant, error: errorText(e) }),
+        // Gone already: an earlier pass released it and the cache had not seen that yet.
+        (e: unknown) => ((e as { code?: number }).code === 404 ? undefined : log('error', 'releasing the finalizer failed', { tenant, error: errorText(e) })),
       );
     const deleting = crs.filter((cr) => cr.metadata.deletionTimestamp && removedFinalizer(cr));
     if (!present.length && !deleting.length && !tenantsOf.has(tenant)) return { gone: true }; // nothing left to resync
