@@ -163,6 +163,7 @@ try {
     log(`commit ${n} tenants (operator)`);
     const ms = await commitToReady(n, 60 * 60_000);
     result.commit_to_ready.push({ tenants: n, ms, apply_ms: apply.ms, ratio_to_apply: Number((ms / apply.ms).toFixed(3)) });
+    log(`commit to ready: ${JSON.stringify(result.commit_to_ready.at(-1))}`);
     log(`${n} tenants Ready in ${ms} ms (apply: ${apply.ms} ms); removing them`);
     await removeAll(60 * 60_000);
   }
@@ -200,6 +201,7 @@ try {
       plan_changes_after: plan.json.changes.length,
       ratio_requests_per_resync_to_full_plan: Number((((m1.reads - m0.reads) / minutes) * minutesOf(resync) / plan.json.requests.total).toFixed(3)),
     };
+    log(`idle: ${JSON.stringify(result.idle)}`); // before the removal, which is slow at this size
     log('removing them');
     await removeAll(3 * 60 * 60_000);
   }
