@@ -2,6 +2,8 @@ import type { TestProject } from 'vitest/node';
 import { devStackEndpoints } from '../../src/dev/endpoints.js';
 import { resolveEndpoints, type Endpoints } from '../../src/targets/endpoints.js';
 import { stackDown, stackUp } from '../../src/dev/stack.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeHttp } from '../../src/targets/kube-http.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -24,10 +26,37 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     return undefined;
   }
   const up = await stackUp({ env, progress });
-  project.provide('endpoints', await resolveEndpoints(env, devStackEndpoints));
+  const endpoints = await resolveEndpoints(env, devStackEndpoints);
+  project.provide('endpoints', endpoints);
+  await removeLeftoverCustomResources(endpoints);
   const startedAll = up.alreadyRunning.length === 0;
   if (!startedAll || env.SYSTEMPROMPT_KEEP_STACK === '1') return undefined;
   return async () => {
     await stackDown({ env, progress });
   };
+}
+
+/**
+ * The operator tests run operators that watch every namespace. Tenants, Agents and ConfigSources an
+ * earlier run (or a bench) left on a reused stack would be theirs to work through, and some carry
+ * finalizers no operator will release: remove them all, finalizers first, before any test starts.
+ */
+async function removeLeftoverCustomResources(endpoints: Endpoints): Promise<void> {
+  if (!endpoints.kubeconfigPath) return;
+  const kc = new KubeConfig();
+  kc.loadFromFile(endpoints.kubeconfigPath);
+  if (endpoints.context) kc.setCurrentContext(endpoints.context);
+  const kube = new KubeHttp(kc);
+  const notFound = (e: { code?: number }) => (e.code === 404 ? undefined : Promise.reject(e));
+  let removed = 0;
+  for (const plural of ['configsources', 'tenants', 'agents']) {
+    const list = await kube.request<{ items: Array<{ metadata: { name: string; namespace: string; finalizers?: string[] } }> }>('GET', `/apis/systemprompt.io/v1alpha1/${plural}`).catch(notFound);
+    for (const { metadata: m } of list?.items ?? []) {
+      const one = `/apis/systemprompt.io/v1alpha1/namespaces/${m.namespace}/${plural}/${m.name}`;
+      if (m.finalizers?.length) await kube.request('PATCH', one, { contentType: 'application/merge-patch+json', body: { metadata: { finalizers: null } } }).catch(notFound);
+      await kube.request('DELETE', one).catch(notFound);
+      removed++;
+    }
+  }
+  if (removed) progress('kube', `removed ${removed} custom resources left by an earlier run`);
 }
