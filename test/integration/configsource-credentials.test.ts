@@ -1,6 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -8,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchRevision, syncConfigSource, type ConfigSource } from '../../src/operator/configsource.js';
 import { credentialsDir, credentialsFromSecret, type GitCredentials } from '../../src/operator/gitcredentials.js';
 import { PROJECT_ROOT } from '../helpers/repo.js';
-import { selfSignedCert, sshKeygen, startGitHttpsServer, startGitSshServer, type GitHttpsServer, type GitSshServer } from './git-servers.js';
+import { gitWorkTree, selfSignedCert, sshKeygen, startGitHttpsServer, startGitSshServer, type GitHttpsServer, type GitSshServer, type GitWorkTree } from './git-servers.js';
 import { applyCrds, kubeHttp, namespaceExists, removeCustomResources, waitFor } from './helpers.js';
 
 /**
@@ -38,17 +37,7 @@ describe('ConfigSource credentials', () => {
   const sshUrl = (): string => `ssh://git@127.0.0.1:${sshServer!.port}/config.git`;
   const knownHosts = (publicKey: string): string => `[127.0.0.1]:${sshServer!.port} ${publicKey}\n`;
 
-  const git = (...args: string[]): string => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd: work, encoding: 'utf8', stdio: 'pipe' }).trim();
-  const commit = (files: Record<string, string>, message: string): string => {
-    for (const [rel, text] of Object.entries(files)) {
-      mkdirSync(path.dirname(path.join(work, rel)), { recursive: true });
-      writeFileSync(path.join(work, rel), text);
-    }
-    git('add', '.');
-    git('commit', '--quiet', '-m', message);
-    git('push', '--quiet', 'origin', 'main');
-    return git('rev-parse', 'HEAD');
-  };
+  let repo: GitWorkTree;
   /** Credentials as a Secret with `data` would give them for `url` (the operator's own choice of keys). */
   const creds = (url: string, data: Record<string, string>): GitCredentials => {
     const r = credentialsFromSecret(url, 'it/git', Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])));
@@ -68,10 +57,8 @@ describe('ConfigSource credentials', () => {
 
   beforeAll(async () => {
     mkdirSync(srv);
-    execFileSync('git', ['init', '--quiet', '--bare', '--initial-branch=main', path.join(srv, 'config.git')], { stdio: 'pipe' });
-    execFileSync('git', ['clone', '--quiet', path.join(srv, 'config.git'), work], { stdio: 'pipe' });
-    git('symbolic-ref', 'HEAD', 'refs/heads/main');
-    c1 = commit({ 'systemprompt.yaml': PROJECT }, 'first');
+    repo = gitWorkTree(path.join(srv, 'config.git'), work);
+    c1 = repo.commit({ 'systemprompt.yaml': PROJECT }, 'first');
     tls = selfSignedCert(root);
     httpsServer = await startGitHttpsServer({ projectRoot: srv, tls, accounts: { 'x-access-token': TOKEN, bob: PASSWORD } });
     client = sshKeygen(root, 'client');
@@ -184,7 +171,7 @@ describe('ConfigSource credentials', () => {
 
       // The Secret goes, a commit comes: Stalled, naming the Secret; the applied revision stays.
       await kubeHttp().request('DELETE', secretPath);
-      const c2 = commit({ 'systemprompt.yaml': `# the second revision\n${PROJECT}` }, 'second');
+      const c2 = repo.commit({ 'systemprompt.yaml': `# the second revision\n${PROJECT}` }, 'second');
       const s2 = await sync();
       expect(condition(s2, 'Stalled')).toMatchObject({ status: 'True', reason: 'SecretNotFound', message: `Secret ${NS}/git-creds (spec.git.secretRef) not found; it is read again every interval` });
       expect(condition(s2, 'Ready')).toMatchObject({ status: 'False', reason: 'SecretNotFound' });

@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { admin, assistantAgent, login, scopes, setPassword } from './oidc.js';
-import { adminQuery, applyCrds, killOperator, operatorAccount, removeCustomResources, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
+import { gitWorkTree, type GitWorkTree } from './git-servers.js';
+import { adminQuery, cleanUpOperatorNamespace, kubeHttp, namespaceExists, operatorAccount, prepareOperatorNamespace, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /**
  * A ConfigSource on the real stack, with the operator as its own process: a bare git repository on
@@ -26,33 +26,18 @@ describe('ConfigSource', () => {
   let op: OperatorProcess | undefined;
   const stderr = (): string => op?.stderr ?? '';
 
-  const git = (...args: string[]): string => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd: work, encoding: 'utf8', stdio: 'pipe' }).trim();
-  const commit = (files: Record<string, string>, message: string): string => {
-    for (const [rel, text] of Object.entries(files)) {
-      mkdirSync(path.dirname(path.join(work, rel)), { recursive: true });
-      writeFileSync(path.join(work, rel), text);
-    }
-    git('add', '.');
-    git('commit', '--quiet', '-m', message);
-    git('push', '--quiet', 'origin', 'main');
-    return git('rev-parse', 'HEAD');
-  };
+  let repo: GitWorkTree;
+  const commit = (files: Record<string, string>, message: string): string => repo.commit(files, message);
   const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000) =>
     waitFor(probe, { timeoutMs, intervalMs: 250, what, onTimeout: (w) => new Error(`timed out waiting for ${w}:\n${stderr()}`) });
 
   beforeAll(async () => {
-    await resetTargets();
-    await applyCrds();
-    await kubeHttp().request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } }).catch(() => {});
-    execFileSync('git', ['init', '--quiet', '--bare', '--initial-branch=main', origin], { stdio: 'pipe' });
-    execFileSync('git', ['clone', '--quiet', origin, work], { stdio: 'pipe' });
-    git('symbolic-ref', 'HEAD', 'refs/heads/main');
+    await prepareOperatorNamespace(NS);
+    repo = gitWorkTree(origin, work);
   });
 
   afterAll(async () => {
-    await killOperator(op);
-    await removeCustomResources(NS);
-    await resetTargets();
+    await cleanUpOperatorNamespace(NS, [op]);
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -150,10 +135,10 @@ describe('ConfigSource', () => {
     expect(recreated!.id).not.toBe(client!.id);
 
     // Removing the file prunes the Tenant object.
-    git('rm', '--quiet', 'tenants/cs-it.yaml');
-    git('commit', '--quiet', '-m', 'remove cs-it');
-    git('push', '--quiet', 'origin', 'main');
-    const c6 = git('rev-parse', 'HEAD');
+    repo.git('rm', '--quiet', 'tenants/cs-it.yaml');
+    repo.git('commit', '--quiet', '-m', 'remove cs-it');
+    repo.git('push', '--quiet', 'origin', 'main');
+    const c6 = repo.git('rev-parse', 'HEAD');
     const s6 = await applied(c6);
     expect(s6.status.plan).toEqual({ create: 0, update: 0, delete: 1 });
     // Without spec.allowDestroy the tenant's deletion waits: the object stays, Terminating, and its namespace stays.

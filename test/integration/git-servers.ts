@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -14,6 +14,34 @@ import ssh2, { type Connection, type ParsedKey } from 'ssh2';
  */
 
 const HTTP_BACKEND = '/usr/lib/git-core/git-http-backend';
+
+/** A bare repository at `origin` (created) and a clone of it at `work`, on branch main: commit files, push, get the revision. */
+export interface GitWorkTree {
+  /** git in the work tree. */
+  git(...args: string[]): string;
+  /** Write `files` (path relative to the work tree -> text), commit them all, push; the new revision. */
+  commit(files: Record<string, string>, message: string): string;
+}
+
+export function gitWorkTree(origin: string, work: string): GitWorkTree {
+  execFileSync('git', ['init', '--quiet', '--bare', '--initial-branch=main', origin], { stdio: 'pipe' });
+  execFileSync('git', ['clone', '--quiet', origin, work], { stdio: 'pipe' });
+  const git = (...args: string[]): string => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd: work, encoding: 'utf8', stdio: 'pipe' }).trim();
+  git('symbolic-ref', 'HEAD', 'refs/heads/main');
+  return {
+    git,
+    commit(files, message) {
+      for (const [rel, text] of Object.entries(files)) {
+        mkdirSync(path.dirname(path.join(work, rel)), { recursive: true });
+        writeFileSync(path.join(work, rel), text);
+      }
+      git('add', '.');
+      git('commit', '--quiet', '-m', message);
+      git('push', '--quiet', 'origin', 'main');
+      return git('rev-parse', 'HEAD');
+    },
+  };
+}
 
 /** A self-signed certificate for IP 127.0.0.1 (it is its own CA), made with the openssl CLI in `dir`. */
 export function selfSignedCert(dir: string, name = 'server'): { key: string; cert: string } {

@@ -129,6 +129,20 @@ function ignore404(e: { code?: number }): void {
   if (e.code !== 404) throw e;
 }
 
+/** Before an operator test: no targets left from earlier files, the CRDs installed, the test's namespace there. */
+export async function prepareOperatorNamespace(namespace: string): Promise<void> {
+  await resetTargets();
+  await applyCrds();
+  await kubeHttp().request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } }).catch(() => {});
+}
+
+/** After an operator test: its operators stopped (waited for), its custom resources and namespace removed, the targets reset. */
+export async function cleanUpOperatorNamespace(namespace: string, operators: Array<OperatorProcess | undefined>): Promise<void> {
+  for (const o of operators) await killOperator(o);
+  await removeCustomResources(namespace);
+  await resetTargets();
+}
+
 /** Remove everything systemprompt manages (an empty config, applied with --allow-destroy), and wait until namespaces are gone. */
 export async function resetTargets(): Promise<void> {
   const dir = makeRepo({ 'systemprompt.yaml': 'tenancy:\n  enabled: true\n' });

@@ -1,6 +1,6 @@
 import KcAdminClient from '@keycloak/keycloak-admin-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery, applyCrds, endpoints, killOperator, operatorAccount, removeCustomResources, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
+import { adminQuery, cleanUpOperatorNamespace, endpoints, kubeHttp, namespaceExists, operatorAccount, prepareOperatorNamespace, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /** Deleting a Tenant resource removes its realm and namespace, keeps its database (retain), then lets the resource go. */
 const NS = 'sp-operator-fin';
@@ -9,14 +9,10 @@ const tenantPath = `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/tenants/fin-
 describe('operator: deleting a Tenant', () => {
   let op: OperatorProcess | undefined;
   beforeAll(async () => {
-    await resetTargets();
-    await applyCrds();
-    await kubeHttp().request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } }).catch(() => {});
+    await prepareOperatorNamespace(NS);
   });
   afterAll(async () => {
-    await killOperator(op);
-    await removeCustomResources(NS);
-    await resetTargets();
+    await cleanUpOperatorNamespace(NS, [op]);
   });
 
   it('removes its realm and namespace, retains its database, and releases the finalizer', async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyCrds, killOperator, operatorAccount, removeCustomResources, kubeHttp, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
+import { cleanUpOperatorNamespace, kubeHttp, operatorAccount, prepareOperatorNamespace, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /** Two operator replicas on the real stack: idle costs no writes; a killed leader is replaced in time. */
 const NS = 'sp-operator-ha';
@@ -30,17 +30,13 @@ async function readyAt(generation: number, timeoutMs: number): Promise<void> {
 describe('operator replicas', () => {
   const ops: Operator[] = [];
   beforeAll(async () => {
-    await resetTargets();
-    await applyCrds();
-    await kubeHttp().request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } }).catch(() => {});
+    await prepareOperatorNamespace(NS);
     await kubeHttp().request('POST', `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/tenants`, {
       body: { apiVersion: 'systemprompt.io/v1alpha1', kind: 'Tenant', metadata: { name: 'ha-a', namespace: NS }, spec: { name: 'ha-a', users: [{ email: 'ann@example.com', scopes: ['user'] }] } },
     });
   });
   afterAll(async () => {
-    for (const o of ops) await killOperator(o);
-    await removeCustomResources(NS);
-    await resetTargets();
+    await cleanUpOperatorNamespace(NS, ops);
   });
 
   it('idle for 60 s: no write to any target; kill -9 the leader: the other reconciles a change within 20 s, applying it once', async () => {

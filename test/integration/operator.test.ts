@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery, applyCrds, killOperator, operatorAccount, removeCustomResources, kubeHttp, namespaceExists, resetTargets, startOperator, waitFor, type OperatorProcess } from './helpers.js';
+import { adminQuery, cleanUpOperatorNamespace, kubeHttp, namespaceExists, operatorAccount, prepareOperatorNamespace, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 
 /**
  * `systemprompt operator` (first slice) as its own process against the real stack: Tenant
@@ -15,15 +15,11 @@ describe('systemprompt operator', () => {
   let op: OperatorProcess | undefined;
 
   beforeAll(async () => {
-    await resetTargets();
-    await applyCrds();
-    await kubeHttp().request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } }).catch(() => {});
+    await prepareOperatorNamespace(NS);
   });
 
   afterAll(async () => {
-    await killOperator(op);
-    await removeCustomResources(NS);
-    await resetTargets();
+    await cleanUpOperatorNamespace(NS, [op]);
   });
 
   it('turns a Tenant resource into a realm, namespace and database, reports Ready, converges a spec change, and stops on SIGTERM', async () => {
