@@ -8,7 +8,7 @@ import { ensureSecret, readSecret } from './secrets.js';
 import type { StackState } from './state.js';
 import { findJdk, findMaven } from './tools.js';
 
-export const KEYCLOAK_VERSION = '26.5.6';
+export const KEYCLOAK_VERSION = '26.7.3';
 export const KEYCLOAK_ADMIN_USER = 'admin';
 const MIN_JAVA = 21;
 
