@@ -2,6 +2,7 @@ import type { DesiredState } from '../compile/desired.js';
 import { AbortedError, ConflictError, TargetError } from '../errors.js';
 import { resourceKey, type JsonObject, type TargetName } from '../model/resource.js';
 import { desiredByKey, type Change, type Plan } from '../plan/plan.js';
+import { inRunScope, requestsOf } from '../targets/runscope.js';
 import type { RunGuard, SecretResolver, Target } from '../targets/target.js';
 
 export interface ApplyEvent {
@@ -53,9 +54,23 @@ export function checkApplicable(plan: Plan, allowDestroy: boolean): void {
  * Run a plan: creates and updates first, each after the changes it depends on; then deletes,
  * objects inside a realm or namespace (and databases) before realms, namespaces and roles. Up to
  * `concurrency` changes run at once; each target retries its own transient failures. A failed
- * change skips the changes that need it; the others go on.
+ * change skips the changes that need it; the others go on. The run's guard fences every write it
+ * makes, and `writes` counts its own, even while other runs use the same targets.
  */
-export async function applyPlan(
+export function applyPlan(
+  plan: Plan,
+  targets: Partial<Record<TargetName, Target>>,
+  ctx: { secrets: SecretResolver; desired: DesiredState },
+  opts: ApplyOptions,
+): Promise<ApplyResult> {
+  return inRunScope(opts.guard, async (scope) => {
+    const result = await runPlan(plan, targets, ctx, opts);
+    result.writes = requestsOf(scope).writes;
+    return result;
+  });
+}
+
+async function runPlan(
   plan: Plan,
   targets: Partial<Record<TargetName, Target>>,
   ctx: { secrets: SecretResolver; desired: DesiredState },
@@ -73,7 +88,6 @@ export async function applyPlan(
     },
   };
   const guard = opts.guard;
-  for (const t of Object.values(targets)) if (t) t.guard = guard;
   const stopReason = (): string | undefined => {
     if (!guard) return undefined;
     if (guard.signal?.aborted) return String((guard.signal.reason as Error | undefined)?.message ?? guard.signal.reason ?? 'cancelled');
@@ -86,8 +100,6 @@ export async function applyPlan(
   };
   const total = changes.length;
   const result: ApplyResult = { applied: 0, failed: [], skipped: 0, writes: 0 };
-  const writes = (): number => Object.values(targets).reduce((n, t) => n + (t?.requests.writes ?? 0), 0);
-  const writesBefore = writes();
   const limit = Math.max(1, opts.concurrency ?? 4);
 
   const runOne = async (i: number): Promise<boolean> => {
@@ -158,8 +170,6 @@ export async function applyPlan(
   await pool(limit, deletes.filter((i) => !isParent(changes[i]!)), async (i) => void (await runOne(i)));
   await pool(limit, deletes.filter((i) => isParent(changes[i]!)), async (i) => void (await runOne(i)));
 
-  for (const t of Object.values(targets)) if (t) t.guard = undefined;
-  result.writes = writes() - writesBefore;
   return result;
 }
 

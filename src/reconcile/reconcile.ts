@@ -1,6 +1,7 @@
 import type { DesiredState } from '../compile/desired.js';
 import type { LiveResource, TargetName } from '../model/resource.js';
 import { computePlan, type LiveState, type Plan } from '../plan/plan.js';
+import { inRunScope, requestsOf } from '../targets/runscope.js';
 import type { ReadScope, Target } from '../targets/target.js';
 import { applyPlan, type ApplyEvent, type ApplyResult } from './engine.js';
 import { ApplySecrets, type SecretSources } from './secrets.js';
@@ -114,11 +115,13 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
  */
 export async function readLive(desired: DesiredState, targets: Partial<Record<TargetName, Target>>, scope?: ReadScope): Promise<LiveState> {
   const parts = await Promise.all(
-    Object.values(targets).map(async (t) => {
-      const before = t!.requests.reads + t!.requests.writes;
-      const resources = await t!.read(desired, scope);
-      return { name: t!.name, resources, requests: t!.requests.reads + t!.requests.writes - before };
-    }),
+    Object.values(targets).map((t) =>
+      inRunScope(undefined, async (run) => {
+        const resources = await t!.read(desired, scope);
+        const n = requestsOf(run, t!.name);
+        return { name: t!.name, resources, requests: n.reads + n.writes };
+      }),
+    ),
   );
   const resources: LiveResource[] = [];
   const requests: LiveState['requests'] = {};

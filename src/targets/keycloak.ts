@@ -7,7 +7,7 @@ import type { Json, JsonObject, LiveResource } from '../model/resource.js';
 import type { KeycloakLogin } from './endpoints.js';
 import type { Change } from '../plan/plan.js';
 import { isTransient, requestRunner } from './retry.js';
-import type { ApplyContext, ReadScope, RunGuard, Target } from './target.js';
+import type { ApplyContext, ReadScope, Target } from './target.js';
 
 const PAGE = 500;
 type Rep = Record<string, any>;
@@ -45,7 +45,6 @@ export function mergeAttributes(current: Record<string, unknown> | undefined, de
 export class KeycloakTarget implements Target {
   readonly name = 'keycloak' as const;
   readonly requests = { reads: 0, writes: 0 };
-  guard: RunGuard | undefined;
   private readonly kc: KcAdminClient;
   private token: { value: string; expires: number } | undefined;
   private readonly ids = new Map<string, string>();
@@ -60,7 +59,7 @@ export class KeycloakTarget implements Target {
     this.call = requestRunner('keycloak', this.requests, kcError, debug, (e) => {
       // a refused token: the next attempt logs in again
       if ((e as { response?: { status?: number } }).response?.status === 401) this.token = undefined;
-    }, () => this.guard);
+    });
   }
 
   /** An admin token: password grant for an admin user, client credentials for a confidential client. */

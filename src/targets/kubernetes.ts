@@ -8,7 +8,7 @@ import { isSecretRef, redact, secretDigest, type Json, type JsonObject, type Liv
 import type { Change } from '../plan/plan.js';
 import { kubeError } from './kube-errors.js';
 import { requestRunner } from './retry.js';
-import type { ApplyContext, ReadScope, RunGuard, Target } from './target.js';
+import type { ApplyContext, ReadScope, Target } from './target.js';
 
 const SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 const PAGE = 500;
@@ -38,13 +38,12 @@ function objectPath(kind: string, name: string, namespace?: string): string {
 export class KubernetesTarget implements Target {
   readonly name = 'kubernetes' as const;
   readonly requests = { reads: 0, writes: 0 };
-  guard: RunGuard | undefined;
   private readonly http: KubeHttp;
   private readonly coord: CoordinationV1Api;
 
   constructor(readonly kubeconfig: KubeConfig, debug?: (line: string) => void) {
     this.http = new KubeHttp(kubeconfig);
-    this.call = requestRunner('kubernetes', this.requests, kubeError, debug, undefined, () => this.guard);
+    this.call = requestRunner('kubernetes', this.requests, kubeError, debug);
     this.coord = kubeconfig.makeApiClient(CoordinationV1Api);
   }
 

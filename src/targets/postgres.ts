@@ -8,17 +8,16 @@ import { secretDigest, type JsonObject, type LiveResource } from '../model/resou
 import type { Change } from '../plan/plan.js';
 import { scramVerifier } from './passwords.js';
 import { isTransient, requestRunner, type RequestKind } from './retry.js';
-import type { ApplyContext, ReadScope, RunGuard, Target } from './target.js';
+import type { ApplyContext, ReadScope, Target } from './target.js';
 
 /** PostgreSQL through `pg`: one login role and one database per tenant, marked by a comment. */
 export class PostgresTarget implements Target {
   readonly name = 'postgres' as const;
   readonly requests = { reads: 0, writes: 0 };
-  guard: RunGuard | undefined;
   private pool: pg.Pool | undefined;
 
   constructor(private readonly adminUrl: string, debug?: (line: string) => void) {
-    this.call = requestRunner('postgres', this.requests, pgError, debug, undefined, () => this.guard);
+    this.call = requestRunner('postgres', this.requests, pgError, debug);
   }
 
   private db(): pg.Pool {

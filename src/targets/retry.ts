@@ -1,6 +1,6 @@
 import { TargetError } from '../errors.js';
 import { beforeWrite } from './failpoint.js';
-import type { RunGuard } from './target.js';
+import { countRequest, currentGuard } from './runscope.js';
 
 /** Network failures and overload answers worth retrying. */
 export function isTransient(e: unknown): boolean {
@@ -57,9 +57,10 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export type RequestKind = 'read' | 'write';
 
 /**
- * How every target talks to its server: check the run may still write (fencing), count the
- * request, log it under --debug (with the time and whether it reads or writes), retry transient
- * failures, and turn any failure into the target's error type.
+ * How every target talks to its server: check the run making the request may still write (its
+ * guard's fencing), count the request (in the target's totals and for that run), log it under
+ * --debug (with the time and whether it reads or writes), retry transient failures, and turn any
+ * failure into the target's error type.
  */
 export function requestRunner(
   target: string,
@@ -67,16 +68,16 @@ export function requestRunner(
   mapError: (what: string, e: unknown) => unknown,
   debug?: (line: string) => void,
   onError?: (e: unknown) => void,
-  guard?: () => RunGuard | undefined,
 ): <T>(what: string, kind: RequestKind, fn: () => Promise<T>) => Promise<T> {
   return (what, kind, fn) =>
     withRetry(
       async () => {
         if (kind === 'write') {
-          guard?.()?.fence();
+          currentGuard()?.fence();
           beforeWrite(`${target} ${what}`);
         }
         requests[kind === 'read' ? 'reads' : 'writes']++;
+        countRequest(target, kind);
         debug?.(`${new Date().toISOString()} ${target} ${kind} ${what}`);
         try {
           return await fn();
@@ -85,6 +86,6 @@ export function requestRunner(
           throw mapError(what, e);
         }
       },
-      { signal: guard?.()?.signal },
+      { signal: currentGuard()?.signal },
     );
 }

@@ -58,7 +58,5 @@ export interface Target {
   apply(change: Change, ctx: ApplyContext): Promise<void>;
   /** Requests made so far (reads and writes). */
   readonly requests: { reads: number; writes: number };
-  /** Set by a run for its duration; every write request passes through it. */
-  guard: RunGuard | undefined;
   close(): Promise<void>;
 }

@@ -5,29 +5,36 @@ import { compile } from '../../src/compile/compile.js';
 import { AbortedError, ConflictError, FencedError, TargetError } from '../../src/errors.js';
 import { resourceKey, type LiveResource, type TargetName } from '../../src/model/resource.js';
 import { computePlan, EMPTY_LIVE, type Change } from '../../src/plan/plan.js';
-import { withRetry } from '../../src/targets/retry.js';
+import { requestRunner, withRetry } from '../../src/targets/retry.js';
+import { currentGuard } from '../../src/targets/runscope.js';
 import type { ApplyContext, RunGuard, Target } from '../../src/targets/target.js';
 import { exampleRepo } from '../helpers/repo.js';
 
-/** A fake target for the engine's own logic: records order and concurrency, fails on demand. */
+/**
+ * A fake target for the engine's own logic: records order and concurrency, fails on demand. Its
+ * one request per change goes through the same runner as the real targets' (fencing, counting).
+ */
 class FakeTarget implements Target {
   readonly requests = { reads: 0, writes: 0 };
-  guard: RunGuard | undefined;
   running = 0;
   maxRunning = 0;
+  private readonly call = requestRunner(this.name, this.requests, (_what, e) => e);
   constructor(readonly name: TargetName, private readonly log: string[], private readonly failOn = new Set<string>()) {}
   async read(): Promise<LiveResource[]> {
     return [];
   }
   async apply(c: Change, ctx: ApplyContext): Promise<void> {
-    this.guard?.fence();
     if (c.action !== 'delete') expect(ctx.specOf(c)).toBeTypeOf('object');
     this.running++;
     this.maxRunning = Math.max(this.maxRunning, this.running);
-    await new Promise((r) => setTimeout(r, 1));
-    this.running--;
-    this.requests.writes++;
-    if (this.failOn.has(resourceKey(c))) throw new TargetError(this.name, `boom ${c.name}`);
+    try {
+      await this.call(`apply ${c.name}`, 'write', async () => {
+        await new Promise((r) => setTimeout(r, 1));
+        if (this.failOn.has(resourceKey(c))) throw new TargetError(this.name, `boom ${c.name}`);
+      });
+    } finally {
+      this.running--;
+    }
     this.log.push(resourceKey(c));
   }
   async close(): Promise<void> {}
@@ -143,8 +150,34 @@ describe('fencing', () => {
     expect(r.applied).toBe(log.length);
     expect(r.stopped).toMatch(/lock was lost/);
     expect(r.applied + r.failed.length + r.skipped).toBe(plan.changes.length);
-    // the guard is lent for the run only
-    for (const t of Object.values(targets)) expect(t!.guard).toBeUndefined();
+    // the guard belongs to the run: nothing outside it is fenced by it
+    expect(currentGuard()).toBeUndefined();
+  });
+
+  it('runs sharing the same targets each fence their own writes and count their own', async () => {
+    const targets = fakes([]);
+    const plan = computePlan(desired, EMPTY_LIVE);
+    let lost = false;
+    const healthy: RunGuard = { fence: () => undefined };
+    const losing: RunGuard = {
+      fence: () => {
+        if (lost) throw new FencedError('the apply lock was lost');
+      },
+    };
+    const a = applyPlan(plan, targets, ctx, { allowDestroy: false, concurrency: 2, guard: healthy });
+    const b = applyPlan(plan, targets, ctx, { allowDestroy: false, concurrency: 2, guard: losing });
+    setTimeout(() => (lost = true), 5);
+    const [ra, rb] = await Promise.all([a, b]);
+    // A is untouched by B's lost lock; B stopped part-way and wrote less.
+    expect(ra.failed).toEqual([]);
+    expect(ra.applied).toBe(plan.changes.length);
+    expect(rb.applied).toBeLessThan(plan.changes.length);
+    expect(rb.failed.length + rb.skipped).toBeGreaterThan(0);
+    // Each counts its own requests; together they are all the targets saw.
+    expect(ra.writes).toBe(plan.changes.length);
+    expect(rb.writes).toBeLessThan(plan.changes.length);
+    const total = Object.values(targets).reduce((n, t) => n + t!.requests.writes, 0);
+    expect(ra.writes + rb.writes).toBe(total);
   });
 
   it('applies specs from the desired state, never the redacted copy a plan shows', async () => {
