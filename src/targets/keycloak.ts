@@ -482,7 +482,10 @@ export function kcError(what: string, e: unknown): unknown {
   const data = err.responseData as { errorMessage?: string; error?: string } | undefined;
   const detail = data?.errorMessage ?? data?.error ?? err.message ?? String(e);
   return new TargetError('keycloak', `${what} failed${status ? ` (${status})` : ''}: ${detail}`, {
-    transient: isTransient(e) || (status !== undefined && status >= 500),
+    // A 401 from the admin API is a token that expired on its way (a busy Keycloak can hold a
+    // request past the token's minute): the runner drops the token, and the next attempt logs in
+    // again. Wrong credentials fail at that login, which is not retried.
+    transient: isTransient(e) || (status !== undefined && (status >= 500 || status === 401)),
     ...(status !== undefined ? { status } : {}),
     ...(status === 401 || status === 403 ? { hint: 'check SYSTEMPROMPT_KEYCLOAK_USER and SYSTEMPROMPT_KEYCLOAK_PASSWORD' } : {}),
     cause: e,

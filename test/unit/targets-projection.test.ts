@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/compile/compile.js';
 import { diffSpec } from '../../src/plan/diff.js';
 import { comparable } from '../../src/plan/plan.js';
-import { mappersOf, namesRequired } from '../../src/targets/keycloak.js';
+import { kcError, mappersOf, namesRequired } from '../../src/targets/keycloak.js';
+import { TargetError } from '../../src/errors.js';
 import { ownedProjection } from '../../src/targets/kubernetes.js';
 import { scramVerifier } from '../../src/targets/passwords.js';
 import { exampleRepo } from '../helpers/repo.js';
@@ -77,6 +78,15 @@ describe('Keycloak representations', () => {
   it('sees whether a realm user profile requires names', () => {
     expect(namesRequired({ attributes: [{ name: 'firstName', required: { roles: ['user'] } }, { name: 'email' }] })).toBe(true);
     expect(namesRequired({ attributes: [{ name: 'firstName' }, { name: 'lastName' }] })).toBe(false);
+  });
+
+  it('retries an admin API 401 (a token that expired in a busy server\'s queue) and 5xx, not 403 or 404', () => {
+    const answer = (status: number) => kcError('list users of t', Object.assign(new Error(`HTTP ${status}`), { response: { status } })) as TargetError;
+    expect(answer(401).transient).toBe(true);
+    expect(answer(503).transient).toBe(true);
+    expect(answer(403).transient).toBe(false);
+    expect(answer(404).transient).toBe(false);
+    expect(answer(401).message).toBe('keycloak: list users of t failed (401): HTTP 401');
   });
 });
 
