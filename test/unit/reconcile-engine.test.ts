@@ -18,8 +18,10 @@ class FakeTarget implements Target {
   readonly requests = { reads: 0, writes: 0 };
   running = 0;
   maxRunning = 0;
-  private readonly call = requestRunner(this.name, this.requests, (_what, e) => e);
-  constructor(readonly name: TargetName, private readonly log: string[], private readonly failOn = new Set<string>()) {}
+  private readonly call: ReturnType<typeof requestRunner>;
+  constructor(readonly name: TargetName, private readonly log: string[], private readonly failOn = new Set<string>()) {
+    this.call = requestRunner(name, this.requests, (_what, e) => e);
+  }
   async read(): Promise<LiveResource[]> {
     return [];
   }
