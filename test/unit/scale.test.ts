@@ -1,0 +1,84 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compile } from '../../src/compile/compile.js';
+import { canonicalJson } from '../../src/plan/diff.js';
+import { jsonBlocks, writeJson, writeJsonFile } from '../../src/plan/json-stream.js';
+import { computePlan, EMPTY_LIVE, fingerprintDesired, fingerprintLive } from '../../src/plan/plan.js';
+import { resourceKey, type LiveResource } from '../../src/model/resource.js';
+import { exampleRepo } from '../helpers/repo.js';
+
+const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+const streamed = (v: unknown, size?: number): string => [...jsonBlocks(v, size)].join('');
+
+describe('streamed JSON', () => {
+  const desired = compile(exampleRepo());
+  const plan = computePlan(desired, EMPTY_LIVE, { offline: true });
+  // A live state with objects to delete and to keep, so that every part of a plan has entries.
+  const live: LiveResource[] = [
+    ...desired.resources.slice(0, 5).map((r) => ({ target: r.target, kind: r.kind, name: r.name, managed: true, spec: {}, ...(r.tenant ? { tenant: r.tenant } : {}) })),
+    { target: 'keycloak', kind: 'Realm', name: 'gone', managed: true, tenant: 'gone', spec: { displayName: 'Gone "quoted"\nline', enabled: true } },
+    { target: 'postgres', kind: 'Database', name: 'gone_db', managed: true, tenant: 'gone', retain: true, spec: { owner: 'gone_db' } },
+    { target: 'postgres', kind: 'Role', name: 'gone_db', managed: true, tenant: 'gone', spec: {} },
+    { target: 'kubernetes', kind: 'Namespace', name: desired.resources.find((r) => r.kind === 'Namespace')!.name.replace(/^/, 'x'), managed: false, spec: {} },
+  ];
+
+  it('is byte-identical to JSON.stringify for the example repository plan', () => {
+    expect(streamed(plan)).toBe(`${JSON.stringify(plan, null, 2)}\n`);
+    const withLive = computePlan(desired, { resources: live, requests: { keycloak: 3 } });
+    expect(withLive.changes.some((c) => c.action === 'delete')).toBe(true);
+    expect(withLive.retained.length).toBeGreaterThan(0);
+    expect(streamed(withLive)).toBe(`${JSON.stringify(withLive, null, 2)}\n`);
+    // apply -o json: the plan one level down, next to the result
+    const applied = { plan: withLive, result: { applied: 0, failed: [], skipped: 0, writes: 0 } };
+    expect(streamed(applied)).toBe(`${JSON.stringify(applied, null, 2)}\n`);
+  });
+
+  it('is the same in blocks of any size', () => {
+    const want = `${JSON.stringify(plan, null, 2)}\n`;
+    for (const size of [1, 7, 4096]) expect(streamed(plan, size)).toBe(want);
+    const blocks = [...jsonBlocks(plan, 4096)];
+    expect(blocks.length).toBeGreaterThan(1);
+  });
+
+  it('follows JSON.stringify on edge cases', () => {
+    const cases: unknown[] = [
+      {},
+      [],
+      null,
+      'a\nb',
+      42,
+      { a: undefined, b: () => 1, c: [undefined, () => 1, null], d: {}, e: [], f: [[], {}, [[1, { g: 'ü\u2028"' }]]] },
+      [{ x: { y: { z: { w: [1, 2, { v: 'deep\nline' }] } } } }],
+      { toJSON: () => ({ replaced: true }) },
+      { date: new Date(0), nan: NaN, inf: -Infinity },
+      { only: undefined },
+    ];
+    for (const c of cases) expect(streamed(c), JSON.stringify(c)).toBe(`${JSON.stringify(c, null, 2)}\n`);
+  });
+
+  it('writes the same to a callback and to a file', async () => {
+    let out = '';
+    writeJson(plan, (t) => (out += t));
+    expect(out).toBe(`${JSON.stringify(plan, null, 2)}\n`);
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'sp-json-')), 'plan.json');
+    await writeJsonFile(file, plan);
+    expect(readFileSync(file, 'utf8')).toBe(out);
+  });
+});
+
+describe('fingerprints hashed piece by piece', () => {
+  const desired = compile(exampleRepo());
+  it('desired: the digest of the canonical JSON of all resources', () => {
+    expect(fingerprintDesired(desired.resources)).toBe(sha(canonicalJson(desired.resources)));
+    expect(fingerprintDesired([])).toBe(sha(canonicalJson([])));
+  });
+  it('live: the digest of the sorted lines, joined', () => {
+    const live: LiveResource[] = desired.resources.map((r, i) => ({ target: r.target, kind: r.kind, name: r.name, managed: i % 3 !== 0, spec: r.spec }));
+    const lines = live.map((r) => `${resourceKey(r)}|${r.managed ? 1 : 0}|${r.terminating ? 1 : 0}|${canonicalJson(r.spec)}`).sort();
+    expect(fingerprintLive(live)).toBe(sha(lines.join('\n')));
+    expect(fingerprintLive([])).toBe(sha(''));
+  });
+});
