@@ -7,7 +7,10 @@ import { compile } from '../../src/compile/compile.js';
 import { canonicalJson } from '../../src/plan/diff.js';
 import { jsonBlocks, writeJson, writeJsonFile } from '../../src/plan/json-stream.js';
 import { computePlan, EMPTY_LIVE, fingerprintDesired, fingerprintLive } from '../../src/plan/plan.js';
-import { resourceKey, type LiveResource } from '../../src/model/resource.js';
+import { isSecretRef, resourceKey, type LiveResource } from '../../src/model/resource.js';
+import { ApplySecrets } from '../../src/reconcile/secrets.js';
+import { ourClientScopes } from '../../src/targets/keycloak.js';
+import { mapLimit } from '../../src/targets/limit.js';
 import { exampleRepo } from '../helpers/repo.js';
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -80,5 +83,76 @@ describe('fingerprints hashed piece by piece', () => {
     const lines = live.map((r) => `${resourceKey(r)}|${r.managed ? 1 : 0}|${r.terminating ? 1 : 0}|${canonicalJson(r.spec)}`).sort();
     expect(fingerprintLive(live)).toBe(sha(lines.join('\n')));
     expect(fingerprintLive([])).toBe(sha(''));
+  });
+});
+
+describe('bounded fan-out (mapLimit)', () => {
+  it('keeps the order of the items, with at most `limit` calls at once', async () => {
+    let running = 0;
+    let peak = 0;
+    const out = await mapLimit([...Array(50).keys()], 4, async (x, i) => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((r) => setTimeout(r, (x * 7) % 5));
+      running--;
+      return x * 10 + i;
+    });
+    expect(out).toEqual([...Array(50).keys()].map((x) => x * 11));
+    expect(peak).toBe(4);
+    expect(await mapLimit([], 4, async () => 1)).toEqual([]);
+  });
+
+  it('rejects with the first failure and starts nothing more', async () => {
+    const started: number[] = [];
+    await expect(
+      mapLimit([...Array(20).keys()], 2, async (x) => {
+        started.push(x);
+        await new Promise((r) => setTimeout(r, 1));
+        if (x === 3) throw new Error('boom 3');
+        return x;
+      }),
+    ).rejects.toThrow('boom 3');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(Math.max(...started)).toBeLessThanOrEqual(4);
+  });
+});
+
+describe('indexes instead of scans', () => {
+  const desired = compile(exampleRepo());
+  const leaf = (n: string): string => n.slice(n.indexOf('/') + 1);
+  const realmOf = (n: string): string => n.slice(0, n.indexOf('/'));
+
+  it("ourClientScopes: each realm's managed client scopes, as the per-client filter found them", () => {
+    const index = ourClientScopes(desired);
+    const realms = new Set(desired.resources.filter((r) => r.target === 'keycloak' && r.kind === 'Realm').map((r) => r.name));
+    expect(realms.size).toBeGreaterThan(1);
+    for (const realm of realms) {
+      const scan = new Set(desired.resources.filter((r) => r.target === 'keycloak' && r.kind === 'ClientScope' && realmOf(r.name) === realm).map((r) => leaf(r.name)));
+      expect(index.get(realm) ?? new Set()).toEqual(scan);
+    }
+    expect(ourClientScopes(desired)).toBe(index);
+  });
+
+  it('ApplySecrets.stored reads the Secret key the first scan found, per tenant', async () => {
+    const reads: string[] = [];
+    const secrets = new ApplySecrets(desired, { readSecretValue: async (ns, name, key) => (reads.push(`${ns}/${name}:${key}`), `v:${ns}/${name}:${key}`) });
+    let checked = 0;
+    for (const t of desired.tenants) {
+      for (const r of desired.resources) {
+        if (r.target !== 'kubernetes' || r.kind !== 'Secret' || r.tenant !== t.name) continue;
+        for (const v of Object.values((r.spec.data ?? {}) as Record<string, unknown>)) {
+          if (!isSecretRef(v)) continue;
+          const ref = v.secretRef;
+          // What the old scan answered: the first Secret of the tenant (compiler order) holding ref.
+          const first = desired.resources.find((x) => x.target === 'kubernetes' && x.kind === 'Secret' && x.tenant === t.name && Object.values((x.spec.data ?? {}) as Record<string, unknown>).some((y) => isSecretRef(y) && y.secretRef === ref))!;
+          const key = Object.keys(first.spec.data as object).find((k) => { const y = (first.spec.data as Record<string, unknown>)[k]; return isSecretRef(y) && y.secretRef === ref; })!;
+          expect(await secrets.stored(t.name, ref)).toBe(`v:${first.name}:${key}`);
+          checked++;
+        }
+      }
+      expect(await secrets.stored(t.name, 'no-such-ref')).toBeUndefined();
+    }
+    expect(checked).toBeGreaterThan(0);
+    expect(await secrets.stored('no-such-tenant', 'x')).toBeUndefined();
   });
 });
