@@ -115,7 +115,7 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
   }
   const { plan, result } = outcome;
   const secs = ((Date.now() - started) / 1000).toFixed(1);
-  if (json) writeJson({ plan, result }, (t) => io.out(t));
+  if (json) writeJson({ plan, result }, (t) => io.out(t), 3);
   else {
     if (plan.changes.length === 0) io.out('No changes under the lock: another apply made them.\n');
     io.out(`Apply ${result.failed.length || result.stopped ? 'incomplete' : 'complete'}: ${result.applied} applied, ${result.failed.length} failed, ${result.skipped} skipped; ${result.writes} writes in ${secs} s.\n`);

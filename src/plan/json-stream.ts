@@ -7,7 +7,7 @@ import { open } from 'node:fs/promises';
  * Values are plain JSON (no toJSON, no cycles); undefined, functions and symbols are left out of
  * objects and written as null in arrays, as JSON.stringify does.
  */
-export function* jsonChunks(value: unknown, depth = 3, indent = ''): Generator<string> {
+export function* jsonChunks(value: unknown, depth = 2, indent = ''): Generator<string> {
   if (depth <= 0 || value === null || typeof value !== 'object' || typeof (value as { toJSON?: unknown }).toJSON === 'function') {
     const s = JSON.stringify(value, null, 2) ?? 'null';
     yield indent && s.includes('\n') ? s.replace(/\n/g, `\n${indent}`) : s;
@@ -49,9 +49,9 @@ export function* jsonChunks(value: unknown, depth = 3, indent = ''): Generator<s
 const omitted = (v: unknown): boolean => v === undefined || typeof v === 'function' || typeof v === 'symbol';
 
 /** The pieces of jsonChunks (and a final newline) gathered into blocks of about `size` characters. */
-export function* jsonBlocks(value: unknown, size = 1 << 20): Generator<string> {
+export function* jsonBlocks(value: unknown, size = 1 << 20, depth = 2): Generator<string> {
   let buf = '';
-  for (const c of jsonChunks(value)) {
+  for (const c of jsonChunks(value, depth)) {
     buf += c;
     if (buf.length >= size) {
       yield buf;
@@ -61,16 +61,19 @@ export function* jsonBlocks(value: unknown, size = 1 << 20): Generator<string> {
   yield `${buf}\n`;
 }
 
-/** Write `JSON.stringify(value, null, 2)` and a newline to `out`, a block at a time. */
-export function writeJson(value: unknown, out: (text: string) => void): void {
-  for (const b of jsonBlocks(value)) out(b);
+/**
+ * Write `JSON.stringify(value, null, 2)` and a newline to `out`, a block at a time. `depth`: how
+ * far down the large arrays are (a plan's changes: 2; a plan inside another object: 3).
+ */
+export function writeJson(value: unknown, out: (text: string) => void, depth = 2): void {
+  for (const b of jsonBlocks(value, 1 << 20, depth)) out(b);
 }
 
 /** The same into a file (created with `mode`), a block at a time. */
 export async function writeJsonFile(file: string, value: unknown, mode = 0o600): Promise<void> {
   const fh = await open(file, 'w', mode);
   try {
-    for (const b of jsonBlocks(value)) {
+    for (const b of jsonBlocks(value, 1 << 20, 2)) {
       const buf = Buffer.from(b, 'utf8');
       for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
     }

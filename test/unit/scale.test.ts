@@ -14,7 +14,7 @@ import { mapLimit } from '../../src/targets/limit.js';
 import { exampleRepo } from '../helpers/repo.js';
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
-const streamed = (v: unknown, size?: number): string => [...jsonBlocks(v, size)].join('');
+const streamed = (v: unknown, size?: number, depth?: number): string => [...jsonBlocks(v, size, depth)].join('');
 
 describe('streamed JSON', () => {
   const desired = compile(exampleRepo());
@@ -36,7 +36,8 @@ describe('streamed JSON', () => {
     expect(streamed(withLive)).toBe(`${JSON.stringify(withLive, null, 2)}\n`);
     // apply -o json: the plan one level down, next to the result
     const applied = { plan: withLive, result: { applied: 0, failed: [], skipped: 0, writes: 0 } };
-    expect(streamed(applied)).toBe(`${JSON.stringify(applied, null, 2)}\n`);
+    expect(streamed(applied, undefined, 3)).toBe(`${JSON.stringify(applied, null, 2)}\n`);
+    for (const depth of [0, 1, 2, 4, 9]) expect(streamed(applied, 100, depth)).toBe(`${JSON.stringify(applied, null, 2)}\n`);
   });
 
   it('is the same in blocks of any size', () => {
@@ -59,7 +60,7 @@ describe('streamed JSON', () => {
       { date: new Date(0), nan: NaN, inf: -Infinity },
       { only: undefined },
     ];
-    for (const c of cases) expect(streamed(c), JSON.stringify(c)).toBe(`${JSON.stringify(c, null, 2)}\n`);
+    for (const c of cases) for (const depth of [0, 1, 2, 5]) expect(streamed(c, 3, depth), JSON.stringify(c)).toBe(`${JSON.stringify(c, null, 2)}\n`);
   });
 
   it('writes the same to a callback and to a file', async () => {
