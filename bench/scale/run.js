@@ -21,7 +21,7 @@ const agents = Number(arg('agents', 50));
 const keep = process.argv.includes('--keep');
 const bin = fileURLToPath(new URL('../../bin/systemprompt.js', import.meta.url));
 const rssPreload = fileURLToPath(new URL('./rss.js', import.meta.url));
-const TIME = '/usr/bin/time';
+const TIME = process.env.SP_BENCH_TIME ?? '/usr/bin/time'; // GNU time; without it, the child's own figures
 
 /** Run the CLI as a child; peak RSS from GNU time (or, without it, the child's own maxRSS at exit). */
 function runChild(args, dir) {
@@ -32,7 +32,7 @@ function runChild(args, dir) {
     const rssFile = path.join(dir, 'rss.txt');
     const useTime = existsSync(TIME);
     const nodeArgs = ['--import', rssPreload, bin, ...args];
-    const [cmd, argv] = useTime ? [TIME, ['-f', '%M', '-o', timeFile, process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
+    const [cmd, argv] = useTime ? [TIME, ['-f', '%U %S %M', '-o', timeFile, process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
     const out = openSync(stdoutFile, 'w');
     const err = openSync(stderrFile, 'w');
     // Only what the CLI reads offline; nothing that points at a live stack.
@@ -44,12 +44,13 @@ function runChild(args, dir) {
       closeSync(out);
       closeSync(err);
       let peakKb = null;
+      let cpuS = null;
       if (useTime && existsSync(timeFile)) {
-        const m = /(\d+)\s*$/.exec(readFileSync(timeFile, 'utf8').trim());
-        if (m) peakKb = Number(m[1]);
-      } else if (existsSync(rssFile)) peakKb = Number(readFileSync(rssFile, 'utf8'));
+        const m = /([\d.]+) ([\d.]+) (\d+)\s*$/.exec(readFileSync(timeFile, 'utf8').trim());
+        if (m) [cpuS, peakKb] = [Number(m[1]) + Number(m[2]), Number(m[3])];
+      } else if (existsSync(rssFile)) [cpuS, peakKb] = JSON.parse(readFileSync(rssFile, 'utf8'));
       const stderr = readFileSync(stderrFile, 'utf8');
-      resolve({ code, signal, wallS, peakKb, stdoutBytes: statSync(stdoutFile).size, stderr });
+      resolve({ code, signal, wallS, cpuS, peakKb, stdoutBytes: statSync(stdoutFile).size, stderr });
     });
   });
 }
@@ -73,6 +74,8 @@ for (const tenants of sizes) {
     exit_code: r.code,
     ...(r.signal ? { signal: r.signal } : {}),
     wall_s: round(r.wallS),
+    // user + system CPU of the child: less sensitive than wall time to other load on the machine
+    cpu_s: round(r.cpuS),
     peak_rss_mb: r.peakKb == null ? null : Math.round(r.peakKb / 1024),
     plan_file_mb: ok ? round(statSync(outFile).size / 2 ** 20, 1) : null,
     stdout_mb: round(r.stdoutBytes / 2 ** 20, 1),
@@ -88,6 +91,7 @@ const ratios = runs.slice(1).map((r) => ({
   of: `${r.tenants}/${base.tenants}`,
   size: round(r.tenants / base.tenants),
   wall: r.ok && base.ok ? round(r.wall_s / base.wall_s) : null,
+  cpu: r.ok && base.ok && r.cpu_s && base.cpu_s ? round(r.cpu_s / base.cpu_s) : null,
   peak_rss: r.ok && base.ok && r.peak_rss_mb && base.peak_rss_mb ? round(r.peak_rss_mb / base.peak_rss_mb) : null,
 }));
 console.log(JSON.stringify({ node: process.version, cpus: os.cpus().length, runs, ratios }, null, 2));
