@@ -157,3 +157,17 @@ describe('indexes instead of scans', () => {
     expect(await secrets.stored('no-such-tenant', 'x')).toBeUndefined();
   });
 });
+
+describe('canonicalJson', () => {
+  // The definition it must keep to (fingerprints of saved plans depend on the exact bytes).
+  const reference = (v: unknown): string => {
+    if (Array.isArray(v)) return `[${v.map(reference).join(',')}]`;
+    if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${reference((v as Record<string, unknown>)[k])}`).join(',')}}`;
+    return JSON.stringify(v) ?? 'null';
+  };
+  it('gives the same bytes as the map/join definition', () => {
+    const desired = compile(exampleRepo());
+    expect(canonicalJson(desired.resources)).toBe(reference(desired.resources));
+    for (const v of [[], {}, null, 0, 'x"\n', [undefined, null, [], {}], { b: 1, a: [{ d: undefined, c: 'ü' }], '': true, 'z y': [1.5, -0] }]) expect(canonicalJson(v)).toBe(reference(v));
+  });
+});
