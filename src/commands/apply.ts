@@ -9,6 +9,7 @@ import { checkApplicable, type ApplyEvent } from '../reconcile/engine.js';
 import { kubeLeaseStore, LeaseLock, LockHeldError } from '../reconcile/lease.js';
 import { reconcile } from '../reconcile/reconcile.js';
 import { renderPlanText } from '../plan/render.js';
+import { writeJson } from '../plan/json-stream.js';
 import { kubeError } from '../targets/kube-errors.js';
 import { makePlan } from './plan.js';
 import type { LiveSession } from './session.js';
@@ -114,7 +115,7 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
   }
   const { plan, result } = outcome;
   const secs = ((Date.now() - started) / 1000).toFixed(1);
-  if (json) io.out(`${JSON.stringify({ plan, result }, null, 2)}\n`);
+  if (json) writeJson({ plan, result }, (t) => io.out(t), 3);
   else {
     if (plan.changes.length === 0) io.out('No changes under the lock: another apply made them.\n');
     io.out(`Apply ${result.failed.length || result.stopped ? 'incomplete' : 'complete'}: ${result.applied} applied, ${result.failed.length} failed, ${result.skipped} skipped; ${result.writes} writes in ${secs} s.\n`);

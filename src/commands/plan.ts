@@ -1,4 +1,4 @@
-import { writeFile, rename } from 'node:fs/promises';
+import { rename } from 'node:fs/promises';
 import type { Io } from '../cli/io.js';
 import { compile } from '../compile/compile.js';
 import type { CompileEnvironment, DesiredState } from '../compile/desired.js';
@@ -6,6 +6,7 @@ import type { TargetName } from '../model/resource.js';
 import { computePlan, EMPTY_LIVE, type LiveState, type Plan } from '../plan/plan.js';
 import { selectTargets } from '../plan/select.js';
 import { renderPlanText } from '../plan/render.js';
+import { writeJson, writeJsonFile } from '../plan/json-stream.js';
 import { loadValidRepository } from './load.js';
 
 export interface PlanOptions {
@@ -39,7 +40,8 @@ export async function makePlan(io: Io, opts: { dir: string; offline: boolean }, 
 export async function runPlan(io: Io, opts: PlanOptions, deps: PlanDeps): Promise<number> {
   const { plan } = await makePlan(io, opts, deps);
   if (opts.out) await savePlan(opts.out, plan);
-  if (opts.output === 'json') io.out(`${JSON.stringify(plan, null, 2)}\n`);
+  // Streamed: a large plan is past V8's string limit as one string.
+  if (opts.output === 'json') writeJson(plan, (t) => io.out(t));
   else {
     io.out(renderPlanText(plan, { verbose: opts.verbose }));
     if (opts.out) io.out(`Saved the plan to ${opts.out}; apply it with \`systemprompt apply ${opts.out}\`.\n`);
@@ -50,6 +52,6 @@ export async function runPlan(io: Io, opts: PlanOptions, deps: PlanDeps): Promis
 
 export async function savePlan(file: string, plan: Plan): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, `${JSON.stringify(plan, null, 2)}\n`, { mode: 0o600 });
+  await writeJsonFile(tmp, plan, 0o600);
   await rename(tmp, file);
 }

@@ -9,8 +9,15 @@ import { quoteIdent } from './names.js';
  */
 export function buildArtifacts(state: DesiredState): Map<string, string> {
   const files = new Map<string, string>();
+  // Grouped once (in the compiler's order), not filtered anew for every tenant.
+  const byTenant = new Map<string | undefined, DesiredResource[]>();
+  for (const r of state.resources) {
+    const list = byTenant.get(r.tenant);
+    if (list) list.push(r);
+    else byTenant.set(r.tenant, [r]);
+  }
   for (const t of state.tenants) {
-    const mine = state.resources.filter((r) => r.tenant === t.name);
+    const mine = byTenant.get(t.name) ?? [];
     files.set(`${t.name}/keycloak-realm.json`, `${JSON.stringify(realmRepresentation(t, mine), null, 2)}\n`);
     files.set(`${t.name}/kubernetes.yaml`, kubernetesYaml(mine));
     files.set(`${t.name}/postgres.sql`, postgresSql(t));

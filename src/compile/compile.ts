@@ -20,7 +20,8 @@ export function compile(repo: Repository, env: CompileEnvironment = DEFAULT_ENVI
   const tenants = repo.tenants.map((t) => compileTenant(repo, t, env));
   const resources: DesiredResource[] = [];
   for (const t of tenants) {
-    resources.push(...kubernetesResources(t, env), ...postgresResources(t), ...keycloakResources(t));
+    // One at a time: a tenant with hundreds of thousands of users would overflow push(...spread).
+    for (const part of [kubernetesResources(t, env), postgresResources(t), keycloakResources(t)]) for (const r of part) resources.push(r);
   }
   assertUniqueKeys(resources);
   return { tenants, resources };

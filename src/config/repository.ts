@@ -55,7 +55,7 @@ export function loadRepository(files: RepoFiles): LoadResult {
 
   for (const rel of paths) {
     const { source, text, diagnostics: d } = parseSource(rel, files.get(rel)!);
-    diagnostics.push(...d);
+    for (const x of d) diagnostics.push(x);
     if (text !== undefined) sources.set(rel, text);
     if (source) parsed.set(rel, source);
   }
@@ -70,7 +70,7 @@ export function loadRepository(files: RepoFiles): LoadResult {
   }
 
   const projectSource = parsed.get(PROJECT_FILE);
-  if (projectSource) diagnostics.push(...validateAgainst('systemprompt', projectSource));
+  if (projectSource) for (const x of validateAgainst('systemprompt', projectSource)) diagnostics.push(x);
   const project = toProject(projectSource);
 
   const tenants: TenantConfig[] = [];
@@ -78,19 +78,19 @@ export function loadRepository(files: RepoFiles): LoadResult {
   for (const [rel, source] of parsed) {
     if (rel.startsWith(`${TENANT_DIR}/`)) {
       const d = validateAgainst('tenant', source);
-      diagnostics.push(...d);
+      for (const x of d) diagnostics.push(x);
       // Schema-invalid files still go through the cross-file rules, so one run reports everything;
       // an invalid repository never reaches the compiler.
       tenants.push(toTenant(source));
     } else if (rel.startsWith(`${AGENT_DIR}/`)) {
       const mapForm = 'agents' in source.value && !('name' in source.value);
       const d = validateAgainst(mapForm ? 'agentMap' : 'singleAgent', source);
-      diagnostics.push(...d);
-      agents.push(...toAgents(source, mapForm));
+      for (const x of d) diagnostics.push(x);
+      for (const x of toAgents(source, mapForm)) agents.push(x);
     }
   }
 
-  diagnostics.push(...checkRules({ project, tenants, agents }));
+  for (const x of checkRules({ project, tenants, agents })) diagnostics.push(x);
   diagnostics.sort(compareDiagnostics);
   const result: LoadResult = { diagnostics, sources };
   if (!hasErrors(diagnostics)) {

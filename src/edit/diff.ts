@@ -22,7 +22,8 @@ function diffLines(a: string[], b: string[]): Op[] {
   const am = a.slice(pre, a.length - suf);
   const bm = b.slice(pre, b.length - suf);
   if ((am.length + 1) * (bm.length + 1) > MAX_LCS_CELLS) {
-    ops.push(...am.map((line): Op => ({ kind: '-', line })), ...bm.map((line): Op => ({ kind: '+', line })));
+    for (const line of am) ops.push({ kind: '-', line });
+    for (const line of bm) ops.push({ kind: '+', line });
   } else {
     // LCS table from the end, then walk forward.
     const w = bm.length + 1;
@@ -48,7 +49,7 @@ function diffLines(a: string[], b: string[]): Op[] {
       }
     }
   }
-  ops.push(...a.slice(a.length - suf).map((line): Op => ({ kind: ' ', line })));
+  for (let k = a.length - suf; k < a.length; k++) ops.push({ kind: ' ', line: a[k]! });
   return ops;
 }
 

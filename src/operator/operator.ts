@@ -372,7 +372,7 @@ async function listWithVersion(api: CrApi, plural: string): Promise<KubernetesLi
   let resourceVersion = '';
   do {
     const page = await api.request<{ items: Array<CustomResource & KubernetesObject>; metadata?: { continue?: string; resourceVersion?: string } }>('GET', crPath(plural), { query: { limit: '500', continue: cont } });
-    items.push(...page.items);
+    for (const o of page.items) items.push(o);
     resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
     cont = page.metadata?.continue || undefined;
   } while (cont);

@@ -110,9 +110,24 @@ function sha256(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
 
-/** JSON with sorted keys: the canonical bytes used for fingerprints. */
+/**
+ * JSON with sorted keys: the canonical bytes used for fingerprints. Built by appending (no
+ * intermediate arrays per object): it runs over every desired and live resource of each plan.
+ */
 export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (isPlainObject(v)) return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`).join(',')}}`;
+  if (Array.isArray(v)) {
+    let s = '[';
+    for (let i = 0; i < v.length; i++) s += i === 0 ? canonicalJson(v[i]) : `,${canonicalJson(v[i])}`;
+    return `${s}]`;
+  }
+  if (isPlainObject(v)) {
+    const keys = Object.keys(v).sort();
+    let s = '{';
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      s += `${i === 0 ? '' : ','}${JSON.stringify(k)}:${canonicalJson(v[k])}`;
+    }
+    return `${s}}`;
+  }
   return JSON.stringify(v) ?? 'null';
 }

@@ -200,7 +200,7 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
     },
     requests,
     liveFingerprint: fingerprintLive(live.resources),
-    desiredFingerprint: sha(canonicalJson(desired.resources as unknown as JsonObject[])),
+    desiredFingerprint: fingerprintDesired(desired.resources),
     cards: desired.tenants.flatMap((t) => t.agents.map((a) => ({ tenant: t.name, agent: a.name, card: a.card }))),
   };
 }
@@ -343,9 +343,15 @@ export function fingerprintLive(resources: LiveResource[]): string {
   const items = resources
     .map((r) => `${resourceKey(r)}|${r.managed ? 1 : 0}|${r.terminating ? 1 : 0}|${canonicalJson(r.spec)}`)
     .sort();
-  return sha(items.join('\n'));
+  // Hashed a piece at a time: the same digest as that of items.join('\n'), without the one string.
+  const h = createHash('sha256');
+  items.forEach((s, i) => h.update(i === 0 ? s : `\n${s}`));
+  return h.digest('hex');
 }
 
-function sha(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
+/** sha256 of canonicalJson(resources), one resource at a time (the whole is past V8's string limit at scale). */
+export function fingerprintDesired(resources: DesiredResource[]): string {
+  const h = createHash('sha256').update('[');
+  resources.forEach((r, i) => h.update(i === 0 ? canonicalJson(r) : `,${canonicalJson(r)}`));
+  return h.update(']').digest('hex');
 }

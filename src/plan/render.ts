@@ -34,7 +34,11 @@ export function renderPlanText(plan: Plan, opts: { verbose?: boolean } = {}): st
       '.',
   );
   const byTenant = new Map<string, string[]>();
-  for (const c of plan.cards ?? []) byTenant.set(c.tenant, [...(byTenant.get(c.tenant) ?? []), c.agent]);
+  for (const c of plan.cards ?? []) {
+    const list = byTenant.get(c.tenant);
+    if (list) list.push(c.agent);
+    else byTenant.set(c.tenant, [c.agent]);
+  }
   if (byTenant.size > 0) lines.push(`Agent cards: ${[...byTenant].map(([t, as]) => `${t} (${as.join(', ')})`).join('; ')}; in full with -o json or \`systemprompt build\`.`);
   if (plan.offline) lines.push('Planned offline, against empty targets.');
   else {

@@ -1,7 +1,7 @@
-import type { DesiredState } from '../compile/desired.js';
+import type { DesiredState, TenantDesired } from '../compile/desired.js';
 import { DATABASE_SECRET, POSTGRES_PASSWORD_REF } from '../compile/kubernetes.js';
 import { TargetError } from '../errors.js';
-import { isSecretRef } from '../model/resource.js';
+import { isSecretRef, type DesiredResource } from '../model/resource.js';
 import { generatePassword } from '../targets/passwords.js';
 import type { SecretResolver } from '../targets/target.js';
 
@@ -19,8 +19,19 @@ export interface SecretSources {
  */
 export class ApplySecrets implements SecretResolver {
   private readonly cache = new Map<string, Promise<string>>();
+  /** The tenants by name and each tenant's Kubernetes Secrets, indexed once (not scanned per secret). */
+  private readonly tenants: Map<string, TenantDesired>;
+  private readonly secretsOf = new Map<string, DesiredResource[]>();
 
-  constructor(private readonly desired: DesiredState, private readonly sources: SecretSources) {}
+  constructor(desired: DesiredState, private readonly sources: SecretSources) {
+    this.tenants = new Map(desired.tenants.map((t) => [t.name, t]));
+    for (const r of desired.resources) {
+      if (r.target !== 'kubernetes' || r.kind !== 'Secret' || r.tenant === undefined) continue;
+      const list = this.secretsOf.get(r.tenant);
+      if (list) list.push(r);
+      else this.secretsOf.set(r.tenant, [r]);
+    }
+  }
 
   resolve(tenant: string, ref: string, opts: { mayGenerate?: boolean } = {}): Promise<string> {
     const key = `${tenant}\0${ref}`;
@@ -34,8 +45,7 @@ export class ApplySecrets implements SecretResolver {
   }
 
   async stored(tenant: string, ref: string): Promise<string | undefined> {
-    for (const r of this.desired.resources) {
-      if (r.target !== 'kubernetes' || r.kind !== 'Secret' || r.tenant !== tenant) continue;
+    for (const r of this.secretsOf.get(tenant) ?? []) {
       const data = (r.spec.data ?? {}) as Record<string, unknown>;
       const key = Object.keys(data).find((k) => isSecretRef(data[k]) && (data[k] as { secretRef: string }).secretRef === ref);
       if (key === undefined) continue;
@@ -46,7 +56,7 @@ export class ApplySecrets implements SecretResolver {
   }
 
   private async load(tenant: string, ref: string, mayGenerate: boolean): Promise<string> {
-    const t = this.desired.tenants.find((x) => x.name === tenant);
+    const t = this.tenants.get(tenant);
     if (!t) throw new TargetError('apply', `no tenant ${tenant} for secret ${ref}`);
     if (ref === POSTGRES_PASSWORD_REF) {
       const existing = await this.sources.readSecretValue(t.namespace, DATABASE_SECRET, 'PGPASSWORD');

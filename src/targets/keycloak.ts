@@ -6,6 +6,7 @@ import { isKcMarked, KC_MANAGED_ATTR, KC_OWNED_ATTRS, KC_TENANT_ATTR, kcTenantOf
 import type { Json, JsonObject, LiveResource } from '../model/resource.js';
 import type { KeycloakLogin } from './endpoints.js';
 import type { Change } from '../plan/plan.js';
+import { mapLimit, READ_CONCURRENCY } from './limit.js';
 import { isTransient, requestRunner } from './retry.js';
 import type { ApplyContext, ReadScope, Target } from './target.js';
 
@@ -97,10 +98,10 @@ export class KeycloakTarget implements Target {
     else for (const key of [...this.ids.keys()]) if (scope.realms.some((realm) => key.startsWith(`${key.split(':')[0]}:${realm}/`))) this.ids.delete(key);
     // Scoped: each realm by name (one request each; a missing one is simply not there).
     const realms = scope
-      ? (await Promise.all(scope.realms.map((realm) => this.call(`get realm ${realm}`, 'read', () => this.kc.realms.findOne({ realm }))))).filter((r): r is NonNullable<typeof r> => !!r)
+      ? (await mapLimit(scope.realms, READ_CONCURRENCY, (realm) => this.call(`get realm ${realm}`, 'read', () => this.kc.realms.findOne({ realm })))).filter((r): r is NonNullable<typeof r> => !!r)
       : await this.call('list realms', 'read', () => this.kc.realms.find({ briefRepresentation: false }));
     const out: LiveResource[] = [];
-    const managedRealms: string[] = [];
+    const managedRealms: LiveResource[] = [];
     for (const r of realms as Rep[]) {
       const managed = isKcMarked(r.attributes);
       if (!managed && !wanted.has(r.realm)) continue;
@@ -109,10 +110,11 @@ export class KeycloakTarget implements Target {
       const t = kcTenantOf(r.attributes);
       if (t) live.tenant = t;
       out.push(live);
-      if (managed) managedRealms.push(r.realm);
+      if (managed) managedRealms.push(live);
     }
-    const perRealm = await Promise.all(managedRealms.map((realm) => this.readRealm(realm, out.find((x) => x.name === realm)!)));
-    for (const rs of perRealm) out.push(...rs);
+    // A few realms at a time (each is several requests of its own), never all of them at once.
+    const perRealm = await mapLimit(managedRealms, READ_CONCURRENCY, (live) => this.readRealm(live.name, live));
+    for (const rs of perRealm) for (const r of rs) out.push(r);
     return out;
   }
 
@@ -184,7 +186,13 @@ export class KeycloakTarget implements Target {
       managedRoles.map(async (r) => [r.name as string, await this.pages(`list members of role ${realm}/${r.name}`, (first, max) => this.kc.roles.findUsersWithRole({ realm, name: r.name, first, max, briefRepresentation: true }))] as const),
     );
     const rolesOfUser = new Map<string, string[]>();
-    for (const [role, us] of members) for (const u of us as Rep[]) rolesOfUser.set(u.id, [...(rolesOfUser.get(u.id) ?? []), role]);
+    for (const [role, us] of members) {
+      for (const u of us as Rep[]) {
+        const list = rolesOfUser.get(u.id);
+        if (list) list.push(role);
+        else rolesOfUser.set(u.id, [role]);
+      }
+    }
     for (const u of users as Rep[]) {
       this.ids.set(`user:${realm}/${u.username}`, u.id);
       push('User', u.username, isKcMarked(u.attributes), {
@@ -202,7 +210,7 @@ export class KeycloakTarget implements Target {
     const all: T[] = [];
     for (let first = 0; ; first += PAGE) {
       const page = await this.call(`${what} [${first}..]`, 'read', () => fetchPage(first, PAGE));
-      all.push(...page);
+      for (const x of page) all.push(x);
       if (page.length < PAGE) return all;
     }
   }
@@ -217,8 +225,7 @@ export class KeycloakTarget implements Target {
       case 'ClientScope':
         return this.applyScope(change, spec);
       case 'Client': {
-        const realm = realmOf(change.name);
-        const ours = new Set(ctx.desired.resources.filter((r) => r.target === 'keycloak' && r.kind === 'ClientScope' && realmOf(r.name) === realm).map((r) => leaf(r.name)));
+        const ours = ourClientScopes(ctx.desired).get(realmOf(change.name)) ?? new Set<string>();
         return this.applyClient(change, spec, ours, ctx);
       }
       case 'User':
@@ -459,6 +466,24 @@ export class KeycloakTarget implements Target {
   }
 
   async close(): Promise<void> {}
+}
+
+const scopeIndex = new WeakMap<DesiredState, Map<string, Set<string>>>();
+/** The client scopes we manage, per realm: indexed once per desired state, not scanned per client. */
+export function ourClientScopes(desired: DesiredState): Map<string, Set<string>> {
+  let m = scopeIndex.get(desired);
+  if (!m) {
+    m = new Map();
+    for (const r of desired.resources) {
+      if (r.target !== 'keycloak' || r.kind !== 'ClientScope') continue;
+      const realm = realmOf(r.name);
+      const set = m.get(realm);
+      if (set) set.add(leaf(r.name));
+      else m.set(realm, new Set([leaf(r.name)]));
+    }
+    scopeIndex.set(desired, m);
+  }
+  return m;
 }
 
 /** True when the user profile requires a first or last name. */

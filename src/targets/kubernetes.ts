@@ -7,6 +7,7 @@ import { FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ourFieldsEntry, TENA
 import { isSecretRef, redact, secretDigest, type Json, type JsonObject, type LiveResource } from '../model/resource.js';
 import type { Change } from '../plan/plan.js';
 import { kubeError } from './kube-errors.js';
+import { mapLimit, READ_CONCURRENCY } from './limit.js';
 import { requestRunner } from './retry.js';
 import type { ApplyContext, ReadScope, Target } from './target.js';
 
@@ -90,7 +91,7 @@ export class KubernetesTarget implements Target {
           query: { labelSelector: selector, fieldSelector, limit: String(PAGE), continue: cont },
         }),
       );
-      out.push(...page.items);
+      for (const o of page.items) out.push(o);
       cont = page.metadata?.continue || undefined;
     } while (cont);
     return out;
@@ -125,12 +126,11 @@ export class KubernetesTarget implements Target {
 
   /** A scoped read: each namespace by name (ours or not), and our objects of each kind inside it. */
   private async readNamespaces(namespaces: string[]): Promise<Array<readonly [string, Obj[]]>> {
-    const parts = await Promise.all(
-      namespaces.flatMap((ns) =>
-        KUBE_KINDS.map(async (kind) => [kind, kind === 'Namespace' ? await this.listAll(kind, undefined, undefined, `metadata.name=${ns}`) : await this.listAll(kind, SELECTOR, ns)] as const),
-      ),
+    // A bounded number of lists at once, however many namespaces are in scope.
+    const lists = namespaces.flatMap((ns) => KUBE_KINDS.map((kind) => [ns, kind] as const));
+    return mapLimit(lists, READ_CONCURRENCY * KUBE_KINDS.length, async ([ns, kind]) =>
+      [kind, kind === 'Namespace' ? await this.listAll(kind, undefined, undefined, `metadata.name=${ns}`) : await this.listAll(kind, SELECTOR, ns)] as const,
     );
-    return parts;
   }
 
   async apply(change: Change, ctx: ApplyContext): Promise<void> {
