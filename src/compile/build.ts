@@ -1,4 +1,5 @@
 import { stringify } from 'yaml';
+import { appendTo } from '../collections.js';
 import { isSecretRef, type DesiredResource, type Json, type JsonObject } from '../model/resource.js';
 import type { DesiredState, TenantDesired } from './desired.js';
 import { quoteIdent } from './names.js';
@@ -11,11 +12,7 @@ export function buildArtifacts(state: DesiredState): Map<string, string> {
   const files = new Map<string, string>();
   // Grouped once (in the compiler's order), not filtered anew for every tenant.
   const byTenant = new Map<string | undefined, DesiredResource[]>();
-  for (const r of state.resources) {
-    const list = byTenant.get(r.tenant);
-    if (list) list.push(r);
-    else byTenant.set(r.tenant, [r]);
-  }
+  for (const r of state.resources) appendTo(byTenant, r.tenant, r);
   for (const t of state.tenants) {
     const mine = byTenant.get(t.name) ?? [];
     files.set(`${t.name}/keycloak-realm.json`, `${JSON.stringify(realmRepresentation(t, mine), null, 2)}\n`);

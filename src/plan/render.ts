@@ -1,3 +1,4 @@
+import { appendTo } from '../collections.js';
 import type { Json } from '../model/resource.js';
 import type { FieldDiff } from './diff.js';
 import type { Change, Plan } from './plan.js';
@@ -34,11 +35,7 @@ export function renderPlanText(plan: Plan, opts: { verbose?: boolean } = {}): st
       '.',
   );
   const byTenant = new Map<string, string[]>();
-  for (const c of plan.cards ?? []) {
-    const list = byTenant.get(c.tenant);
-    if (list) list.push(c.agent);
-    else byTenant.set(c.tenant, [c.agent]);
-  }
+  for (const c of plan.cards ?? []) appendTo(byTenant, c.tenant, c.agent);
   if (byTenant.size > 0) lines.push(`Agent cards: ${[...byTenant].map(([t, as]) => `${t} (${as.join(', ')})`).join('; ')}; in full with -o json or \`systemprompt build\`.`);
   if (plan.offline) lines.push('Planned offline, against empty targets.');
   else {
@@ -50,11 +47,7 @@ export function renderPlanText(plan: Plan, opts: { verbose?: boolean } = {}): st
 
 function groupByTenant(changes: Change[]): Map<string, Change[]> {
   const m = new Map<string, Change[]>();
-  for (const c of changes) {
-    const k = c.tenant ?? '';
-    if (!m.has(k)) m.set(k, []);
-    m.get(k)!.push(c);
-  }
+  for (const c of changes) appendTo(m, c.tenant ?? '', c);
   return new Map([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 

@@ -1,3 +1,4 @@
+import { appendTo } from '../collections.js';
 import type { DesiredState } from '../compile/desired.js';
 import { AbortedError, ConflictError, TargetError } from '../errors.js';
 import { resourceKey, type JsonObject, type TargetName } from '../model/resource.js';
@@ -139,11 +140,7 @@ async function runPlan(
   for (const i of upserts) {
     const deps = changes[i]!.dependsOn.map((d) => index.get(d)).filter((j): j is number => j !== undefined);
     waiting.set(i, deps.length);
-    for (const j of deps) {
-      const list = dependents.get(j);
-      if (list) list.push(i);
-      else dependents.set(j, [i]);
-    }
+    for (const j of deps) appendTo(dependents, j, i);
   }
   const skipDependents = (i: number): void => {
     for (const j of dependents.get(i) ?? []) {

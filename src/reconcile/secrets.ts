@@ -1,3 +1,4 @@
+import { appendTo } from '../collections.js';
 import type { DesiredState, TenantDesired } from '../compile/desired.js';
 import { DATABASE_SECRET, POSTGRES_PASSWORD_REF } from '../compile/kubernetes.js';
 import { TargetError } from '../errors.js';
@@ -25,12 +26,7 @@ export class ApplySecrets implements SecretResolver {
 
   constructor(desired: DesiredState, private readonly sources: SecretSources) {
     this.tenants = new Map(desired.tenants.map((t) => [t.name, t]));
-    for (const r of desired.resources) {
-      if (r.target !== 'kubernetes' || r.kind !== 'Secret' || r.tenant === undefined) continue;
-      const list = this.secretsOf.get(r.tenant);
-      if (list) list.push(r);
-      else this.secretsOf.set(r.tenant, [r]);
-    }
+    for (const r of desired.resources) if (r.target === 'kubernetes' && r.kind === 'Secret' && r.tenant !== undefined) appendTo(this.secretsOf, r.tenant, r);
   }
 
   resolve(tenant: string, ref: string, opts: { mayGenerate?: boolean } = {}): Promise<string> {

@@ -1,4 +1,5 @@
 import KcAdminClient from '@keycloak/keycloak-admin-client';
+import { appendTo } from '../collections.js';
 import type { DesiredState } from '../compile/desired.js';
 import { clientSecretRef } from '../compile/kubernetes.js';
 import { TargetError } from '../errors.js';
@@ -186,13 +187,7 @@ export class KeycloakTarget implements Target {
       managedRoles.map(async (r) => [r.name as string, await this.pages(`list members of role ${realm}/${r.name}`, (first, max) => this.kc.roles.findUsersWithRole({ realm, name: r.name, first, max, briefRepresentation: true }))] as const),
     );
     const rolesOfUser = new Map<string, string[]>();
-    for (const [role, us] of members) {
-      for (const u of us as Rep[]) {
-        const list = rolesOfUser.get(u.id);
-        if (list) list.push(role);
-        else rolesOfUser.set(u.id, [role]);
-      }
-    }
+    for (const [role, us] of members) for (const u of us as Rep[]) appendTo(rolesOfUser, u.id as string, role);
     for (const u of users as Rep[]) {
       this.ids.set(`user:${realm}/${u.username}`, u.id);
       push('User', u.username, isKcMarked(u.attributes), {
