@@ -2,8 +2,7 @@ import type { TestProject } from 'vitest/node';
 import { devStackEndpoints } from '../../src/dev/endpoints.js';
 import { resolveEndpoints, type Endpoints } from '../../src/targets/endpoints.js';
 import { stackDown, stackUp } from '../../src/dev/stack.js';
-import { KubeConfig } from '@kubernetes/client-node';
-import { KubeHttp } from '../../src/targets/kube-http.js';
+import { deleteCustomResources, kubeHttpFor } from './custom-resources.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -43,20 +42,6 @@ export default async function setup(project: TestProject): Promise<(() => Promis
  */
 async function removeLeftoverCustomResources(endpoints: Endpoints): Promise<void> {
   if (!endpoints.kubeconfigPath) return;
-  const kc = new KubeConfig();
-  kc.loadFromFile(endpoints.kubeconfigPath);
-  if (endpoints.context) kc.setCurrentContext(endpoints.context);
-  const kube = new KubeHttp(kc);
-  const notFound = (e: { code?: number }) => (e.code === 404 ? undefined : Promise.reject(e));
-  let removed = 0;
-  for (const plural of ['configsources', 'tenants', 'agents']) {
-    const list = await kube.request<{ items: Array<{ metadata: { name: string; namespace: string; finalizers?: string[] } }> }>('GET', `/apis/systemprompt.io/v1alpha1/${plural}`).catch(notFound);
-    for (const { metadata: m } of list?.items ?? []) {
-      const one = `/apis/systemprompt.io/v1alpha1/namespaces/${m.namespace}/${plural}/${m.name}`;
-      if (m.finalizers?.length) await kube.request('PATCH', one, { contentType: 'application/merge-patch+json', body: { metadata: { finalizers: null } } }).catch(notFound);
-      await kube.request('DELETE', one).catch(notFound);
-      removed++;
-    }
-  }
+  const removed = await deleteCustomResources(kubeHttpFor(endpoints));
   if (removed) progress('kube', `removed ${removed} custom resources left by an earlier run`);
 }

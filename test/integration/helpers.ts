@@ -10,6 +10,7 @@ import { run } from '../../src/cli/main.js';
 import { waitFor } from '../../src/dev/process.js';
 import { KubeHttp } from '../../src/targets/kube-http.js';
 import { bufferIo } from '../helpers/io.js';
+import { countCustomResources, CUSTOM_RESOURCE_PLURALS, deleteCustomResources, kubeHttpFor } from './custom-resources.js';
 import { PROJECT_ROOT } from '../helpers/repo.js';
 
 export const endpoints = inject('endpoints');
@@ -76,10 +77,7 @@ export function writeRepo(dir: string, files: Record<string, string>): void {
 }
 
 export function kubeHttp(): KubeHttp {
-  const kc = new KubeConfig();
-  kc.loadFromFile(endpoints.kubeconfigPath!);
-  if (endpoints.context) kc.setCurrentContext(endpoints.context);
-  return new KubeHttp(kc);
+  return kubeHttpFor(endpoints);
 }
 
 export async function namespaceExists(name: string): Promise<boolean> {
@@ -99,34 +97,20 @@ export async function namespaceExists(name: string): Promise<boolean> {
  * (a CRD deletion waits for every one of its objects).
  */
 export async function removeCustomResources(namespace: string): Promise<void> {
-  const api = '/apis/systemprompt.io/v1alpha1';
-  for (const plural of ['configsources', 'tenants', 'agents']) {
-    const base = `${api}/namespaces/${namespace}/${plural}`;
-    const list = await kubeHttp()
-      .request<{ items: Array<{ metadata: { name: string; finalizers?: string[] } }> }>('GET', base)
-      .catch((e: { code?: number }) => (e.code === 404 ? { items: [] } : Promise.reject(e)));
-    for (const item of list.items) {
-      const one = `${base}/${item.metadata.name}`;
-      if (item.metadata.finalizers?.length) {
-        await kubeHttp().request('PATCH', one, { contentType: 'application/merge-patch+json', body: { metadata: { finalizers: null } } }).catch(ignore404);
-      }
-      await kubeHttp().request('DELETE', one).catch(ignore404);
-    }
-    await waitFor(
-      async () => {
-        const left = await kubeHttp()
-          .request<{ items: unknown[] }>('GET', base)
-          .catch((e: { code?: number }) => (e.code === 404 ? { items: [] } : Promise.reject(e)));
-        return left.items.length === 0 ? true : undefined;
-      },
-      { timeoutMs: 30_000, intervalMs: 100, what: `${plural} in ${namespace} to be deleted`, onTimeout: (w) => new Error(`timed out waiting for ${w}`) },
-    );
+  await deleteCustomResources(kubeHttp(), namespace);
+  for (const plural of CUSTOM_RESOURCE_PLURALS) {
+    await waitFor(async () => ((await countCustomResources(kubeHttp(), namespace, plural)) === 0 ? true : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      what: `${plural} in ${namespace} to be deleted`,
+      onTimeout: (w) => new Error(`timed out waiting for ${w}`),
+    });
   }
-  await kubeHttp().request('DELETE', `/api/v1/namespaces/${namespace}`).catch(ignore404);
-}
-
-function ignore404(e: { code?: number }): void {
-  if (e.code !== 404) throw e;
+  await kubeHttp()
+    .request('DELETE', `/api/v1/namespaces/${namespace}`)
+    .catch((e: { code?: number }) => {
+      if (e.code !== 404) throw e;
+    });
 }
 
 /** Before an operator test: no targets left from earlier files, the CRDs installed, the test's namespace there. */
