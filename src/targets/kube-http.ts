@@ -1,6 +1,7 @@
 import https from 'node:https';
 import http from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { sleep } from './retry.js';
 
 /** An API server answer that is not 2xx: `code` and `body` like client-node's ApiException. */
 export class KubeHttpError extends Error {
@@ -43,7 +44,7 @@ export class KubeHttp {
         return await this.once<T>(method, path, opts);
       } catch (e) {
         if (!(e instanceof KubeHttpError) || e.code !== 429 || attempt >= MAX_429_RETRIES) throw e;
-        await new Promise((r) => setTimeout(r, Math.min(10, Math.max(1, e.retryAfter ?? 1)) * 1000));
+        await sleep(Math.min(10, Math.max(1, e.retryAfter ?? 1)) * 1000);
       }
     }
   }
