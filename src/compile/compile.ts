@@ -1,9 +1,10 @@
-import type { AgentConfig, Repository, TenantConfig } from '../config/model.js';
+import { isolationOf, type AgentConfig, type Repository, type TenantConfig } from '../config/model.js';
 import { resourceKey, type DesiredResource } from '../model/resource.js';
 import { buildCard } from './card.js';
 import { DEFAULT_ENVIRONMENT, type AgentBinding, type CompileEnvironment, type DesiredState, type ScopeSpec, type TenantDesired } from './desired.js';
 import { keycloakResources } from './keycloak.js';
 import { kubernetesResources } from './kubernetes.js';
+import { organizationResources, organizationScope, sharedRealmResources } from './organization.js';
 import { postgresResources } from './postgres.js';
 import { renderTemplate, usesVariable } from './templates.js';
 
@@ -19,9 +20,13 @@ export const scopeRole = (scope: string): string => `scope:${scope}`;
 export function compile(repo: Repository, env: CompileEnvironment = DEFAULT_ENVIRONMENT): DesiredState {
   const tenants = repo.tenants.map((t) => compileTenant(repo, t, env));
   const resources: DesiredResource[] = [];
+  // Organization isolation: the shared realm, its scopes and the agents' clients, once for all.
+  const inShared = tenants.filter((t) => t.isolation === 'organization');
+  if (inShared.length) for (const r of sharedRealmResources(repo.project.tenancy.realm, inShared)) resources.push(r);
   for (const t of tenants) {
+    const kc = t.isolation === 'organization' ? organizationResources(t) : keycloakResources(t);
     // One at a time: a tenant with hundreds of thousands of users would overflow push(...spread).
-    for (const part of [kubernetesResources(t, env), postgresResources(t), keycloakResources(t)]) for (const r of part) resources.push(r);
+    for (const part of [kubernetesResources(t, env), postgresResources(t), kc]) for (const r of part) resources.push(r);
   }
   assertUniqueKeys(resources);
   return { tenants, resources };
@@ -40,7 +45,8 @@ export function agentsOf(repo: Repository, t: TenantConfig): AgentConfig[] {
 function compileTenant(repo: Repository, t: TenantConfig, env: CompileEnvironment): TenantDesired {
   const naming = repo.project.tenancy.naming;
   const vars = { tenant_id: t.name };
-  const realm = renderTemplate(naming.realm, vars);
+  const isolation = isolationOf(repo.project, t);
+  const realm = isolation === 'organization' ? repo.project.tenancy.realm : renderTemplate(naming.realm, vars);
   const database = renderTemplate(naming.database, vars);
   const keycloakUrl = repo.project.keycloak.publicUrl ?? env.keycloakUrl;
   const issuer = `${keycloakUrl.replace(/\/+$/, '')}/realms/${encodeURIComponent(realm)}`;
@@ -65,13 +71,16 @@ function compileTenant(repo: Repository, t: TenantConfig, env: CompileEnvironmen
       optionalScopes: uniqSorted([...declared.keys()].filter((s) => !tenantScopes.includes(s))),
       redirectUris: uniqSorted([...repo.project.keycloak.redirectUris, ...a.redirectUris]),
       userScopeTemplates,
-      card: buildCard(a, { issuer, tenantScopes }),
+      // Organization isolation: the card names the scope that selects the tenant's organization.
+      card: buildCard(a, { issuer, tenantScopes: isolation === 'organization' ? [...tenantScopes, organizationScope(t.name)] : tenantScopes }),
     };
   });
 
   return {
     name: t.name,
     displayName: t.displayName,
+    isolation,
+    ...(isolation === 'organization' ? { organization: t.name } : {}),
     realm,
     namespace: renderTemplate(naming.namespace, vars),
     database,

@@ -1,3 +1,4 @@
+import type { Isolation } from '../config/model.js';
 import type { DesiredResource } from '../model/resource.js';
 
 /** Where the targets are, as seen by tenants' workloads and clients. Input to the (pure) compiler. */
@@ -46,6 +47,10 @@ export interface UserSpec {
 export interface TenantDesired {
   name: string;
   displayName: string;
+  /** per_tenant: `realm` is the tenant's own; organization: `realm` is the shared realm. */
+  isolation: Isolation;
+  /** Organization isolation: the alias of the tenant's Keycloak Organization (the tenant name). */
+  organization?: string;
   realm: string;
   namespace: string;
   database: string;

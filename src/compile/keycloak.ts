@@ -1,17 +1,92 @@
 import { KC_MANAGED_ATTR, kcMarker, MANAGED_BY_VALUE, ownedAttributes } from '../model/ownership.js';
 import { resourceKey, type DesiredResource, type JsonObject } from '../model/resource.js';
-import type { TenantDesired } from './desired.js';
+import type { TenantDesired, UserSpec } from './desired.js';
 
 /** Client scope on every agent client that puts the `tenant_id` claim into tokens. */
 export const TENANT_CLAIM_SCOPE = 'systemprompt-tenant';
 
-const claimConfig = (claim: string, jsonType: string, extra: JsonObject = {}): JsonObject => ({
+export const claimConfig = (claim: string, jsonType: string, extra: JsonObject = {}): JsonObject => ({
   'claim.name': claim,
   'jsonType.label': jsonType,
   'access.token.claim': 'true',
   'id.token.claim': 'true',
   'userinfo.token.claim': 'true',
   'introspection.token.claim': 'true',
+  ...extra,
+});
+
+/** The realm as we manage it; `tenant` is '' for the shared realm of organization isolation. */
+export function realmSpec(displayName: string, tenant: string, extra: JsonObject = {}): JsonObject {
+  // User profile: ADMIN_EDIT keeps our marker attribute on users (the declarative profile drops
+  // undeclared ones); users are identified by email, so first and last names are not required
+  // (else the first login stops at an "update your profile" form).
+  return { displayName, enabled: true, attributes: ownedAttributes(kcMarker(tenant)), unmanagedAttributePolicy: 'ADMIN_EDIT', namesRequired: false, ...extra };
+}
+
+export const roleSpec = (description: string, tenant: string): JsonObject => ({ description, attributes: ownedAttributes(kcMarker(tenant)) });
+
+/** A client scope that lands in a token only for holders of `role` (everyone when undefined). */
+export function scopeSpec(description: string, tenant: string, role: string | undefined, protocolMappers: JsonObject[] = [], inTokenScope = true): JsonObject {
+  return {
+    description,
+    protocol: 'openid-connect',
+    attributes: ownedAttributes({ 'include.in.token.scope': String(inTokenScope), 'display.on.consent.screen': 'false', ...kcMarker(tenant) }),
+    // A client scope with a role scope mapping lands in a token only for users holding the role.
+    roleScopeMappings: role ? [role] : [],
+    protocolMappers,
+  };
+}
+
+/** The tenant_id claim: a constant in a tenant's own realm, the user's organization in the shared one. */
+export function tenantClaimScope(tenant: string, claim: JsonObject): JsonObject {
+  return scopeSpec('Puts the tenant_id claim into tokens', tenant, undefined, [{ name: 'tenant_id', protocolMapper: claim.protocolMapper!, config: claimConfig('tenant_id', 'String', claim.config as JsonObject) }], false);
+}
+
+export interface ClientShape {
+  name: string;
+  clientId: string;
+  redirectUris: string[];
+  defaultScopes: string[];
+  optionalScopes: string[];
+  /** Adds the user_id claim. */
+  userId: boolean;
+}
+
+/** An agent's confidential client: authorization code + PKCE, its own audience. */
+export function clientSpec(c: ClientShape, tenant: string): JsonObject {
+  const mappers: JsonObject[] = [
+    {
+      name: 'audience',
+      protocolMapper: 'oidc-audience-mapper',
+      config: { 'included.client.audience': c.clientId, 'access.token.claim': 'true', 'id.token.claim': 'false', 'userinfo.token.claim': 'false', 'introspection.token.claim': 'true' },
+    },
+  ];
+  if (c.userId) mappers.push({ name: 'user_id', protocolMapper: 'oidc-usermodel-property-mapper', config: claimConfig('user_id', 'String', { 'user.attribute': 'username' }) });
+  return {
+    name: c.name,
+    enabled: true,
+    protocol: 'openid-connect',
+    publicClient: false,
+    clientAuthenticatorType: 'client-secret',
+    standardFlowEnabled: true,
+    implicitFlowEnabled: false,
+    directAccessGrantsEnabled: false,
+    serviceAccountsEnabled: false,
+    redirectUris: c.redirectUris,
+    webOrigins: ['+'],
+    attributes: ownedAttributes({ 'pkce.code.challenge.method': 'S256', ...kcMarker(tenant) }),
+    defaultClientScopes: [TENANT_CLAIM_SCOPE, ...c.defaultScopes].sort(),
+    optionalClientScopes: c.optionalScopes,
+    protocolMappers: mappers,
+  };
+}
+
+export const userSpec = (u: UserSpec, realmRoles: string[], extra: JsonObject = {}): JsonObject => ({
+  email: u.email,
+  enabled: u.enabled,
+  emailVerified: true,
+  realmRoles,
+  attributes: ownedAttributes({ [KC_MANAGED_ATTR]: [MANAGED_BY_VALUE] }),
   ...extra,
 });
 
@@ -28,110 +103,26 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
     dependsOn: [realmKey, ...dependsOn],
   });
 
-  const out: DesiredResource[] = [
-    {
-      target: 'keycloak',
-      kind: 'Realm',
-      name: realm,
-      tenant: t.name,
-      // User profile: ADMIN_EDIT keeps our marker attribute on users (the declarative profile drops
-      // undeclared ones); users are identified by email, so first and last names are not required
-      // (else the first login stops at an "update your profile" form).
-      spec: { displayName: t.displayName, enabled: true, attributes: ownedAttributes(kcMarker(t.name)), unmanagedAttributePolicy: 'ADMIN_EDIT', namesRequired: false },
-      dependsOn: [],
-      destructive: true,
-    },
-  ];
-
-  for (const s of t.scopes) {
-    if (s.role) out.push(res('RealmRole', s.role, { description: `Holders get the OAuth scope "${s.name}"`, attributes: ownedAttributes(kcMarker(t.name)) }, []));
-  }
+  const out: DesiredResource[] = [{ target: 'keycloak', kind: 'Realm', name: realm, tenant: t.name, spec: realmSpec(t.displayName, t.name), dependsOn: [], destructive: true }];
+  for (const s of t.scopes) if (s.role) out.push(res('RealmRole', s.role, roleSpec(`Holders get the OAuth scope "${s.name}"`, t.name), []));
 
   const scopeKeys: string[] = [];
   for (const s of t.scopes) {
     scopeKeys.push(key('ClientScope', `${realm}/${s.name}`));
-    out.push(
-      res(
-        'ClientScope',
-        s.name,
-        {
-          description: s.description,
-          protocol: 'openid-connect',
-          attributes: ownedAttributes({ 'include.in.token.scope': 'true', 'display.on.consent.screen': 'false', ...kcMarker(t.name) }),
-          // A client scope with a role scope mapping lands in a token only for users holding the role.
-          roleScopeMappings: s.role ? [s.role] : [],
-          protocolMappers: [],
-        },
-        s.role ? [key('RealmRole', `${realm}/${s.role}`)] : [],
-      ),
-    );
+    out.push(res('ClientScope', s.name, scopeSpec(s.description, t.name, s.role), s.role ? [key('RealmRole', `${realm}/${s.role}`)] : []));
   }
   scopeKeys.push(key('ClientScope', `${realm}/${TENANT_CLAIM_SCOPE}`));
-  out.push(
-    res(
-      'ClientScope',
-      TENANT_CLAIM_SCOPE,
-      {
-        description: 'Puts the tenant_id claim into tokens',
-        protocol: 'openid-connect',
-        attributes: ownedAttributes({ 'include.in.token.scope': 'false', 'display.on.consent.screen': 'false', ...kcMarker(t.name) }),
-        roleScopeMappings: [],
-        protocolMappers: [
-          { name: 'tenant_id', protocolMapper: 'oidc-hardcoded-claim-mapper', config: claimConfig('tenant_id', 'String', { 'claim.value': t.name }) },
-        ],
-      },
-      [],
-    ),
-  );
+  out.push(res('ClientScope', TENANT_CLAIM_SCOPE, tenantClaimScope(t.name, { protocolMapper: 'oidc-hardcoded-claim-mapper', config: { 'claim.value': t.name } }), []));
 
   for (const a of t.agents) {
-    const mappers: JsonObject[] = [
-      {
-        name: 'audience',
-        protocolMapper: 'oidc-audience-mapper',
-        config: { 'included.client.audience': a.clientId, 'access.token.claim': 'true', 'id.token.claim': 'false', 'userinfo.token.claim': 'false', 'introspection.token.claim': 'true' },
-      },
-    ];
-    if (a.userScopeTemplates.length > 0) {
-      mappers.push({ name: 'user_id', protocolMapper: 'oidc-usermodel-property-mapper', config: claimConfig('user_id', 'String', { 'user.attribute': 'username' }) });
-    }
-    out.push(
-      res(
-        'Client',
-        a.clientId,
-        {
-          name: a.name,
-          enabled: true,
-          protocol: 'openid-connect',
-          publicClient: false,
-          clientAuthenticatorType: 'client-secret',
-          standardFlowEnabled: true,
-          implicitFlowEnabled: false,
-          directAccessGrantsEnabled: false,
-          serviceAccountsEnabled: false,
-          redirectUris: a.redirectUris,
-          webOrigins: ['+'],
-          attributes: ownedAttributes({ 'pkce.code.challenge.method': 'S256', ...kcMarker(t.name) }),
-          defaultClientScopes: [TENANT_CLAIM_SCOPE, ...a.defaultScopes].sort(),
-          optionalClientScopes: a.optionalScopes,
-          protocolMappers: mappers,
-        },
-        scopeKeys.filter((k) => [TENANT_CLAIM_SCOPE, ...a.defaultScopes, ...a.optionalScopes].some((s) => k === key('ClientScope', `${realm}/${s}`))),
-      ),
-    );
+    const spec = clientSpec({ name: a.name, clientId: a.clientId, redirectUris: a.redirectUris, defaultScopes: a.defaultScopes, optionalScopes: a.optionalScopes, userId: a.userScopeTemplates.length > 0 }, t.name);
+    out.push(res('Client', a.clientId, spec, scopeKeys.filter((k) => [TENANT_CLAIM_SCOPE, ...a.defaultScopes, ...a.optionalScopes].some((s) => k === key('ClientScope', `${realm}/${s}`)))));
   }
 
   const roleOf = new Map(t.scopes.map((s) => [s.name, s.role]));
   for (const u of t.users) {
     const roles = u.scopes.map((s) => roleOf.get(s)).filter((r): r is string => !!r).sort();
-    out.push(
-      res(
-        'User',
-        u.username,
-        { email: u.email, enabled: u.enabled, emailVerified: true, realmRoles: roles, attributes: ownedAttributes({ [KC_MANAGED_ATTR]: [MANAGED_BY_VALUE] }) },
-        roles.map((r) => key('RealmRole', `${realm}/${r}`)),
-      ),
-    );
+    out.push(res('User', u.username, userSpec(u, roles), roles.map((r) => key('RealmRole', `${realm}/${r}`))));
   }
   return out;
 }

@@ -2,6 +2,7 @@ import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, TENANT_LABEL } from '../model/owner
 import { resourceKey, type DesiredResource, type JsonObject } from '../model/resource.js';
 import type { CompileEnvironment, TenantDesired } from './desired.js';
 import { minQuantity } from './quantity.js';
+import { organizationScope } from './organization.js';
 
 export const DATABASE_SECRET = 'systemprompt-database';
 export const OIDC_SECRET = 'systemprompt-oidc';
@@ -130,6 +131,8 @@ export function kubernetesResources(t: TenantDesired, env: CompileEnvironment): 
   );
 
   const oidc: JsonObject = { OIDC_ISSUER: t.issuer, TENANT_ID: t.name };
+  // In the shared realm a login names the tenant's organization; Keycloak refuses non-members.
+  if (t.organization) oidc.OIDC_ORGANIZATION_SCOPE = organizationScope(t.organization);
   for (const a of t.agents) {
     oidc[`${envKey(a.name)}_CLIENT_ID`] = a.clientId;
     oidc[`${envKey(a.name)}_CLIENT_SECRET`] = { secretRef: clientSecretRef(a.clientId) };

@@ -8,10 +8,15 @@ export interface Naming {
   database: string;
 }
 
+/** per_tenant: a Keycloak realm per tenant; organization: an Organization in one shared realm. */
+export type Isolation = 'per_tenant' | 'organization';
+
 export interface ProjectConfig {
   tenancy: {
     enabled: boolean;
-    isolation: 'per_tenant';
+    isolation: Isolation;
+    /** The shared realm of organization-isolated tenants. */
+    realm: string;
     defaultTenant: string;
     naming: Naming;
   };
@@ -48,6 +53,8 @@ export interface TenantConfig {
   /** Explicit agent list, or undefined for "every tenant_aware agent". */
   agents?: string[];
   deletionPolicy: 'retain' | 'delete';
+  /** Set in the tenant file; else the project's tenancy.isolation applies. */
+  isolation?: Isolation;
   users: UserConfig[];
   source: SourceFile;
   /** File name without extension. */
@@ -89,5 +96,12 @@ export const DEFAULT_NAMING: Readonly<Naming> = {
   namespace: 'tenant-{{tenant_id}}',
   database: 'tenant_{{tenant_id}}',
 };
+
+/** A tenant's isolation: its own setting, else the project's. */
+export function isolationOf(project: ProjectConfig, t: TenantConfig): Isolation {
+  return t.isolation ?? project.tenancy.isolation;
+}
+
+export const DEFAULT_SHARED_REALM = 'systemprompt';
 
 export const DEFAULT_REDIRECT_URIS: readonly string[] = ['http://localhost:8080/*', 'http://127.0.0.1:8080/*'];

@@ -2,6 +2,7 @@ import { compareDiagnostics, hasErrors, type Diagnostic } from './diagnostics.js
 import {
   DEFAULT_NAMING,
   DEFAULT_REDIRECT_URIS,
+  DEFAULT_SHARED_REALM,
   DEFAULT_SCOPES,
   type AgentConfig,
   type ProjectConfig,
@@ -112,7 +113,8 @@ function toProject(source: SourceFile | undefined): ProjectConfig {
   const project: ProjectConfig = {
     tenancy: {
       enabled: typeof tenancy.enabled === 'boolean' ? tenancy.enabled : true,
-      isolation: 'per_tenant',
+      isolation: tenancy.isolation === 'organization' ? 'organization' : 'per_tenant',
+      realm: typeof tenancy.realm === 'string' ? tenancy.realm : DEFAULT_SHARED_REALM,
       defaultTenant: typeof tenancy.default_tenant === 'string' ? tenancy.default_tenant : 'default',
       naming: {
         realm: typeof naming.realm === 'string' ? naming.realm : DEFAULT_NAMING.realm,
@@ -159,6 +161,7 @@ function toTenant(source: SourceFile): TenantConfig {
     fileStem: fileStem(source.file),
   };
   if (Array.isArray(v.agents)) t.agents = strings(v.agents);
+  if (v.isolation === 'organization' || v.isolation === 'per_tenant') t.isolation = v.isolation;
   return t;
 }
 

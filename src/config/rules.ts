@@ -1,7 +1,7 @@
 import { checkDatabaseName, checkNamespaceName, checkRealmName, isDnsLabel, type NameProblem } from '../compile/names.js';
 import { renderTemplate, templateVariables } from '../compile/templates.js';
 import { didYouMean, type Diagnostic, type DiagnosticCode, type Severity } from './diagnostics.js';
-import type { AgentConfig, Naming, ProjectConfig, TenantConfig } from './model.js';
+import { isolationOf, type AgentConfig, type Naming, type ProjectConfig, type TenantConfig } from './model.js';
 import { formatPath, locate, type PathSegment, type SourceFile } from './source.js';
 import { cardUrls, urlProblem } from './urls.js';
 
@@ -49,6 +49,7 @@ export function checkRules(repo: { project: ProjectConfig; tenants: TenantConfig
     for (const kind of ['realm', 'namespace', 'database'] as const) {
       const tpl = project.tenancy.naming[kind];
       if (!templateVariables(tpl).includes('tenant_id')) continue;
+      if (kind === 'realm' && isolationOf(project, t) === 'organization') continue; // the shared realm
       const name = renderTemplate(tpl, { tenant_id: t.name });
       const problem: NameProblem = kind === 'realm' ? checkRealmName(name) : kind === 'namespace' ? checkNamespaceName(name) : checkDatabaseName(name);
       if (problem) {
@@ -58,6 +59,27 @@ export function checkRules(repo: { project: ProjectConfig; tenants: TenantConfig
       const clash = rendered[kind].get(name);
       if (clash) emit(t.source, t.source.file, ['name'], 'SP023', `tenant \`${t.name}\` renders ${kind} \`${name}\`, as tenant \`${clash.name}\` does`, `change tenancy.naming.${kind}`);
       else rendered[kind].set(name, t);
+    }
+  }
+
+  // Organization isolation: one shared realm, which no tenant realm may be; one account per email in it.
+  const shared = project.tenancy.realm;
+  const inShared = [...byName.values()].filter((t) => isolationOf(project, t) === 'organization');
+  const realmClash = rendered.realm.get(shared);
+  if (inShared.length && realmClash) {
+    emit(realmClash.source, realmClash.source.file, ['name'], 'SP023', `tenant \`${realmClash.name}\` renders realm \`${shared}\`, the shared realm of organization-isolated tenants`, 'change tenancy.realm or tenancy.naming.realm');
+  }
+  const sharedEmails = new Map<string, TenantConfig>();
+  for (const t of inShared) {
+    const mine = new Set<string>();
+    for (const u of t.users) {
+      const key = u.email.toLowerCase();
+      if (mine.has(key)) continue; // SP041 below
+      mine.add(key);
+      const other = sharedEmails.get(key);
+      if (other) {
+        emit(t.source, t.source.file, ['users', u.index, 'email'], 'SP043', `user ${u.email} is also a user of tenant \`${other.name}\` (${other.source.file}); in organization isolation both share realm \`${shared}\`, where one email is one account`, `keep the user in one of the two tenants, or give one tenant a realm of its own (isolation: per_tenant in its file)`);
+      } else sharedEmails.set(key, t);
     }
   }
 

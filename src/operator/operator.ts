@@ -4,6 +4,7 @@ import type { Io } from '../cli/io.js';
 import type { LiveSession } from '../commands/session.js';
 import { compile } from '../compile/compile.js';
 import type { CompileEnvironment, TenantDesired } from '../compile/desired.js';
+import { isolationOf } from '../config/model.js';
 import { loadRepository } from '../config/repository.js';
 import { SystemPromptError } from '../errors.js';
 import { kubeLeaseStore, LeaseLock } from '../reconcile/lease.js';
@@ -153,6 +154,9 @@ export async function runOperator(io: Io, session: LiveSession, opts: OperatorOp
     if (!loaded.repo) {
       const errors = loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => `${describe(d.file)}:${d.line}:${d.col}: ${d.code}: ${d.message}`);
       failure = `the configuration does not validate: ${errors.join('; ')}`;
+    } else if (loaded.repo.tenants.some((t) => isolationOf(loaded.repo!.project, t) === 'organization')) {
+      // A tenant's reconcile reads and writes its own realm; the shared realm is every tenant's at once.
+      failure = 'isolation: organization is applied with `systemprompt apply` only; the operator reconciles tenants with a realm of their own (isolation: per_tenant)';
     } else {
       // With --target, the other targets' resources (and what depends on them) are left out.
       const desired = selectTargets(compile(loaded.repo, env), Object.keys(connected.targets) as TargetName[]);

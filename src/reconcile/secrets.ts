@@ -30,7 +30,8 @@ export class ApplySecrets implements SecretResolver {
   }
 
   resolve(tenant: string, ref: string, opts: { mayGenerate?: boolean } = {}): Promise<string> {
-    const key = `${tenant}\0${ref}`;
+    // A client secret is the client's: tenants sharing a realm's client (organization isolation) read it once.
+    const key = ref.startsWith('client-secret:') ? `realm:${this.tenants.get(tenant)?.realm}\0${ref}` : `${tenant}\0${ref}`;
     let p = this.cache.get(key);
     if (!p) {
       p = this.load(tenant, ref, opts.mayGenerate ?? false);

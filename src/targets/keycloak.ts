@@ -107,6 +107,8 @@ export class KeycloakTarget implements Target {
       const managed = isKcMarked(r.attributes);
       if (!managed && !wanted.has(r.realm)) continue;
       const spec: JsonObject = managed ? { displayName: r.displayName ?? '', enabled: r.enabled ?? false, attributes: ownedAttributesOf(r.attributes) } : {};
+      // Only the shared realm of organization isolation asks for organizations; tenant realms never do.
+      if (managed && r.organizationsEnabled) spec.organizationsEnabled = true;
       const live: LiveResource = { target: 'keycloak', kind: 'Realm', name: r.realm, managed, spec };
       const t = kcTenantOf(r.attributes);
       if (t) live.tenant = t;
@@ -121,10 +123,13 @@ export class KeycloakTarget implements Target {
 
   private async readRealm(realm: string, realmLive: LiveResource): Promise<LiveResource[]> {
     const out: LiveResource[] = [];
-    const tenant = realmLive.tenant;
-    const push = (kind: string, name: string, managed: boolean, spec: JsonObject): void => {
+    // In a tenant's realm everything is the tenant's; in the shared realm each object says whose it is.
+    const push = (kind: string, name: string, managed: boolean, spec: JsonObject, owner?: string): void => {
+      const tenant = owner || realmLive.tenant;
       out.push({ target: 'keycloak', kind, name: `${realm}/${name}`, managed, spec, ...(tenant ? { tenant } : {}) });
     };
+    const orgs = realmLive.spec.organizationsEnabled === true ? this.readOrganizations(realm, realmLive) : undefined;
+    orgs?.catch(() => undefined); // awaited below; a failure must not go unhandled while other reads run
     const [profile, roles, scopes, clients] = await Promise.all([
       this.call(`get user profile of ${realm}`, 'read', () => this.kc.users.getProfile({ realm })),
       this.pages(`list roles of ${realm}`, (first, max) => this.kc.roles.find({ realm, first, max, briefRepresentation: false } as never)),
@@ -137,7 +142,7 @@ export class KeycloakTarget implements Target {
     const managedRoles = (roles as Rep[]).filter((r) => isKcMarked(r.attributes));
     for (const r of roles as Rep[]) {
       if (r.id) this.ids.set(`role:${realm}/${r.name}`, r.id);
-      push('RealmRole', r.name, isKcMarked(r.attributes), { description: r.description ?? '', attributes: firstValues(ownedAttributesOf(r.attributes)) });
+      push('RealmRole', r.name, isKcMarked(r.attributes), { description: r.description ?? '', attributes: firstValues(ownedAttributesOf(r.attributes)) }, kcTenantOf(r.attributes));
     }
     const managedScopeNames = new Set<string>();
     const scopeMappings = await Promise.all(
@@ -156,7 +161,7 @@ export class KeycloakTarget implements Target {
         attributes: ownedAttributesOf(s.attributes),
         roleScopeMappings: sorted(mapped),
         protocolMappers: mappersOf(s.protocolMappers),
-      });
+      }, kcTenantOf(s.attributes));
     }
     for (const c of clients as Rep[]) {
       this.ids.set(`client:${realm}/${c.clientId}`, c.id);
@@ -178,7 +183,7 @@ export class KeycloakTarget implements Target {
         defaultClientScopes: sorted(c.defaultClientScopes).filter((n) => managedScopeNames.has(n)),
         optionalClientScopes: sorted(c.optionalClientScopes).filter((n) => managedScopeNames.has(n)),
         protocolMappers: mappersOf(c.protocolMappers),
-      });
+      }, kcTenantOf(c.attributes));
     }
 
     // Users in pages; their scope roles through one member listing per managed role.
@@ -188,17 +193,68 @@ export class KeycloakTarget implements Target {
     );
     const rolesOfUser = new Map<string, string[]>();
     for (const [role, us] of members) for (const u of us as Rep[]) appendTo(rolesOfUser, u.id as string, role);
+    const membership = orgs ? await orgs : undefined;
+    if (membership) for (const o of membership.organizations) out.push(o);
     for (const u of users as Rep[]) {
       this.ids.set(`user:${realm}/${u.username}`, u.id);
-      push('User', u.username, isKcMarked(u.attributes), {
+      const spec: JsonObject = {
         email: u.email ?? '',
         enabled: u.enabled ?? false,
         emailVerified: u.emailVerified ?? false,
         realmRoles: sorted(rolesOfUser.get(u.id)),
         attributes: ownedAttributesOf(u.attributes),
-      });
+      };
+      // The shared realm: a user is the tenant's whose organization it is a member of.
+      const org = membership?.ofUser.get(u.id)?.sort();
+      if (membership) spec.organization = (org ?? []).join(',');
+      push('User', u.username, isKcMarked(u.attributes), spec, org?.length === 1 ? membership!.tenantOf.get(org[0]!) : undefined);
     }
     return out;
+  }
+
+  /**
+   * The organizations of the shared realm, their members (one paged listing per organization of
+   * ours) and whether a login naming an organization is refused to non-members (the browser flow's
+   * organization step). Sets the realm's `organizationMembershipRequired`.
+   */
+  private async readOrganizations(realm: string, realmLive: LiveResource): Promise<{ organizations: LiveResource[]; ofUser: Map<string, string[]>; tenantOf: Map<string, string> }> {
+    const [list, required] = await Promise.all([
+      this.pages(`list organizations of ${realm}`, (first, max) => this.kc.organizations.find({ realm, first, max, briefRepresentation: false } as never)),
+      this.membershipRequired(realm),
+    ]);
+    realmLive.spec.organizationMembershipRequired = required.required;
+    const organizations: LiveResource[] = [];
+    const ofUser = new Map<string, string[]>();
+    const tenantOf = new Map<string, string>();
+    const ours = (list as Rep[]).filter((o) => isKcMarked(o.attributes));
+    for (const o of list as Rep[]) {
+      this.ids.set(`org:${realm}/${o.alias}`, o.id);
+      const tenant = kcTenantOf(o.attributes);
+      if (tenant) tenantOf.set(o.alias, tenant);
+      organizations.push({
+        target: 'keycloak',
+        kind: 'Organization',
+        name: `${realm}/${o.alias}`,
+        managed: isKcMarked(o.attributes),
+        spec: { name: o.name ?? '', description: o.description ?? '', enabled: o.enabled ?? false, attributes: firstValues(ownedAttributesOf(o.attributes)) },
+        ...(tenant ? { tenant } : {}),
+      });
+    }
+    const members = await mapLimit(ours, READ_CONCURRENCY, async (o) => [o.alias as string, await this.pages(`list members of organization ${realm}/${o.alias}`, (first, max) => this.kc.organizations.listMembers({ realm, orgId: o.id, first, max, briefRepresentation: true } as never))] as const);
+    for (const [alias, us] of members) for (const u of us as Rep[]) appendTo(ofUser, u.id as string, alias);
+    return { organizations, ofUser, tenantOf };
+  }
+
+  /** The organization step of the realm's browser flow, and whether it requires membership. */
+  private async membershipRequired(realm: string): Promise<{ required: boolean; executionId?: string; config?: Rep }> {
+    const r = (await this.call(`get realm ${realm}`, 'read', () => this.kc.realms.findOne({ realm }))) as Rep | undefined;
+    const flow = (r?.browserFlow as string | undefined) ?? 'browser';
+    const executions = (await this.call(`list executions of flow ${realm}/${flow}`, 'read', () => this.kc.authenticationManagement.getExecutions({ realm, flow }))) as Rep[];
+    const step = executions.find((e) => e.providerId === 'organization');
+    if (!step) return { required: false };
+    if (!step.authenticationConfig) return { required: false, executionId: step.id };
+    const config = (await this.call(`get organization step config of ${realm}`, 'read', () => this.kc.authenticationManagement.getConfig({ realm, id: step.authenticationConfig }))) as Rep;
+    return { required: config?.config?.requiresUserMembership === 'true', executionId: step.id, config };
   }
 
   private async pages<T>(what: string, fetchPage: (first: number, max: number) => Promise<T[]>): Promise<T[]> {
@@ -225,6 +281,8 @@ export class KeycloakTarget implements Target {
       }
       case 'User':
         return this.applyUser(change, spec);
+      case 'Organization':
+        return this.applyOrganization(change, spec);
       default:
         throw new TargetError('keycloak', `unknown kind ${change.kind}`);
     }
@@ -236,7 +294,7 @@ export class KeycloakTarget implements Target {
       await this.call(`delete realm ${realm}`, 'write', () => this.kc.realms.del({ realm }));
       return;
     }
-    const { unmanagedAttributePolicy, namesRequired: wantNames, ...rep } = spec;
+    const { unmanagedAttributePolicy, namesRequired: wantNames, organizationMembershipRequired, ...rep } = spec;
     if (c.action === 'create') {
       // A create still in flight from an interrupted apply answers 409 and may yet roll back:
       // go on only once the realm is really there.
@@ -263,6 +321,52 @@ export class KeycloakTarget implements Target {
       });
       await this.call(`update user profile of ${realm}`, 'write', () => this.kc.users.updateProfile({ realm, ...profile, attributes, unmanagedAttributePolicy } as never));
     }
+    if (organizationMembershipRequired !== undefined) await this.requireMembership(realm, organizationMembershipRequired === true);
+  }
+
+  /** The browser flow's organization step refuses (or not) a login naming an organization the user is not in. */
+  private async requireMembership(realm: string, required: boolean): Promise<void> {
+    const now = await this.membershipRequired(realm);
+    if (now.required === required) return;
+    if (!now.executionId) throw new TargetError('keycloak', `realm ${realm} has no organization step in its browser flow`, { hint: 'organizations must be enabled, and the browser flow must be Keycloak\'s (or contain the "Organization Identity-First Login" step)' });
+    const config = { requiresUserMembership: String(required) };
+    if (now.config) {
+      await this.call(`update organization step config of ${realm}`, 'write', () => this.kc.authenticationManagement.updateConfig({ realm, ...now.config, config: { ...now.config!.config, ...config } } as never));
+    } else {
+      await this.call(`configure organization step of ${realm}`, 'write', () => this.kc.authenticationManagement.createConfig({ realm, id: now.executionId!, alias: 'systemprompt-organization', config } as never));
+    }
+  }
+
+  private async orgId(realm: string, alias: string): Promise<string> {
+    const key = `org:${realm}/${alias}`;
+    let id = this.ids.get(key);
+    if (!id) {
+      const found = (await this.call(`find organization ${realm}/${alias}`, 'read', () => this.kc.organizations.find({ realm, search: alias, exact: true } as never))) as Rep[];
+      id = found.find((o) => o.alias === alias)?.id as string | undefined;
+      if (!id) throw new TargetError('keycloak', `organization ${alias} does not exist in realm ${realm}`);
+      this.ids.set(key, id);
+    }
+    return id;
+  }
+
+  private async applyOrganization(c: Change, spec: Rep): Promise<void> {
+    const realm = realmOf(c.name);
+    const alias = leaf(c.name);
+    if (c.action === 'delete') {
+      const id = await this.orgId(realm, alias);
+      await this.call(`delete organization ${c.name}`, 'write', () => this.kc.organizations.delById({ realm, id }));
+      this.ids.delete(`org:${realm}/${alias}`);
+      return;
+    }
+    const attributes = (a: Record<string, unknown>): Record<string, string[]> => Object.fromEntries(Object.entries(a).map(([k, v]) => [k, Array.isArray(v) ? v.map(String) : [String(v)]]));
+    if (c.action === 'create') {
+      await this.ignoreConflict(() => this.call(`create organization ${c.name}`, 'write', () => this.kc.organizations.create({ realm, alias, ...spec, attributes: attributes(spec.attributes ?? {}) } as never)));
+      return;
+    }
+    const id = await this.orgId(realm, alias);
+    // PUT replaces the organization: send what is there (domains, redirect URL) with our fields.
+    const current = (await this.call(`get organization ${c.name}`, 'read', () => this.kc.organizations.findOne({ realm, id }))) as Rep;
+    await this.call(`update organization ${c.name}`, 'write', () => this.kc.organizations.updateById({ realm, id }, { ...current, ...spec, alias, attributes: attributes(mergeAttributes(current.attributes, spec.attributes)) } as never));
   }
 
   private async applyRole(c: Change, spec: Rep): Promise<void> {
@@ -377,7 +481,7 @@ export class KeycloakTarget implements Target {
     if (c.action === 'create') {
       // Made again after a deletion by hand: with the secret the tenant's Secret holds, so the
       // applications that use it keep working (a first create lets Keycloak generate one).
-      const secret = rep.publicClient ? undefined : await ctx.secrets.stored(c.tenant!, clientSecretRef(clientId));
+      const secret = rep.publicClient ? undefined : await this.storedSecret(c, realm, clientId, ctx);
       await this.ignoreConflict(() => this.call(`create client ${c.name}`, 'write', () => this.kc.clients.create({ realm, clientId, ...rep, ...(secret ? { secret } : {}), protocolMappers: withProtocol(protocolMappers) })));
     }
     const id = await this.idOf('client', realm, clientId);
@@ -413,6 +517,19 @@ export class KeycloakTarget implements Target {
     }
   }
 
+  /**
+   * The secret a client had, from a tenant Secret that holds it: the tenant's own, or for a shared
+   * client (organization isolation) the first of the realm's tenants that has one.
+   */
+  private async storedSecret(c: Change, realm: string, clientId: string, ctx: ApplyContext): Promise<string | undefined> {
+    const holders = c.tenant ? [c.tenant] : ctx.desired.tenants.filter((t) => t.realm === realm && t.agents.some((a) => a.clientId === clientId)).map((t) => t.name);
+    for (const tenant of holders.slice(0, 3)) {
+      const v = await ctx.secrets.stored(tenant, clientSecretRef(clientId));
+      if (v) return v;
+    }
+    return undefined;
+  }
+
   private async applyUser(c: Change, spec: Rep): Promise<void> {
     const realm = realmOf(c.name);
     const username = leaf(c.name);
@@ -421,7 +538,7 @@ export class KeycloakTarget implements Target {
       await this.call(`delete user ${c.name}`, 'write', () => this.kc.users.del({ realm, id }));
       return;
     }
-    const { realmRoles, ...rep } = spec;
+    const { realmRoles, organization, ...rep } = spec;
     let have: string[] = [];
     if (c.action === 'create') {
       await this.ignoreConflict(() => this.call(`create user ${c.name}`, 'write', () => this.kc.users.create({ realm, username, ...rep })));
@@ -429,7 +546,7 @@ export class KeycloakTarget implements Target {
     const id = await this.idOf('user', realm, username);
     if (c.action === 'update') {
       const fields = new Set(c.diff.map((d) => d.path.split(/[.[]/)[0]));
-      if ([...fields].some((f) => f !== 'realmRoles')) {
+      if ([...fields].some((f) => f !== 'realmRoles' && f !== 'organization')) {
         const current = (await this.call(`get user ${c.name}`, 'read', () => this.kc.users.findOne({ realm, id }))) as Rep;
         // A user PUT replaces all attributes: send the full map.
         const attributes = mergeAttributes(current.attributes, rep.attributes);
@@ -442,6 +559,23 @@ export class KeycloakTarget implements Target {
       add: (roles) => this.kc.users.addRealmRoleMappings({ realm, id, roles }),
       del: (roles) => this.kc.users.delRealmRoleMappings({ realm, id, roles }),
     });
+    if (organization !== undefined) {
+      const before = c.action === 'create' ? undefined : c.diff.find((d) => d.path === 'organization')?.before;
+      const had = c.action === 'create' ? [] : typeof before === 'string' ? before.split(',').filter(Boolean) : [organization as string];
+      await this.syncMembership(c.name, realm, id, had, organization as string);
+    }
+  }
+
+  /** The user ends up a member of `want` only; a repeated add (an interrupted apply) is no error. */
+  private async syncMembership(what: string, realm: string, userId: string, had: string[], want: string): Promise<void> {
+    for (const alias of had.filter((a) => a !== want)) {
+      const orgId = await this.orgId(realm, alias);
+      await this.call(`remove ${what} from organization ${alias}`, 'write', () => this.kc.organizations.delMember({ realm, orgId, userId }));
+    }
+    if (!had.includes(want)) {
+      const orgId = await this.orgId(realm, want);
+      await this.ignoreConflict(() => this.call(`add ${what} to organization ${want}`, 'write', () => this.kc.organizations.addMember({ realm, orgId, userId })));
+    }
   }
 
   /** An interrupted apply may have created the object already: creating it again is not an error. */
