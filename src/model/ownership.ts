@@ -35,8 +35,9 @@ export const KC_TENANT_ATTR = 'systemprompt.io/tenant';
 /** Comma-separated list of the attribute keys we write on a Keycloak object (itself excluded). */
 export const KC_OWNED_ATTRS = 'systemprompt.io/owned-attributes';
 
+/** Our marker; `tenant` '' (the shared realm's own objects) names no tenant. */
 export function kcMarker(tenant: string): JsonObject {
-  return { [KC_MANAGED_ATTR]: MANAGED_BY_VALUE, [KC_TENANT_ATTR]: tenant };
+  return tenant ? { [KC_MANAGED_ATTR]: MANAGED_BY_VALUE, [KC_TENANT_ATTR]: tenant } : { [KC_MANAGED_ATTR]: MANAGED_BY_VALUE };
 }
 
 /** Attributes as we write them: the given keys plus the list of those keys. */

@@ -27,7 +27,10 @@ const firstValues = (attrs: Record<string, unknown> | undefined): JsonObject =>
  */
 export function ownedAttributesOf(attrs: Record<string, unknown> | undefined): JsonObject {
   const keys = new Set([...(ownedAttributeKeys(attrs) ?? []), KC_OWNED_ATTRS, KC_MANAGED_ATTR, KC_TENANT_ATTR]);
-  return Object.fromEntries(Object.entries(attrs ?? {}).filter(([k]) => keys.has(k))) as JsonObject;
+  // An empty value counts as absent: Keycloak drops empty attributes of some objects (clients) and
+  // keeps them on others (client scopes), whose update cannot remove an attribute.
+  const empty = (v: unknown): boolean => v === '' || (Array.isArray(v) && v.every((x) => x === ''));
+  return Object.fromEntries(Object.entries(attrs ?? {}).filter(([k, v]) => keys.has(k) && !empty(v))) as JsonObject;
 }
 
 /**

@@ -46,7 +46,7 @@ export async function setPassword(realm: string, username: string): Promise<void
   await kc.users.resetPassword({ realm, id: u!.id!, credential: { type: 'password', value: PASSWORD, temporary: false } });
 }
 
-async function clientSecretFromSecret(tenant: string): Promise<string> {
+export async function clientSecretFromSecret(tenant: string): Promise<string> {
   const s = await kubeHttp().request<{ data: Record<string, string> }>('GET', `/api/v1/namespaces/tenant-${tenant}/secrets/systemprompt-oidc`);
   return Buffer.from(s.data.ASSISTANT_CLIENT_SECRET!, 'base64').toString('utf8');
 }
@@ -66,12 +66,21 @@ class Jar {
   }
 }
 
+/** A login Keycloak refused: the message its error page showed. */
+export class LoginRefused extends Error {}
+
+/** What a Keycloak login page says went wrong: its error message, a field error, or its text. */
+const pageMessage = (html: string): string =>
+  (/id="kc-error-message"[\s\S]*?<p[^>]*>([^<]+)/.exec(html)?.[1] ?? /id="input-error[^"]*"[^>]*>([^<]+)/.exec(html)?.[1] ?? html.replace(/<[^>]+>/g, ' ')).replace(/\s+/g, ' ').trim().slice(0, 300);
+
 /**
  * A real authorization-code + PKCE login with openid-client: the authorization request, the
- * login form posted over HTTP like a browser does, the code exchanged with the client secret.
+ * login form(s) posted over HTTP like a browser does (one page, or username then password when the
+ * realm has organizations), the code exchanged with the client secret. `tenant` is whose Secret
+ * holds the client secret (the realm's tenant by default).
  */
-export async function login(realm: string, username: string, scope: string): Promise<{ access: string; claims: Record<string, unknown> }> {
-  const secret = await clientSecretFromSecret(realm);
+export async function login(realm: string, username: string, scope: string, tenant = realm): Promise<{ access: string; claims: Record<string, unknown> }> {
+  const secret = await clientSecretFromSecret(tenant);
   const config = await oidc.discovery(new URL(`${KC}/realms/${realm}`), 'assistant', secret, undefined, { execute: [oidc.allowInsecureRequests] });
   const verifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
@@ -83,21 +92,36 @@ export async function login(realm: string, username: string, scope: string): Pro
     state,
   });
   const jar = new Jar();
-  const page = await fetch(url, { redirect: 'manual' });
-  jar.take(page);
-  const html = await page.text();
-  const action = /<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"/.exec(html)?.[1]?.replace(/&amp;/g, '&');
-  if (!action) throw new Error(`no login form (HTTP ${page.status}${page.headers.get('location') ? `, to ${page.headers.get('location')!.replace(/[?#].*/, '')}: ${new URL(page.headers.get('location')!).searchParams.get('error') ?? ''} ${new URL(page.headers.get('location')!).searchParams.get('error_description') ?? ''}` : ''})`);
-  const posted = await fetch(action, {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: jar.header() },
-    body: new URLSearchParams({ username, password: PASSWORD, credentialId: '' }),
-  });
-  const location = posted.headers.get('location');
-  if (posted.status !== 302 || !location?.startsWith(REDIRECT)) throw new Error(`login did not redirect back (HTTP ${posted.status}, to ${location?.replace(/[?#].*/, "")})`);
-  const tokens = await oidc.authorizationCodeGrant(config, new URL(location), { pkceCodeVerifier: verifier, expectedState: state });
-  return { access: tokens.access_token, claims: decodeJwt(tokens.access_token) as Record<string, unknown> };
+  let res = await fetch(url, { redirect: 'manual' });
+  jar.take(res);
+  let sentPassword = false;
+  for (let step = 0; step < 4; step++) {
+    const location = res.headers.get('location');
+    if (res.status === 302 && location?.startsWith(REDIRECT)) {
+      const tokens = await oidc.authorizationCodeGrant(config, new URL(location), { pkceCodeVerifier: verifier, expectedState: state });
+      return { access: tokens.access_token, claims: decodeJwt(tokens.access_token) as Record<string, unknown> };
+    }
+    if (res.status === 302 && location) {
+      res = await fetch(new URL(location, KC), { redirect: 'manual', headers: { cookie: jar.header() } });
+      jar.take(res);
+      continue;
+    }
+    const html = await res.text();
+    const action = /<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"/.exec(html)?.[1]?.replace(/&amp;/g, '&');
+    if (!action) {
+      if (res.status >= 400 && res.status < 500) throw new LoginRefused(`login refused (HTTP ${res.status}): ${pageMessage(html)}`);
+      throw new Error(`no login form (HTTP ${res.status}${location ? `, to ${location.replace(/[?#].*/, '')}` : ''}): ${pageMessage(html)}`);
+    }
+    // A form again after the password (or the username page twice): the login was refused.
+    const asksPassword = /name="password"/.test(html);
+    if (sentPassword || (step > 0 && !asksPassword)) throw new LoginRefused(`login refused (HTTP ${res.status}): ${pageMessage(html)}`);
+    // Identity-first: a page with the username only comes before the password page.
+    sentPassword = asksPassword;
+    const fields: Record<string, string> = asksPassword ? { username, password: PASSWORD, credentialId: '' } : { username };
+    res = await fetch(action, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: jar.header() }, body: new URLSearchParams(fields) });
+    jar.take(res);
+  }
+  throw new Error(`login did not redirect back (HTTP ${res.status}, to ${res.headers.get('location')?.replace(/[?#].*/, '')})`);
 }
 
 export const scopes = (claims: Record<string, unknown>): string[] => String(claims.scope ?? '').split(' ').sort();
