@@ -5,11 +5,12 @@ import path from 'node:path';
 const SCOPES = ['user', 'read', 'write', 'admin'];
 
 /** The repository as a Map of relative path -> text. */
-export function generateRepository({ tenants = 1000, users = 10, agents = 50 } = {}) {
+export function generateRepository({ tenants = 1000, users = 10, agents = 50, isolation = undefined } = {}) {
   const files = new Map();
   files.set('systemprompt.yaml', [
     'tenancy:',
     '  enabled: true',
+    ...(isolation ? [`  isolation: ${isolation}`] : []),
     '  default_tenant: default',
     'scopes:',
     '  anonymous: Public access',

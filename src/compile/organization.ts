@@ -9,7 +9,7 @@ import { resourceKey, type DesiredResource, type JsonObject } from '../model/res
  * organization refused to non-members), the catalog's scopes and roles, the tenant_id claim (from
  * the user's organization) and one client per agent. Per tenant: the organization, its users
  * (members of it), and for scopes written with {{tenant_id}} a client scope and a member role.
- * One email is one account in the shared realm, so a user belongs to one such tenant (rule SP043).
+ * One email is one account in the shared realm, so a user belongs to one such tenant (rule SP044).
  */
 
 /** The scope a login requests to sign in as a member of the tenant's organization. */

@@ -45,7 +45,7 @@ export const CODES = {
   SP040: 'tenant defined twice',
   SP041: 'user email defined twice in one tenant',
   SP042: 'agent defined twice',
-  SP043: 'user email in two tenants of the shared realm (organization isolation)',
+  SP044: 'user email in two tenants of the shared realm (organization isolation)',
 } as const;
 
 export type DiagnosticCode = keyof typeof CODES;

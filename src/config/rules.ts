@@ -78,7 +78,7 @@ export function checkRules(repo: { project: ProjectConfig; tenants: TenantConfig
       mine.add(key);
       const other = sharedEmails.get(key);
       if (other) {
-        emit(t.source, t.source.file, ['users', u.index, 'email'], 'SP043', `user ${u.email} is also a user of tenant \`${other.name}\` (${other.source.file}); in organization isolation both share realm \`${shared}\`, where one email is one account`, `keep the user in one of the two tenants, or give one tenant a realm of its own (isolation: per_tenant in its file)`);
+        emit(t.source, t.source.file, ['users', u.index, 'email'], 'SP044', `user ${u.email} is also a user of tenant \`${other.name}\` (${other.source.file}); in organization isolation both share realm \`${shared}\`, where one email is one account`, `keep the user in one of the two tenants, or give one tenant a realm of its own (isolation: per_tenant in its file)`);
       } else sharedEmails.set(key, t);
     }
   }

@@ -92,10 +92,10 @@ describe('organization isolation', () => {
 });
 
 describe('organization isolation rules', () => {
-  it('refuses an email in two tenants of the shared realm, at the second entry (SP043)', () => {
+  it('refuses an email in two tenants of the shared realm, at the second entry (SP044)', () => {
     const r = loadRepository(textFiles(repo(orgProject, { acme: users('ann@acme.test'), globex: users('gus@globex.test', 'Ann@acme.test') })));
     expect(r.repo).toBeUndefined();
-    const d = r.diagnostics.find((x) => x.code === 'SP043')!;
+    const d = r.diagnostics.find((x) => x.code === 'SP044')!;
     expect(d).toMatchObject({ file: 'tenants/globex.yaml', line: 5, severity: 'error' });
     expect(d.message).toMatch(/also a user of tenant `acme`/);
   });
