@@ -21,8 +21,16 @@ export interface ProjectConfig {
     redirectUris: string[];
     publicUrl?: string;
   };
+  /** `postgres.servers`, in list order; undefined when not set (one implicit server). */
+  postgresServers?: PostgresServerConfig[];
   /** `systemprompt.yaml`, when present. */
   source?: SourceFile;
+}
+
+export interface PostgresServerConfig {
+  name: string;
+  /** Position in `postgres.servers`. */
+  index: number;
 }
 
 export interface UserConfig {
@@ -48,6 +56,8 @@ export interface TenantConfig {
   /** Explicit agent list, or undefined for "every tenant_aware agent". */
   agents?: string[];
   deletionPolicy: 'retain' | 'delete';
+  /** `postgres.server`: the server of postgres.servers the tenant's database is pinned to. */
+  postgresServer?: string;
   users: UserConfig[];
   source: SourceFile;
   /** File name without extension. */

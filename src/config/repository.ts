@@ -126,6 +126,13 @@ function toProject(source: SourceFile | undefined): ProjectConfig {
       ...(typeof keycloak.public_url === 'string' ? { publicUrl: keycloak.public_url.replace(/\/+$/, '') } : {}),
     },
   };
+  const servers = obj(v.postgres).servers;
+  if (Array.isArray(servers)) {
+    project.postgresServers = servers.flatMap((x: unknown, index: number) => {
+      const name = obj(x).name;
+      return typeof name === 'string' ? [{ name, index }] : [];
+    });
+  }
   if (source) project.source = source;
   return project;
 }
@@ -159,6 +166,8 @@ function toTenant(source: SourceFile): TenantConfig {
     fileStem: fileStem(source.file),
   };
   if (Array.isArray(v.agents)) t.agents = strings(v.agents);
+  const server = obj(v.postgres).server;
+  if (typeof server === 'string') t.postgresServer = server;
   return t;
 }
 
