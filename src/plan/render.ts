@@ -35,7 +35,7 @@ export function renderPlanText(plan: Plan, opts: { verbose?: boolean } = {}): st
       (s.conflicts ? `, ${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'}` : '') +
       '.',
   );
-  if (plan.placements) lines.push(renderPlacements(plan.placements));
+  if (plan.placements?.length) lines.push(renderPlacements(plan.placements));
   const byTenant = new Map<string, string[]>();
   for (const c of plan.cards ?? []) appendTo(byTenant, c.tenant, c.agent);
   if (byTenant.size > 0) lines.push(`Agent cards: ${[...byTenant].map(([t, as]) => `${t} (${as.join(', ')})`).join('; ')}; in full with -o json or \`systemprompt build\`.`);
