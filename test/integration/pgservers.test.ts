@@ -1,6 +1,15 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
+import { compile } from '../../src/compile/compile.js';
+import { loadRepository } from '../../src/config/repository.js';
+import { placeAndPlan } from '../../src/plan/placement.js';
+import { selectTargets } from '../../src/plan/select.js';
+import { readLive } from '../../src/reconcile/reconcile.js';
+import { connectTargets } from '../../src/targets/connect.js';
+import { endpointsFromEnvironment } from '../../src/targets/endpoints.js';
+import { compileEnvironment, postgresUrlsFromVariables } from '../../src/targets/environment.js';
+import type { ReadScope } from '../../src/targets/target.js';
 import { bufferIo } from '../helpers/io.js';
 import { endpoints, makeRepo, resetTargets, secretValue, targetEnv, writeRepo, type CliResult } from './helpers.js';
 
@@ -117,7 +126,7 @@ describe('tenant databases across two PostgreSQL servers', () => {
     expect({ main: await testDatabases('main'), second: await testDatabases('second') }).toEqual({ main: {}, second: {} });
   });
 
-  it('spreads new databases over both servers: pins first, the rest to the least loaded', async () => {
+  it('spreads new databases over both servers: pinned ones to their server, the rest to the least loaded', async () => {
     const before = await load();
     const tenants = { 'pgs-a': undefined, 'pgs-b': undefined, 'pgs-c': undefined, 'pgs-m': 'main', 'pgs-s': 'second' } as const;
     dir = makeRepo(files(['main', 'second'], tenants));
@@ -162,6 +171,27 @@ describe('tenant databases across two PostgreSQL servers', () => {
     const r = await sp(dir, ['plan', '--detailed-exitcode', ...TARGET]);
     expect(r.code, r.stdout).toBe(0);
     expect(r.stdout).toContain('PostgreSQL servers: no new database; 5 databases stay where they are.');
+  });
+
+  it("reads one tenant as the operator does: its own role and database, and every server's full count", async () => {
+    const loaded = loadRepository(new Map(Object.entries(files(['main', 'second'], { 'pgs-a': undefined })).map(([k, v]) => [k, new TextEncoder().encode(v)])));
+    const e = env();
+    const desired = selectTargets(compile(loaded.repo!, compileEnvironment({ keycloakUrl: e.SYSTEMPROMPT_KEYCLOAK_URL, postgresUrl: e.SYSTEMPROMPT_POSTGRES_URL, postgresServers: postgresUrlsFromVariables(e, ['main', 'second']) })), ['kubernetes', 'postgres']);
+    const connected = await connectTargets(endpointsFromEnvironment(e)!, ['kubernetes', 'postgres']);
+    try {
+      const scope: ReadScope = { tenants: ['pgs-a'], realms: [], namespaces: ['tenant-pgs-a'], pgNames: ['tenant_pgs-a'] };
+      const live = await readLive(desired, connected.targets, scope);
+      const pgs = live.resources.filter((r) => r.target === 'postgres');
+      const s = first['pgs-a']!;
+      expect(pgs.filter((r) => r.kind !== 'Server').map((r) => `${r.kind} ${r.name}`).sort()).toEqual([`Database ${s}/tenant_pgs-a`, `Role ${s}/tenant_pgs-a`]);
+      expect(Object.fromEntries(pgs.filter((r) => r.kind === 'Server').map((r) => [r.name, r.spec.databases]))).toEqual(await load());
+      expect(live.requests.postgres).toBe(6); // roles, databases and a count, per server
+      const { plan } = placeAndPlan(desired, live);
+      expect(plan.changes).toEqual([]);
+      expect(plan.placements).toEqual([{ tenant: 'pgs-a', database: 'tenant_pgs-a', server: s, new: false, reason: 'exists' }]);
+    } finally {
+      await connected.close();
+    }
   });
 
   it('moves nothing when tenants are added and the servers listed the other way round', async () => {
