@@ -7,6 +7,8 @@ import type { CompileEnvironment } from '../compile/desired.js';
 import { customResourceFiles } from '../crds/objects.js';
 import { UsageError } from '../errors.js';
 import { loadValidRepository } from './load.js';
+import { EMPTY_LIVE } from '../plan/plan.js';
+import { placeDatabases } from '../plan/placement.js';
 
 /** Marks a folder as build output, so that a later build may replace it (and nothing else). */
 export const BUILD_MARKER = '.systemprompt-build';
@@ -14,7 +16,8 @@ export const BUILD_MARKER = '.systemprompt-build';
 export interface BuildOptions {
   dir: string;
   out: string;
-  env: CompileEnvironment;
+  /** Where the targets are, from the environment's variables (offline); with postgres.servers, each server. */
+  environment(postgresServers?: readonly string[]): CompileEnvironment;
   output: 'text' | 'json';
   /** `files` (default): what each tenant compiles to; `crds`: the repository as Tenant and Agent objects. */
   format?: 'files' | 'crds';
@@ -27,7 +30,8 @@ export interface BuildOptions {
 export async function runBuild(io: Io, opts: BuildOptions): Promise<number> {
   const { repo } = await loadValidRepository(opts.dir, io);
   const crds = opts.format === 'crds';
-  const files = crds ? customResourceFiles(repo) : buildArtifacts(compile(repo, opts.env));
+  // With several PostgreSQL servers, databases are placed as an offline plan places them (against empty servers).
+  const files = crds ? customResourceFiles(repo) : buildArtifacts(placeDatabases(compile(repo, opts.environment(repo.project.postgresServers?.map((s) => s.name))), EMPTY_LIVE, { postgresRead: true }));
   // Write into a fresh sibling folder, then swap it in: a failed build leaves the old output intact.
   const out = path.resolve(io.cwd, opts.out);
   await assertReplaceable(out, opts.out);

@@ -3,7 +3,8 @@ import type { Io } from '../cli/io.js';
 import { compile } from '../compile/compile.js';
 import type { CompileEnvironment, DesiredState } from '../compile/desired.js';
 import type { TargetName } from '../model/resource.js';
-import { computePlan, EMPTY_LIVE, type LiveState, type Plan } from '../plan/plan.js';
+import { EMPTY_LIVE, type LiveState, type Plan } from '../plan/plan.js';
+import { placeAndPlan } from '../plan/placement.js';
 import { selectTargets } from '../plan/select.js';
 import { renderPlanText } from '../plan/render.js';
 import { writeJson, writeJsonFile } from '../plan/json-stream.js';
@@ -19,21 +20,28 @@ export interface PlanOptions {
 }
 
 export interface PlanDeps {
-  /** Where the targets are (for issuer and connection URLs). */
-  environment(offline: boolean): Promise<CompileEnvironment>;
+  /**
+   * Where the targets are (for issuer and connection URLs); with `postgres.servers`, where each
+   * named server is (live: every server's URL must be known, else an error saying what to set).
+   */
+  environment(offline: boolean, postgresServers?: readonly string[]): Promise<CompileEnvironment>;
   /** The targets plan and apply work on (`--target`). */
   readonly selected: readonly TargetName[];
   /** Read the live state of the targets; only called when not offline. */
   readLive(desired: DesiredState): Promise<LiveState>;
 }
 
-/** Compile and plan; shared by `plan` and `apply`. */
+/**
+ * Compile and plan; shared by `plan` and `apply`. `desired` is the compiled state before its
+ * databases are placed (placement is part of every plan: apply places again under its lock).
+ */
 export async function makePlan(io: Io, opts: { dir: string; offline: boolean }, deps: PlanDeps): Promise<{ plan: Plan; desired: DesiredState }> {
   const { repo } = await loadValidRepository(opts.dir, io);
-  const env = await deps.environment(opts.offline);
+  // With several PostgreSQL servers, each one's URL must be known before anything is read.
+  const env = await deps.environment(opts.offline, repo.project.postgresServers?.map((s) => s.name));
   const desired = selectTargets(compile(repo, env), deps.selected);
   const live = opts.offline ? EMPTY_LIVE : await deps.readLive(desired);
-  return { plan: { ...computePlan(desired, live, { offline: opts.offline }), targets: [...deps.selected] }, desired };
+  return { plan: { ...placeAndPlan(desired, live, { offline: opts.offline }).plan, targets: [...deps.selected] }, desired };
 }
 
 /** `systemprompt plan`: exit 0 (no changes), 2 (changes, with --detailed-exitcode), 1 (error). */

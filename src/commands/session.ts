@@ -1,12 +1,12 @@
 import type { CompileEnvironment, DesiredState } from '../compile/desired.js';
 import { devStackEndpoints } from '../dev/endpoints.js';
-import { resolveEndpoints, type Endpoints } from '../targets/endpoints.js';
+import { postgresServerUrls, resolveEndpoints, type Endpoints } from '../targets/endpoints.js';
 import { TARGETS, type TargetName } from '../model/resource.js';
 import type { LiveState } from '../plan/plan.js';
 import { readLive } from '../reconcile/reconcile.js';
 import { connectTargets, type Connected } from '../targets/connect.js';
 import { configureFailpoint } from '../targets/failpoint.js';
-import { compileEnvironment } from '../targets/environment.js';
+import { compileEnvironment, postgresUrlsFromVariables } from '../targets/environment.js';
 
 /** The live side of plan and apply: endpoints, target clients, reads with request counts. */
 export class LiveSession {
@@ -27,11 +27,16 @@ export class LiveSession {
     return this.endpoints;
   }
 
-  /** Offline commands use the environment variables only; live ones the resolved endpoints. */
-  async environment(offline: boolean): Promise<CompileEnvironment> {
-    if (offline) return compileEnvironment({ keycloakUrl: this.env.SYSTEMPROMPT_KEYCLOAK_URL, postgresUrl: this.env.SYSTEMPROMPT_POSTGRES_URL });
+  /**
+   * Offline commands use the environment variables only; live ones the resolved endpoints, where
+   * every server of postgres.servers must have its URL (else an error before anything is read).
+   */
+  async environment(offline: boolean, postgresServers?: readonly string[]): Promise<CompileEnvironment> {
+    if (offline) {
+      return compileEnvironment({ keycloakUrl: this.env.SYSTEMPROMPT_KEYCLOAK_URL, postgresUrl: this.env.SYSTEMPROMPT_POSTGRES_URL, postgresServers: postgresUrlsFromVariables(this.env, postgresServers) });
+    }
     const e = await this.getEndpoints();
-    return compileEnvironment({ keycloakUrl: e.keycloak.url, postgresUrl: e.postgresUrl });
+    return compileEnvironment({ keycloakUrl: e.keycloak.url, postgresUrl: e.postgresUrl, ...(postgresServers ? { postgresServers: postgresServerUrls(e, postgresServers) } : {}) });
   }
 
   async connect(): Promise<Connected> {

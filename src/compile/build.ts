@@ -3,6 +3,7 @@ import { appendTo } from '../collections.js';
 import { isSecretRef, type DesiredResource, type Json, type JsonObject } from '../model/resource.js';
 import type { DesiredState, TenantDesired } from './desired.js';
 import { quoteIdent } from './names.js';
+import { pgComment } from '../model/ownership.js';
 
 /**
  * DesiredState -> files (relative path -> text), for `systemprompt build`. Pure.
@@ -13,11 +14,12 @@ export function buildArtifacts(state: DesiredState): Map<string, string> {
   // Grouped once (in the compiler's order), not filtered anew for every tenant.
   const byTenant = new Map<string | undefined, DesiredResource[]>();
   for (const r of state.resources) appendTo(byTenant, r.tenant, r);
+  const placed = new Map((state.placements ?? []).map((p) => [p.tenant, p.server]));
   for (const t of state.tenants) {
     const mine = byTenant.get(t.name) ?? [];
     files.set(`${t.name}/keycloak-realm.json`, `${JSON.stringify(realmRepresentation(t, mine), null, 2)}\n`);
     files.set(`${t.name}/kubernetes.yaml`, kubernetesYaml(mine));
-    files.set(`${t.name}/postgres.sql`, postgresSql(t));
+    files.set(`${t.name}/postgres.sql`, postgresSql(t, placed.get(t.name)));
     for (const a of t.agents) files.set(`${t.name}/agents/${a.name}.card.json`, `${JSON.stringify(a.card, null, 2)}\n`);
   }
   return files;
@@ -64,13 +66,15 @@ export function withSecretPlaceholders(v: Json): Json {
   return v;
 }
 
-function postgresSql(t: TenantDesired): string {
+/** The tenant's role and database as SQL; `server`: the server of postgres.servers it is placed on. */
+function postgresSql(t: TenantDesired, server?: string): string {
   const role = quoteIdent(t.dbRole);
   const db = quoteIdent(t.database);
   const comment = (s: string): string => `'${s.replace(/'/g, "''")}'`;
-  const marker = `managed-by=systemprompt tenant=${t.name} deletion_policy=${t.deletionPolicy}`;
+  const marker = pgComment(t.name, t.deletionPolicy);
   return [
     `-- Tenant ${t.name}: one login role and one database it owns. Run with psql:`,
+    ...(server === undefined ? [] : [`-- on PostgreSQL server ${server} (postgres.servers; placed as against empty servers: \`systemprompt plan\` shows the live placement):`]),
     `--   psql "$ADMIN_URL" -v postgres_password="$PASSWORD" -f postgres.sql`,
     `-- The password is a psql variable: it is never written here.`,
     `CREATE ROLE ${role} LOGIN PASSWORD :'postgres_password';`,
@@ -78,7 +82,7 @@ function postgresSql(t: TenantDesired): string {
     `CREATE DATABASE ${db} OWNER ${role};`,
     `REVOKE CONNECT ON DATABASE ${db} FROM PUBLIC;`,
     `GRANT CONNECT ON DATABASE ${db} TO ${role};`,
-    `COMMENT ON DATABASE ${db} IS ${comment(marker)};`,
+    `COMMENT ON DATABASE ${db} IS ${comment(pgComment(t.name, t.deletionPolicy, server))};`,
     '',
   ].join('\n');
 }

@@ -29,7 +29,14 @@ export function compile(repo: Repository, env: CompileEnvironment = DEFAULT_ENVI
     for (const part of [kubernetesResources(t, env), postgresResources(t), kc]) for (const r of part) resources.push(r);
   }
   assertUniqueKeys(resources);
-  return { tenants, resources };
+  const servers = repo.project.postgresServers;
+  if (!servers) return { tenants, resources };
+  // Several servers: the databases are placed later, against the live state (placeDatabases).
+  const postgresServers = servers.map((s, i) => {
+    const at = env.postgresServers?.[s.name] ?? (i === 0 ? { host: env.postgresHost, port: env.postgresPort } : { host: DEFAULT_ENVIRONMENT.postgresHost, port: DEFAULT_ENVIRONMENT.postgresPort });
+    return { name: s.name, host: at.host, port: at.port };
+  });
+  return { tenants, resources, postgresServers };
 }
 
 export function agentsOf(repo: Repository, t: TenantConfig): AgentConfig[] {
@@ -86,6 +93,7 @@ function compileTenant(repo: Repository, t: TenantConfig, env: CompileEnvironmen
     database,
     dbRole: database,
     deletionPolicy: t.deletionPolicy,
+    ...(t.postgresServer !== undefined ? { postgresServer: t.postgresServer } : {}),
     issuer,
     quotas: { ...t.quotas },
     scopes: [...scopes.values()].sort((a, b) => cmp(a.name, b.name)),

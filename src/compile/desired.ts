@@ -8,6 +8,34 @@ export interface CompileEnvironment {
   /** PostgreSQL host and port as tenant workloads reach it. */
   postgresHost: string;
   postgresPort: number;
+  /**
+   * Host and port of each named server of `postgres.servers`, as tenant workloads reach it (from its
+   * admin URL). A listed server missing here (an offline build without its variable) gets the
+   * first server's address if it is the first, else the default.
+   */
+  postgresServers?: Record<string, { host: string; port: number }>;
+}
+
+/** A server of `postgres.servers` and where tenant workloads reach it. */
+export interface PostgresServer {
+  name: string;
+  host: string;
+  port: number;
+}
+
+/** Where a tenant's database is, or goes: decided by placeDatabases (src/plan/placement.ts). */
+export interface Placement {
+  tenant: string;
+  database: string;
+  server: string;
+  /** false: the database exists there; true: it is created there by this plan. */
+  new: boolean;
+  /**
+   * exists: found on that server (never moved); recorded: its Secret says so (the database is gone:
+   * made again there); pinned: the tenant's postgres.server; least-loaded: the server holding the
+   * fewest of our databases, counting those placed earlier in the same plan (ties: list order).
+   */
+  reason: 'exists' | 'recorded' | 'pinned' | 'least-loaded';
 }
 
 export const DEFAULT_ENVIRONMENT: CompileEnvironment = {
@@ -56,6 +84,8 @@ export interface TenantDesired {
   database: string;
   dbRole: string;
   deletionPolicy: 'retain' | 'delete';
+  /** The server of postgres.servers the tenant pins its database to. */
+  postgresServer?: string;
   issuer: string;
   quotas: {
     cpu?: string;
@@ -75,4 +105,12 @@ export interface DesiredState {
   resources: DesiredResource[];
   /** Keys left out by `--target` although desired: never planned for deletion. */
   ignored?: string[];
+  /**
+   * `postgres.servers`, in list order; undefined with one implicit server. With servers, the
+   * tenants' roles, databases and database Secrets are compiled unplaced, and placeDatabases puts
+   * each database on a server (names `server/database`) before anything is planned.
+   */
+  postgresServers?: PostgresServer[];
+  /** Set by placeDatabases: where each tenant's database is (with several servers only). */
+  placements?: Placement[];
 }

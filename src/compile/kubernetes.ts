@@ -1,4 +1,4 @@
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, TENANT_LABEL } from '../model/ownership.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POSTGRES_SERVER_ANNOTATION, TENANT_LABEL } from '../model/ownership.js';
 import { resourceKey, type DesiredResource, type JsonObject } from '../model/resource.js';
 import type { CompileEnvironment, TenantDesired } from './desired.js';
 import { minQuantity } from './quantity.js';
@@ -28,6 +28,39 @@ export function labels(t: TenantDesired): JsonObject {
 
 /** Environment-variable-safe key for an agent: `assistant-v2` -> `ASSISTANT_V2`. */
 export const envKey = (name: string): string => name.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+
+/**
+ * The Secret `systemprompt-database`: how the tenant's workloads reach its database. With several
+ * servers, `server` names the one it was placed on (key POSTGRES_SERVER, and an annotation that
+ * plan reads back).
+ */
+export function databaseSecret(t: TenantDesired, host: string, port: number, server?: string): DesiredResource {
+  const ns = t.namespace;
+  const pgUrlFormat = `postgresql://${encodeURIComponent(t.dbRole)}:{}@${host}:${port}/${encodeURIComponent(t.database)}`;
+  const data: JsonObject = {
+    DATABASE_URL: { secretRef: POSTGRES_PASSWORD_REF, format: pgUrlFormat },
+    PGHOST: host,
+    PGPORT: String(port),
+    PGDATABASE: t.database,
+    PGUSER: t.dbRole,
+    PGPASSWORD: { secretRef: POSTGRES_PASSWORD_REF },
+  };
+  const annotations: JsonObject = { [PASSWORD_DIGEST_ANNOTATION]: { secretRef: POSTGRES_PASSWORD_REF, digest: true } };
+  if (server !== undefined) {
+    data.POSTGRES_SERVER = server;
+    annotations[POSTGRES_SERVER_ANNOTATION] = server;
+  }
+  return {
+    target: 'kubernetes',
+    kind: 'Secret',
+    name: `${ns}/${DATABASE_SECRET}`,
+    tenant: t.name,
+    // Secrets are written as `data` (base64 on the way out), never `stringData`: server-side apply
+    // then records each key as ours, and removes a key we stop sending.
+    spec: { apiVersion: 'v1', kind: 'Secret', metadata: { name: DATABASE_SECRET, namespace: ns, labels: labels(t), annotations }, type: 'Opaque', data },
+    dependsOn: [resourceKey({ target: 'kubernetes', kind: 'Namespace', name: ns })],
+  };
+}
 
 export function kubernetesResources(t: TenantDesired, env: CompileEnvironment): DesiredResource[] {
   const ns = t.namespace;
@@ -107,28 +140,7 @@ export function kubernetesResources(t: TenantDesired, env: CompileEnvironment): 
     }),
   );
 
-  const pgUrlFormat = `postgresql://${encodeURIComponent(t.dbRole)}:{}@${env.postgresHost}:${env.postgresPort}/${encodeURIComponent(t.database)}`;
-  out.push(
-    // Secrets are written as `data` (base64 on the way out), never `stringData`: server-side apply
-    // then records each key as ours, and removes a key we stop sending.
-    obj(
-      'Secret',
-      'v1',
-      DATABASE_SECRET,
-      {
-        type: 'Opaque',
-        data: {
-        DATABASE_URL: { secretRef: POSTGRES_PASSWORD_REF, format: pgUrlFormat },
-        PGHOST: env.postgresHost,
-        PGPORT: String(env.postgresPort),
-        PGDATABASE: t.database,
-        PGUSER: t.dbRole,
-        PGPASSWORD: { secretRef: POSTGRES_PASSWORD_REF },
-        },
-      },
-      { annotations: { [PASSWORD_DIGEST_ANNOTATION]: { secretRef: POSTGRES_PASSWORD_REF, digest: true } } },
-    ),
-  );
+  out.push(databaseSecret(t, env.postgresHost, env.postgresPort));
 
   const oidc: JsonObject = { OIDC_ISSUER: t.issuer, TENANT_ID: t.name };
   // In the shared realm a login names the tenant's organization; Keycloak refuses non-members.

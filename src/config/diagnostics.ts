@@ -34,6 +34,7 @@ export const CODES = {
   SP021: 'tenant name differs from its file name',
   SP022: 'rendered resource name invalid (realm, namespace, database)',
   SP023: 'two tenants render the same resource name',
+  SP024: 'tenant pins a PostgreSQL server that postgres.servers does not list',
   SP030: 'user scope not in the scope catalog',
   SP031: 'security requirement names an undeclared security scheme',
   SP032: 'security requirement names a scope its scheme does not declare',
@@ -45,6 +46,7 @@ export const CODES = {
   SP040: 'tenant defined twice',
   SP041: 'user email defined twice in one tenant',
   SP042: 'agent defined twice',
+  SP043: 'PostgreSQL server listed twice in postgres.servers',
   SP044: 'user email in two tenants of the shared realm (organization isolation)',
 } as const;
 

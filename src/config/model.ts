@@ -26,8 +26,16 @@ export interface ProjectConfig {
     redirectUris: string[];
     publicUrl?: string;
   };
+  /** `postgres.servers`, in list order; undefined when not set (one implicit server). */
+  postgresServers?: PostgresServerConfig[];
   /** `systemprompt.yaml`, when present. */
   source?: SourceFile;
+}
+
+export interface PostgresServerConfig {
+  name: string;
+  /** Position in `postgres.servers`. */
+  index: number;
 }
 
 export interface UserConfig {
@@ -55,6 +63,8 @@ export interface TenantConfig {
   deletionPolicy: 'retain' | 'delete';
   /** Set in the tenant file; else the project's tenancy.isolation applies. */
   isolation?: Isolation;
+  /** `postgres.server`: the server of postgres.servers the tenant's database is pinned to. */
+  postgresServer?: string;
   users: UserConfig[];
   source: SourceFile;
   /** File name without extension. */

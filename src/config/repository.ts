@@ -128,6 +128,13 @@ function toProject(source: SourceFile | undefined): ProjectConfig {
       ...(typeof keycloak.public_url === 'string' ? { publicUrl: keycloak.public_url.replace(/\/+$/, '') } : {}),
     },
   };
+  const servers = obj(v.postgres).servers;
+  if (Array.isArray(servers)) {
+    project.postgresServers = servers.flatMap((x: unknown, index: number) => {
+      const name = obj(x).name;
+      return typeof name === 'string' ? [{ name, index }] : [];
+    });
+  }
   if (source) project.source = source;
   return project;
 }
@@ -162,6 +169,8 @@ function toTenant(source: SourceFile): TenantConfig {
   };
   if (Array.isArray(v.agents)) t.agents = strings(v.agents);
   if (v.isolation === 'organization' || v.isolation === 'per_tenant') t.isolation = v.isolation;
+  const server = obj(v.postgres).server;
+  if (typeof server === 'string') t.postgresServer = server;
   return t;
 }
 

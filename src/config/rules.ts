@@ -138,6 +138,26 @@ export function checkRules(repo: { project: ProjectConfig; tenants: TenantConfig
     checkCardUrls(a, emit);
   }
 
+  // PostgreSQL servers: listed once; a tenant pins only a listed one.
+  const servers = project.postgresServers;
+  const serverNames = new Map<string, number>();
+  for (const s of servers ?? []) {
+    const first = serverNames.get(s.name);
+    if (first !== undefined) emit(ps, projectFile, ['postgres', 'servers', s.index, 'name'], 'SP043', `PostgreSQL server \`${s.name}\` is already listed (postgres.servers[${first}])`, 'list each server once: its databases are found by its name');
+    else serverNames.set(s.name, s.index);
+  }
+  for (const t of byName.values()) {
+    const pin = t.postgresServer;
+    if (pin === undefined || !SERVER_NAME.test(pin) || serverNames.has(pin)) continue;
+    const path = ['postgres', 'server'];
+    if (!servers) {
+      emit(t.source, t.source.file, path, 'SP024', `tenant \`${t.name}\` pins its database to PostgreSQL server \`${pin}\`, but systemprompt.yaml lists no postgres.servers`, `list the servers under postgres.servers in systemprompt.yaml (e.g. \`servers: [{ name: ${pin} }]\`), or remove postgres.server`);
+      continue;
+    }
+    const guess = didYouMean(pin, [...serverNames.keys()]);
+    emit(t.source, t.source.file, path, 'SP024', `PostgreSQL server \`${pin}\` is not in postgres.servers`, guess ? `did you mean \`${guess}\`?` : `listed servers: ${[...serverNames.keys()].join(', ')}`);
+  }
+
   // Tenants name existing agents.
   const agentNames = [...agentByName.keys()];
   for (const t of byName.values()) {
@@ -149,6 +169,9 @@ export function checkRules(repo: { project: ProjectConfig; tenants: TenantConfig
   }
   return out;
 }
+
+/** The schema's pattern for server names: a name it refuses is reported once, by the schema. */
+const SERVER_NAME = /^[a-z][a-z0-9-]*$/;
 
 const JSON_DEFAULT: Record<keyof Naming, string> = {
   realm: '"{{tenant_id}}"',

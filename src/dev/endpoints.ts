@@ -22,7 +22,9 @@ export async function devStackEndpoints(env: NodeJS.ProcessEnv, deps: { stoppedC
     hint: 'run `systemprompt dev up` (then optionally `eval "$(systemprompt dev env)"`), or set SYSTEMPROMPT_KEYCLOAK_URL, SYSTEMPROMPT_KEYCLOAK_USER, SYSTEMPROMPT_KEYCLOAK_PASSWORD, KUBECONFIG and SYSTEMPROMPT_POSTGRES_URL',
   });
   if (!state?.keycloak || !state.kube || !state.postgres) throw noStack;
-  const stopped = await (deps.stoppedComponents ?? stoppedComponents)(env);
+  const down = await (deps.stoppedComponents ?? stoppedComponents)(env);
+  // The second PostgreSQL server is needed only by postgres.servers: without it, one server is offered.
+  const stopped = down.filter((c) => c !== 'postgres2');
   if (stopped.length) {
     throw new SystemPromptError(`no targets: the local stack in ${paths.stackDir} is not running (${stopped.join(', ')} down)`, {
       hint: 'run `systemprompt dev up`, or set SYSTEMPROMPT_KEYCLOAK_URL, SYSTEMPROMPT_KEYCLOAK_USER, SYSTEMPROMPT_KEYCLOAK_PASSWORD, KUBECONFIG and SYSTEMPROMPT_POSTGRES_URL',
@@ -30,12 +32,15 @@ export async function devStackEndpoints(env: NodeJS.ProcessEnv, deps: { stoppedC
   }
   const [kcPassword, pgPassword] = await Promise.all([readSecret(state.keycloak.passwordFile), readSecret(state.postgres.passwordFile)]);
   if (!kcPassword || !pgPassword) throw noStack;
+  const second = state.postgres2 && !down.includes('postgres2') ? await readSecret(state.postgres2.passwordFile) : undefined;
   return {
     keycloak: { url: state.keycloak.url, username: state.keycloak.user, password: kcPassword },
     // The stack's own kubeconfig, even when the shell has a KUBECONFIG (never mix targets).
     kubeconfigPath: state.kube.kubeconfig,
     context: state.kube.context,
     postgresUrl: withPassword(state.postgres.url, pgPassword),
+    // postgres.servers by position: the first listed server is the stack's first, the second its second.
+    ...(state.postgres2 && second ? { postgresMore: [withPassword(state.postgres2.url, second)] } : {}),
     source: 'dev-stack',
   };
 }

@@ -35,6 +35,14 @@ export function renderEnv(state: StackState): string {
     const rest = `@${url.host}${url.pathname}`;
     lines.push(`export SYSTEMPROMPT_POSTGRES_URL="${dq(prefix)}${catSecret(state.postgres.passwordFile)}${dq(rest)}"`);
   }
+  if (state.postgres2) {
+    // Its variable is named after the server's name in postgres.servers, which the stack cannot know.
+    const url = new URL(state.postgres2.url);
+    const prefix = `${url.protocol}//${encodeURIComponent(decodeURIComponent(url.username))}:`;
+    lines.push(`# the stack's second PostgreSQL server: with the variables above, the second server of postgres.servers (named NAME) needs`);
+    lines.push(`# export SYSTEMPROMPT_POSTGRES_URL_<NAME>="${dq(prefix)}${catSecret(state.postgres2.passwordFile)}${dq(`@${url.host}${url.pathname}`)}"`);
+    lines.push(`# (without them, commands use the stack itself, which serves postgres.servers in order)`);
+  }
   if (state.kube) lines.push(`# kubectl for this stack: ${state.kube.kubectl}`);
   return lines.length ? `${lines.join('\n')}\n` : '';
 }

@@ -2,6 +2,17 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** One PostgreSQL cluster of the stack. */
+export interface PostgresPaths {
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly socketDir: string;
+  /** The product's admin login (`systemprompt`, not a superuser). */
+  readonly passwordFile: string;
+  /** The cluster's bootstrap superuser, used only by `dev up` to set up the admin login. */
+  readonly superuserPasswordFile: string;
+}
+
 /** Every file and folder of the local stack. Pure: derived from the environment, no I/O. */
 export interface StackPaths {
   /** Root of the stack's data: state file, secrets, logs, databases. */
@@ -13,15 +24,9 @@ export interface StackPaths {
   readonly secretsDir: string;
   readonly logsDir: string;
   readonly binDir: string;
-  readonly postgres: {
-    readonly dir: string;
-    readonly dataDir: string;
-    readonly socketDir: string;
-    /** The product's admin login (`systemprompt`, not a superuser). */
-    readonly passwordFile: string;
-    /** The cluster's bootstrap superuser, used only by `dev up` to set up the admin login. */
-    readonly superuserPasswordFile: string;
-  };
+  readonly postgres: PostgresPaths;
+  /** The second PostgreSQL server, set up like the first (its own cluster, logins and passwords). */
+  readonly postgres2: PostgresPaths;
   readonly keycloak: { readonly dir: string; readonly dbDir: string; readonly txLogDir: string; readonly passwordFile: string };
   readonly kube: { readonly dir: string; readonly pkiDir: string; readonly etcdDir: string; readonly certDir: string; readonly kubeconfig: string; readonly controllerManagerKubeconfig: string };
 }
@@ -59,13 +64,8 @@ export function stackPaths(env: NodeJS.ProcessEnv, home = homedir(), cwd = proce
     secretsDir,
     logsDir: join(stackDir, 'logs'),
     binDir: join(stackDir, 'bin'),
-    postgres: {
-      dir: pg,
-      dataDir: join(pg, 'data'),
-      socketDir: join(pg, 'run'),
-      passwordFile: join(secretsDir, 'postgres-admin-password'),
-      superuserPasswordFile: join(secretsDir, 'postgres-superuser-password'),
-    },
+    postgres: postgresPaths(pg, secretsDir, 'postgres'),
+    postgres2: postgresPaths(join(stackDir, 'postgres-2'), secretsDir, 'postgres-2'),
     keycloak: { dir: kc, dbDir: join(kc, 'h2'), txLogDir: join(kc, 'transaction-logs'), passwordFile: join(secretsDir, 'keycloak-admin-password') },
     kube: {
       dir: kube,
@@ -75,6 +75,16 @@ export function stackPaths(env: NodeJS.ProcessEnv, home = homedir(), cwd = proce
       kubeconfig: join(pki, 'admin.kubeconfig'),
       controllerManagerKubeconfig: join(pki, 'controller-manager.kubeconfig'),
     },
+  };
+}
+
+function postgresPaths(dir: string, secretsDir: string, prefix: string): PostgresPaths {
+  return {
+    dir,
+    dataDir: join(dir, 'data'),
+    socketDir: join(dir, 'run'),
+    passwordFile: join(secretsDir, `${prefix}-admin-password`),
+    superuserPasswordFile: join(secretsDir, `${prefix}-superuser-password`),
   };
 }
 

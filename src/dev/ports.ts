@@ -5,6 +5,8 @@ import { UsageError } from '../errors.js';
 /** The loopback ports of the local stack, each overridable. */
 export interface StackPorts {
   readonly postgres: number;
+  /** The second PostgreSQL server (postgres.servers); by default the port after `postgres`. */
+  readonly postgres2: number;
   readonly keycloakHttp: number;
   readonly keycloakManagement: number;
   readonly etcdClient: number;
@@ -16,6 +18,7 @@ export type PortName = keyof StackPorts;
 
 export const DEFAULT_PORTS: StackPorts = {
   postgres: 15432,
+  postgres2: 15433,
   keycloakHttp: 18080,
   keycloakManagement: 19000,
   etcdClient: 12379,
@@ -26,6 +29,7 @@ export const DEFAULT_PORTS: StackPorts = {
 /** Names accepted in `--ports` / `SYSTEMPROMPT_DEV_PORTS` (kebab-case of the fields). */
 const PORT_KEYS: Record<string, PortName> = {
   postgres: 'postgres',
+  'postgres-2': 'postgres2',
   keycloak: 'keycloakHttp',
   'keycloak-http': 'keycloakHttp',
   'keycloak-management': 'keycloakManagement',
@@ -37,6 +41,7 @@ const PORT_KEYS: Record<string, PortName> = {
 
 export const PORT_LABELS: Record<PortName, string> = {
   postgres: 'postgres',
+  postgres2: 'postgres-2',
   keycloakHttp: 'keycloak-http',
   keycloakManagement: 'keycloak-management',
   etcdClient: 'etcd-client',
@@ -57,8 +62,9 @@ export function parsePort(text: string, what: string): number {
  * Parses `name=port,name=port` (from `--ports` or `SYSTEMPROMPT_DEV_PORTS`) over the defaults.
  * Unknown names, bad numbers and two services on one port are usage errors.
  */
-export function parsePortOverrides(spec: string | undefined, base: StackPorts = DEFAULT_PORTS, source = '--ports'): StackPorts {
-  const ports: Record<PortName, number> = { ...base };
+export function parsePortOverrides(spec: string | undefined, base: Partial<StackPorts> = DEFAULT_PORTS, source = '--ports'): StackPorts {
+  const ports: Record<PortName, number> = { ...DEFAULT_PORTS, ...base };
+  const given = new Set<PortName>();
   for (const item of (spec ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
     const eq = item.indexOf('=');
     if (eq < 0) throw new UsageError(`${source}: "${item}" is not NAME=PORT`, { hint: `names: ${Object.keys(PORT_KEYS).join(', ')}` });
@@ -66,7 +72,12 @@ export function parsePortOverrides(spec: string | undefined, base: StackPorts = 
     const key = PORT_KEYS[name];
     if (!key) throw new UsageError(`${source}: unknown port name "${name}"`, { hint: `names: ${Object.keys(PORT_KEYS).join(', ')}` });
     ports[key] = parsePort(item.slice(eq + 1), `${source} ${name}`);
+    given.add(key);
   }
+  // The second PostgreSQL server follows the first unless named: with postgres moved (or a stack
+  // recorded before it had a second server), it takes the next port.
+  if (!given.has('postgres2') && (given.has('postgres') || base.postgres2 === undefined)) ports.postgres2 = ports.postgres + 1;
+  if (ports.postgres2 > 65535) throw new UsageError(`${source}: postgres-2 would take port ${ports.postgres2}`, { hint: 'set postgres-2=<port> too' });
   const seen = new Map<number, PortName>();
   for (const [k, v] of Object.entries(ports) as [PortName, number][]) {
     const other = seen.get(v);

@@ -7,7 +7,8 @@ import { seconds, type DevContext } from './context.js';
 import { logHint } from './logs.js';
 import { isOurProcess, run, waitFor, type RunResult } from './process.js';
 import { ensureSecret, readSecret } from './secrets.js';
-import type { StackState } from './state.js';
+import type { PostgresPaths } from './paths.js';
+import type { PostgresState } from './state.js';
 import { findPostgresBin } from './tools.js';
 
 /**
@@ -87,7 +88,22 @@ export function oldClusterError(dataDir: string): SystemPromptError {
   );
 }
 
-export type PostgresRecord = NonNullable<StackState['postgres']>;
+export type PostgresRecord = PostgresState;
+
+/**
+ * One PostgreSQL server of the stack: the first (`postgres`) or the second (`postgres-2`, for
+ * postgres.servers). Each is its own cluster with its own port, files, logins and passwords.
+ */
+export interface PostgresInstance {
+  /** The component's name in progress lines and the log file's name. */
+  readonly label: 'postgres' | 'postgres-2';
+  readonly paths: PostgresPaths;
+  readonly port: number;
+}
+
+export function postgresInstance(ctx: DevContext, which: 'postgres' | 'postgres2'): PostgresInstance {
+  return which === 'postgres' ? { label: 'postgres', paths: ctx.paths.postgres, port: ctx.ports.postgres } : { label: 'postgres-2', paths: ctx.paths.postgres2, port: ctx.ports.postgres2 };
+}
 
 interface OsUser {
   uid: number;
@@ -139,8 +155,8 @@ function pgQuote(v: string): string {
 }
 
 /** initdb with the bootstrap superuser and its password; the admin login is made afterwards. */
-async function initCluster(ctx: DevContext, bin: string, user: OsUser | undefined, superuserPassword: string, logFile: string): Promise<void> {
-  const { dir, dataDir } = ctx.paths.postgres;
+async function initCluster(inst: PostgresInstance, bin: string, user: OsUser | undefined, superuserPassword: string, logFile: string): Promise<void> {
+  const { dir, dataDir } = inst.paths;
   const tmpData = `${dataDir}.init`;
   const pwFile = join(dir, '.pwfile');
   await rm(tmpData, { recursive: true, force: true });
@@ -262,24 +278,28 @@ export async function ensureAdminRole(
 }
 
 /** Markers on the postmaster's command line that make it ours. */
-export function postgresMarkers(ctx: DevContext): string[] {
-  return [ctx.paths.postgres.dataDir];
+export function postgresMarkers(inst: PostgresInstance): string[] {
+  return [inst.paths.dataDir];
 }
 
 /** Whether the recorded postmaster is ours and answering. */
-export async function postgresRunning(ctx: DevContext, rec: PostgresRecord | undefined): Promise<boolean> {
-  if (!rec || !(await isOurProcess(rec.pid, postgresMarkers(ctx)))) return false;
-  const password = await readSecret(ctx.paths.postgres.passwordFile);
-  return password !== undefined && (await postgresHealthy(ctx.ports.postgres, password));
+export async function postgresRunning(inst: PostgresInstance, rec: PostgresRecord | undefined): Promise<boolean> {
+  if (!rec || !(await isOurProcess(rec.pid, postgresMarkers(inst)))) return false;
+  const password = await readSecret(inst.paths.passwordFile);
+  return password !== undefined && (await postgresHealthy(inst.port, password));
 }
 
-/** Creates the throwaway cluster the first time, then starts it with pg_ctl on its own loopback port. */
-export async function startPostgres(ctx: DevContext): Promise<PostgresRecord> {
+/**
+ * Creates the throwaway cluster the first time, then starts it with pg_ctl on its own loopback
+ * port. Both servers of the stack are made this way (`inst`).
+ */
+export async function startPostgres(ctx: DevContext, inst: PostgresInstance): Promise<PostgresRecord> {
   const t0 = Date.now();
-  const { dir, dataDir, socketDir, passwordFile, superuserPasswordFile } = ctx.paths.postgres;
+  const { dir, dataDir, socketDir, passwordFile, superuserPasswordFile } = inst.paths;
+  const label = inst.label;
   const bin = await findPostgresBin(ctx.env);
   const user = await serverUser();
-  const logFile = join(ctx.paths.logsDir, 'postgres.log');
+  const logFile = join(ctx.paths.logsDir, `${label}.log`);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await mkdir(socketDir, { recursive: true, mode: 0o700 });
   await appendFile(logFile, '', { mode: 0o600 });
@@ -299,11 +319,11 @@ export async function startPostgres(ctx: DevContext): Promise<PostgresRecord> {
   // A cluster made by an older version has no superuser password file: none is invented for it.
   const superuserPassword = initialised ? await readSecret(superuserPasswordFile) : await ensureSecret(superuserPasswordFile);
   if (!initialised) {
-    ctx.progress('postgres', `creating a cluster in ${dataDir}`);
-    await initCluster(ctx, bin, user, superuserPassword!, logFile);
+    ctx.progress(label, `creating a cluster in ${dataDir}`);
+    await initCluster(inst, bin, user, superuserPassword!, logFile);
   }
 
-  const port = ctx.ports.postgres;
+  const port = inst.port;
   const opts = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${pgQuote(socketDir)}`;
   const r = await runPg(user, join(bin, 'pg_ctl'), ['start', '-w', '-t', '60', '-D', dataDir, '-l', logFile, '-o', opts], dir);
   if (r.code !== 0) {
@@ -319,13 +339,13 @@ export async function startPostgres(ctx: DevContext): Promise<PostgresRecord> {
   };
   await waitFor(async () => ((await anyLogin()) ? true : undefined), {
     timeoutMs: 30_000,
-    what: 'postgres',
-    onTimeout: () => new TargetError('postgres', `not accepting logins on 127.0.0.1:${port} after 30s`, { hint: `see ${logFile}` }),
+    what: label,
+    onTimeout: () => new TargetError(label, `not accepting logins on 127.0.0.1:${port} after 30s`, { hint: `see ${logFile}` }),
   }).catch(stopOnFailure('immediate'));
   const done = await ensureAdminRole(port, dataDir, password, superuserPassword, superuserPasswordFile).catch(stopOnFailure('fast'));
-  if (done === 'created') ctx.progress('postgres', `created the admin login ${POSTGRES_ADMIN_USER} (${ADMIN_ROLE_ATTRIBUTES})`);
-  if (done === 'repaired') ctx.progress('postgres', `repaired the admin login ${POSTGRES_ADMIN_USER} (now ${ADMIN_ROLE_ATTRIBUTES})`);
-  ctx.progress('postgres', `ready in ${seconds(Date.now() - t0)} on 127.0.0.1:${port}`);
+  if (done === 'created') ctx.progress(label, `created the admin login ${POSTGRES_ADMIN_USER} (${ADMIN_ROLE_ATTRIBUTES})`);
+  if (done === 'repaired') ctx.progress(label, `repaired the admin login ${POSTGRES_ADMIN_USER} (now ${ADMIN_ROLE_ATTRIBUTES})`);
+  ctx.progress(label, `ready in ${seconds(Date.now() - t0)} on 127.0.0.1:${port}`);
   return {
     pid,
     url: `postgres://${POSTGRES_ADMIN_USER}@127.0.0.1:${port}/postgres`,
@@ -336,8 +356,8 @@ export async function startPostgres(ctx: DevContext): Promise<PostgresRecord> {
 }
 
 /** Stops the cluster with `pg_ctl stop -m fast`, then by signal if it is still there. */
-export async function stopPostgres(ctx: DevContext, rec: PostgresRecord): Promise<void> {
-  const markers = postgresMarkers(ctx);
+export async function stopPostgres(ctx: DevContext, inst: PostgresInstance, rec: PostgresRecord): Promise<void> {
+  const markers = postgresMarkers(inst);
   if (!(await isOurProcess(rec.pid, markers))) return;
   const bin = await findPostgresBin(ctx.env).catch(() => undefined);
   const user = await serverUser();
@@ -346,8 +366,8 @@ export async function stopPostgres(ctx: DevContext, rec: PostgresRecord): Promis
     process.kill(rec.pid, 'SIGQUIT');
     await waitFor(async () => ((await isOurProcess(rec.pid, markers)) ? undefined : true), {
       timeoutMs: 10_000,
-      what: 'postgres',
-      onTimeout: () => new TargetError('postgres', `postmaster ${rec.pid} did not exit`),
+      what: inst.label,
+      onTimeout: () => new TargetError(inst.label, `postmaster ${rec.pid} did not exit`),
     });
   }
 }

@@ -6,15 +6,17 @@ import { ensureKubeBinary, kubeRunning, startKube, stopKube } from './kube.js';
 import { acquireLock } from './lock.js';
 import { stackPaths, type StackPaths } from './paths.js';
 import { PORT_LABELS, isPortFree, listeningPids, parsePortOverrides, type PortName, type StackPorts } from './ports.js';
-import { postgresRunning, startPostgres, stopPostgres } from './postgres.js';
+import { postgresInstance, postgresRunning, startPostgres, stopPostgres } from './postgres.js';
 import { cmdlineOf } from './process.js';
 import { readState, writeState, type StackState } from './state.js';
 
-export type ComponentName = 'postgres' | 'keycloak' | 'kube';
-export const COMPONENTS: readonly ComponentName[] = ['postgres', 'keycloak', 'kube'];
+/** `postgres2`: a second PostgreSQL server, set up like the first, for postgres.servers. */
+export type ComponentName = 'postgres' | 'postgres2' | 'keycloak' | 'kube';
+export const COMPONENTS: readonly ComponentName[] = ['postgres', 'postgres2', 'keycloak', 'kube'];
 
 const COMPONENT_PORTS: Record<ComponentName, PortName[]> = {
   postgres: ['postgres'],
+  postgres2: ['postgres2'],
   keycloak: ['keycloakHttp', 'keycloakManagement'],
   kube: ['etcdClient', 'etcdPeer', 'apiserver'],
 };
@@ -57,7 +59,8 @@ async function running(ctx: DevContext, state: StackState | undefined, name: Com
   if (!state) return false;
   switch (name) {
     case 'postgres':
-      return postgresRunning(ctx, state.postgres);
+    case 'postgres2':
+      return postgresRunning(postgresInstance(ctx, name), state[name]);
     case 'keycloak':
       return keycloakRunning(ctx, state.keycloak);
     case 'kube':
@@ -87,9 +90,12 @@ async function checkPortsFree(ctx: DevContext, name: ComponentName, ours: Readon
 async function stopComponent(ctx: DevContext, state: StackState, name: ComponentName): Promise<void> {
   switch (name) {
     case 'postgres':
-      if (state.postgres) await stopPostgres(ctx, state.postgres);
-      delete state.postgres;
+    case 'postgres2': {
+      const rec = state[name];
+      if (rec) await stopPostgres(ctx, postgresInstance(ctx, name), rec);
+      delete state[name];
       return;
+    }
     case 'keycloak':
       if (state.keycloak) await stopKeycloak(ctx, state.keycloak);
       delete state.keycloak;
@@ -119,7 +125,8 @@ export async function stackUp(opts: StackOptions): Promise<UpResult> {
     await mkdir(paths.logsDir, { recursive: true });
     await chmod(paths.logsDir, 0o755);
     const state: StackState = { ...(previous ?? {}), version: 1, stackDir: paths.stackDir, ports };
-    const prevCtx = previous ? context(paths, previous.ports, opts) : ctx;
+    const prevPorts = previous ? parsePortOverrides(undefined, previous.ports) : ports;
+    const prevCtx = previous ? context(paths, prevPorts, opts) : ctx;
     const portsOf = (p: StackPorts, name: ComponentName) => COMPONENT_PORTS[name].map((k) => p[k]);
 
     const alreadyRunning: ComponentName[] = [];
@@ -127,14 +134,14 @@ export async function stackUp(opts: StackOptions): Promise<UpResult> {
     const ownPorts = new Set<number>();
     for (const name of COMPONENTS) {
       const isRunning = await running(prevCtx, previous, name);
-      if (isRunning && previous && portsOf(previous.ports, name).join() === portsOf(ports, name).join()) {
+      if (isRunning && previous && portsOf(prevPorts, name).join() === portsOf(ports, name).join()) {
         alreadyRunning.push(name);
         opts.progress(name, 'already running');
         continue;
       }
       if (isRunning) opts.progress(name, 'running on other ports; it will be restarted');
       // Ports held by what is left of this component (ours, about to be stopped) do not count as taken.
-      if (previous?.[name]) for (const p of portsOf(previous.ports, name)) ownPorts.add(p);
+      if (previous?.[name]) for (const p of portsOf(prevPorts, name)) ownPorts.add(p);
       toStart.push(name);
     }
     // Nothing is stopped before every port we need is known to be ours or free.
@@ -142,12 +149,15 @@ export async function stackUp(opts: StackOptions): Promise<UpResult> {
     for (const name of toStart) await stopComponent(prevCtx, state, name);
     for (const name of toStart) await checkPortsFree(ctx, name, new Set());
 
-    const write = () => writeState(paths.stateFile, state);
+    // One write at a time: components finishing together would race on the state file's temporary file.
+    let writing: Promise<void> = Promise.resolve();
+    const write = (): Promise<void> => (writing = writing.then(() => writeState(paths.stateFile, state)));
     await write();
     const startOne = async (name: ComponentName): Promise<void> => {
       switch (name) {
         case 'postgres':
-          state.postgres = await startPostgres(ctx);
+        case 'postgres2':
+          state[name] = await startPostgres(ctx, postgresInstance(ctx, name));
           break;
         case 'keycloak':
           state.keycloak = await startKeycloak(ctx);
@@ -184,8 +194,8 @@ export async function stackDown(opts: StackOptions & { purge?: boolean }): Promi
   if (state) {
     const release = await acquireLock(paths.lockFile);
     try {
-      const ctx = context(paths, state.ports, opts);
-      for (const name of ['kube', 'keycloak', 'postgres'] as const) {
+      const ctx = context(paths, parsePortOverrides(undefined, state.ports), opts);
+      for (const name of ['kube', 'keycloak', 'postgres2', 'postgres'] as const) {
         if (!state[name]) continue;
         const t0 = Date.now();
         await stopComponent(ctx, state, name);
@@ -210,7 +220,7 @@ export async function stackDown(opts: StackOptions & { purge?: boolean }): Promi
 export async function stackStatus(opts: Pick<StackOptions, 'env'>): Promise<StackStatus> {
   const paths = stackPaths(opts.env);
   const state = await readState(paths.stateFile);
-  const ctx = context(paths, state?.ports ?? parsePortOverrides(undefined), { ...opts, progress: () => undefined });
+  const ctx = context(paths, parsePortOverrides(undefined, state?.ports), { ...opts, progress: () => undefined });
   const components = await Promise.all(COMPONENTS.map(async (name) => ({ name, running: await running(ctx, state, name) })));
   return { stackDir: paths.stackDir, state, components };
 }

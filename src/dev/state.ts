@@ -10,13 +10,9 @@ export interface StackState {
   version: 1;
   stackDir: string;
   ports: StackPorts;
-  postgres?: {
-    pid: number;
-    url: string;
-    user: string;
-    passwordFile: string;
-    dataDir: string;
-  };
+  postgres?: PostgresState;
+  /** The second PostgreSQL server (for postgres.servers), set up like the first. */
+  postgres2?: PostgresState;
   keycloak?: {
     pid: number;
     url: string;
@@ -35,6 +31,14 @@ export interface StackState {
     binary: string;
     kubectl: string;
   };
+}
+
+export interface PostgresState {
+  pid: number;
+  url: string;
+  user: string;
+  passwordFile: string;
+  dataDir: string;
 }
 
 export async function readState(file: string): Promise<StackState | undefined> {

@@ -68,9 +68,20 @@ export const kcTenantOf = (attrs: Record<string, unknown> | undefined): string |
 /** Marker written as the COMMENT of roles and databases we manage. */
 export const PG_MARKER_PREFIX = 'managed-by=systemprompt';
 
-export function pgComment(tenant: string, deletionPolicy: 'retain' | 'delete'): string {
-  return `${PG_MARKER_PREFIX} tenant=${tenant} deletion_policy=${deletionPolicy}`;
+/**
+ * The marker of a tenant's role or database. A database placed on one of several servers also
+ * records the server's name (`server=second`); a database on the one implicit server does not.
+ */
+export function pgComment(tenant: string, deletionPolicy: 'retain' | 'delete', server?: string): string {
+  return `${PG_MARKER_PREFIX} tenant=${tenant} deletion_policy=${deletionPolicy}${server === undefined ? '' : ` server=${server}`}`;
 }
+
+/**
+ * Annotation on a tenant's database Secret naming the server its database was placed on (with
+ * several servers): plan reads it back, so that a server dropped from postgres.servers while it
+ * still holds the database is an error rather than a new, empty database elsewhere.
+ */
+export const POSTGRES_SERVER_ANNOTATION = 'systemprompt.io/postgres-server';
 
 export interface PgMarker {
   tenant: string;

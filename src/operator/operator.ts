@@ -95,7 +95,8 @@ export async function runOperator(io: Io, session: LiveSession, opts: OperatorOp
     }
   }
 
-  const env = await session.environment(false);
+  // The project file's postgres.servers: every server's URL must be known from the start.
+  const env = await session.environment(false, loadRepository(resourcesAsFiles([], [], opts.project).files).repo?.project.postgresServers?.map((s) => s.name));
   const tenantsOf = new Map<string, ScopeNames>(); // the names each tenant was last compiled to
 
   /** One tenant: its Tenant resources, the Agents, the project file. */

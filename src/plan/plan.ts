@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { DesiredState } from '../compile/desired.js';
+import type { DesiredState, Placement } from '../compile/desired.js';
+import { splitPgResourceName } from '../compile/postgres.js';
 import { quantitiesEqual } from '../compile/quantity.js';
 import { isSecretRef, resourceKey, TARGETS, type DesiredResource, type Json, type JsonObject, type LiveResource, type SecretRef, type TargetName } from '../model/resource.js';
 import { canonicalJson, diffSpec, flattenSpec, joinPath, splitPath, type DiffOptions, type FieldDiff } from './diff.js';
@@ -56,6 +57,8 @@ export interface Plan {
   targets?: TargetName[];
   /** The A2A AgentCard each tenant serves for each of its agents (not a change: derived from the config). */
   cards: Array<{ tenant: string; agent: string; card: Record<string, unknown> }>;
+  /** With several PostgreSQL servers (postgres.servers): where each tenant's database is, or goes. */
+  placements?: Placement[];
 }
 
 type ResourceIdLike = { target: TargetName; kind: string; name: string };
@@ -86,6 +89,7 @@ export function comparable(d: DesiredResource): JsonObject {
 
 /** DesiredState x LiveState -> Plan. Pure. */
 export function computePlan(desired: DesiredState, live: LiveState, opts: { offline?: boolean } = {}): Plan {
+  if (desired.postgresServers && !desired.placements) throw new Error('internal: databases not placed (placeDatabases) before planning');
   const liveByKey = new Map(live.resources.map((r) => [resourceKey(r), r]));
   const desiredKeys = new Set([...desired.resources.map(resourceKey), ...(desired.ignored ?? [])]);
   const changes: Change[] = [];
@@ -154,7 +158,8 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
   for (const l of live.resources) if (l.terminating) deletedParents.add(`${l.target}:${l.name}`);
   for (const l of orphans) {
     if ((l.kind === 'Realm' && l.target === 'keycloak') || (l.kind === 'Namespace' && l.target === 'kubernetes')) deletedParents.add(`${l.target}:${l.name}`);
-    if (l.target === 'postgres' && l.kind === 'Database' && l.retain) retainedDbs.add(String(l.spec.owner ?? ''));
+    // The owner role on the same server (`second/tenant_a` with several servers).
+    if (l.target === 'postgres' && l.kind === 'Database' && l.retain) retainedDbs.add(pgSibling(l.name, String(l.spec.owner ?? '')));
   }
   for (const l of orphans) {
     const parent = l.name.includes('/') ? `${l.target}:${l.name.slice(0, l.name.indexOf('/'))}` : undefined;
@@ -202,7 +207,14 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
     liveFingerprint: fingerprintLive(live.resources),
     desiredFingerprint: fingerprintDesired(desired.resources),
     cards: desired.tenants.flatMap((t) => t.agents.map((a) => ({ tenant: t.name, agent: a.name, card: a.card }))),
+    ...(desired.placements ? { placements: desired.placements } : {}),
   };
+}
+
+/** The resource name of `name` on the same PostgreSQL server as resource `of`. */
+function pgSibling(of: string, name: string): string {
+  const { server } = splitPgResourceName(of);
+  return server === undefined ? name : `${server}/${name}`;
 }
 
 /** Secret references inside a spec, with the diff path of each. */

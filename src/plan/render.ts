@@ -1,6 +1,7 @@
 import { appendTo } from '../collections.js';
 import type { Json } from '../model/resource.js';
 import type { FieldDiff } from './diff.js';
+import type { Placement } from '../compile/desired.js';
 import type { Change, Plan } from './plan.js';
 
 const SIGN: Record<Change['action'], string> = { create: '+', update: '~', delete: '-' };
@@ -34,6 +35,7 @@ export function renderPlanText(plan: Plan, opts: { verbose?: boolean } = {}): st
       (s.conflicts ? `, ${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'}` : '') +
       '.',
   );
+  if (plan.placements?.length) lines.push(renderPlacements(plan.placements));
   const byTenant = new Map<string, string[]>();
   for (const c of plan.cards ?? []) appendTo(byTenant, c.tenant, c.agent);
   if (byTenant.size > 0) lines.push(`Agent cards: ${[...byTenant].map(([t, as]) => `${t} (${as.join(', ')})`).join('; ')}; in full with -o json or \`systemprompt build\`.`);
@@ -60,4 +62,16 @@ function renderField(d: FieldDiff, action: Change['action']): string {
 
 function short(s: string): string {
   return s.length > 120 ? `${s.slice(0, 117)}...` : s;
+}
+
+const REASON: Record<Placement['reason'], string> = { exists: 'exists there', recorded: 'recorded there', pinned: 'pinned', 'least-loaded': 'least loaded' };
+
+/** Where new databases go, and how many stay where they are (several PostgreSQL servers). */
+function renderPlacements(placements: Placement[]): string {
+  const fresh = placements.filter((p) => p.new);
+  const kept = placements.length - fresh.length;
+  const shown = fresh.slice(0, 20).map((p) => `${p.database} on ${p.server} (${REASON[p.reason]})`);
+  if (fresh.length > shown.length) shown.push(`${fresh.length - shown.length} more (-o json lists them)`);
+  const news = fresh.length ? `${fresh.length} new database${fresh.length === 1 ? '' : 's'}: ${shown.join(', ')}` : 'no new database';
+  return `PostgreSQL servers: ${news}; ${kept} database${kept === 1 ? '' : 's'} stay${kept === 1 ? 's' : ''} where ${kept === 1 ? 'it is' : 'they are'}.`;
 }

@@ -1,6 +1,7 @@
 import type { DesiredState } from '../compile/desired.js';
 import type { LiveResource, TargetName } from '../model/resource.js';
-import { computePlan, type LiveState, type Plan } from '../plan/plan.js';
+import type { LiveState, Plan } from '../plan/plan.js';
+import { placeAndPlan } from '../plan/placement.js';
 import { inRunScope, requestsOf } from '../targets/runscope.js';
 import type { ReadScope, Target } from '../targets/target.js';
 import { applyPlan, type ApplyEvent, type ApplyResult } from './engine.js';
@@ -79,7 +80,10 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
     opts.onEvent?.({ kind: 'locked' });
   }
   try {
-    let plan: Plan = { ...computePlan(opts.desired, await readLive(opts.desired, opts.targets, opts.scope)), targets: Object.keys(opts.targets) as TargetName[] };
+    // The databases are placed on their servers against this live state (several PostgreSQL servers).
+    const planned = placeAndPlan(opts.desired, await readLive(opts.desired, opts.targets, opts.scope));
+    const desired = planned.desired;
+    let plan: Plan = { ...planned.plan, targets: Object.keys(opts.targets) as TargetName[] };
     const permitted = (c: Plan['changes'][number]): boolean => !c.destructive || opts.allowDestroy || (opts.allowDestroyOf?.(c) ?? false);
     const deferred = opts.deferDestructive ? plan.changes.filter((c) => !permitted(c)) : [];
     if (deferred.length) plan = { ...plan, changes: plan.changes.filter(permitted) };
@@ -94,8 +98,8 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
       },
       ...(signals.length ? { signal: signals.length === 1 ? signals[0]! : AbortSignal.any(signals) } : {}),
     };
-    const secrets = new ApplySecrets(opts.desired, opts.secrets);
-    const result = await applyPlan(plan, opts.targets, { secrets, desired: opts.desired }, {
+    const secrets = new ApplySecrets(desired, opts.secrets);
+    const result = await applyPlan(plan, opts.targets, { secrets, desired }, {
       // What deferDestructive kept is permitted; without it, the caller's word decides.
       allowDestroy: opts.allowDestroy || (!!opts.deferDestructive && plan.changes.every(permitted)),
       ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),

@@ -1,4 +1,4 @@
-import type { Endpoints } from './endpoints.js';
+import { postgresServerUrls, type Endpoints } from './endpoints.js';
 import { TARGETS, type TargetName } from '../model/resource.js';
 import type { KubernetesTarget } from './kubernetes.js';
 import type { SecretSources } from '../reconcile/secrets.js';
@@ -22,7 +22,10 @@ export async function connectTargets(endpoints: Endpoints, selected: readonly Ta
   // Always there: the apply lock is a Lease, and the database password lives in a Kubernetes Secret.
   const kubernetes = KubernetesTarget.connect(endpoints.kubeconfigPath, endpoints.context, debug);
   if (selected.includes('kubernetes')) targets.kubernetes = kubernetes;
-  if (selected.includes('postgres')) targets.postgres = new (await import('./postgres.js')).PostgresTarget(endpoints.postgresUrl, debug);
+  if (selected.includes('postgres')) {
+    // With postgres.servers, the target asks for the servers the desired state names.
+    targets.postgres = new (await import('./postgres.js')).PostgresTarget(endpoints.postgresUrl, debug, (servers) => postgresServerUrls(endpoints, servers));
+  }
   if (selected.includes('keycloak')) targets.keycloak = new (await import('./keycloak.js')).KeycloakTarget(endpoints.keycloak, debug);
   return {
     targets,

@@ -11,7 +11,18 @@ export interface Endpoints {
   /** A kubeconfig file; undefined = the default loading rules (KUBECONFIG, ~/.kube/config, in-cluster). */
   kubeconfigPath?: string;
   context?: string;
+  /** The PostgreSQL admin URL: the one server, or the first of postgres.servers. */
   postgresUrl: string;
+  /**
+   * From the environment: admin URLs of named servers of postgres.servers, by the NAME of their
+   * variable SYSTEMPROMPT_POSTGRES_URL_<NAME> (present only when such variables are set).
+   */
+  postgresNamed?: Record<string, string>;
+  /**
+   * From the dev stack: admin URLs of its further PostgreSQL servers, in order (present only when
+   * it runs more than one); they serve postgres.servers by position (see postgresServerUrls).
+   */
+  postgresMore?: string[];
   source: 'env' | 'dev-stack';
 }
 
@@ -44,7 +55,8 @@ const ALL_HINT =
  * common in shells, does not), and must then be complete.
  */
 export function endpointsFromEnvironment(env: NodeJS.ProcessEnv): Endpoints | undefined {
-  if (!env[KC_URL] && !env[PG_URL]) return undefined;
+  const named = namedPostgresUrls(env);
+  if (!env[KC_URL] && !env[PG_URL] && !named) return undefined;
   const missing: string[] = [];
   if (!env[KC_URL]) missing.push(KC_URL);
   const user = !!(env.SYSTEMPROMPT_KEYCLOAK_USER || env.SYSTEMPROMPT_KEYCLOAK_PASSWORD);
@@ -68,8 +80,72 @@ export function endpointsFromEnvironment(env: NodeJS.ProcessEnv): Endpoints | un
     keycloak.password = env.SYSTEMPROMPT_KEYCLOAK_PASSWORD!;
   }
   const e: Endpoints = { keycloak, postgresUrl: env[PG_URL]!, source: 'env' };
+  if (named) e.postgresNamed = named;
   if (env.KUBECONFIG) e.kubeconfigPath = env.KUBECONFIG;
   return e;
+}
+
+/** The variable holding the admin URL of the server `name` of postgres.servers: `second-eu` -> SYSTEMPROMPT_POSTGRES_URL_SECOND_EU. */
+export function postgresUrlVariable(name: string): string {
+  return `${PG_URL}_${name.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** SYSTEMPROMPT_POSTGRES_URL_<NAME> variables that are set, by NAME; undefined when none is. */
+function namedPostgresUrls(env: NodeJS.ProcessEnv): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (k.startsWith(`${PG_URL}_`) && v) out[k.slice(PG_URL.length + 1)] = v;
+  return Object.keys(out).length ? out : undefined;
+}
+
+/**
+ * The admin URL of each server of postgres.servers, in list order. From the environment: server
+ * NAME's variable SYSTEMPROMPT_POSTGRES_URL_<NAME> ('-' becomes '_'); the first server falls back
+ * to SYSTEMPROMPT_POSTGRES_URL. From the dev stack: its servers in order (the first entry gets its
+ * first server, the second its second). A server without a URL, or two servers at one address, is
+ * an error naming what to set; no URL (it holds a password) is ever part of a message.
+ */
+export function postgresServerUrls(e: Endpoints, servers: readonly string[]): Array<{ name: string; url: string }> {
+  const stack = [e.postgresUrl, ...(e.postgresMore ?? [])];
+  const missing: string[] = [];
+  const out: Array<{ name: string; url: string }> = [];
+  servers.forEach((name, i) => {
+    const url = e.source === 'dev-stack' ? stack[i] : (e.postgresNamed?.[postgresUrlVariable(name).slice(PG_URL.length + 1)] ?? (i === 0 ? e.postgresUrl : undefined));
+    if (url) out.push({ name, url });
+    else missing.push(name);
+  });
+  if (missing.length && e.source === 'dev-stack') {
+    throw new SystemPromptError(`postgres.servers lists ${servers.length} PostgreSQL servers, and the local stack runs ${stack.length}: no server for ${missing.join(', ')}`, {
+      hint: `the local stack serves postgres.servers by position; for more servers set their URLs in the environment (${missing.map(postgresUrlVariable).join(', ')}, with SYSTEMPROMPT_POSTGRES_URL and the other target variables)`,
+    });
+  }
+  if (missing.length) {
+    const vars = missing.map(postgresUrlVariable);
+    throw new SystemPromptError(`no admin URL for PostgreSQL server${missing.length === 1 ? '' : 's'} ${missing.join(', ')} of postgres.servers: ${vars.join(', ')} ${vars.length === 1 ? 'is' : 'are'} not set`, {
+      hint: `set ${vars.join(', ')} to an admin connection of ${missing.length === 1 ? 'that server' : 'each server'} (e.g. postgresql://admin:PASSWORD@db2.example:5432/postgres); the first listed server may use SYSTEMPROMPT_POSTGRES_URL`,
+    });
+  }
+  const at = new Map<string, string>();
+  for (const s of out) {
+    const where = addressOf(s.url);
+    const other = where && at.get(where);
+    if (other) {
+      throw new SystemPromptError(`PostgreSQL servers ${other} and ${s.name} of postgres.servers have the same address (${where})`, {
+        hint: `give each server its own URL (${postgresUrlVariable(other)}, ${postgresUrlVariable(s.name)}): one server listed twice would hold databases under two names`,
+      });
+    }
+    if (where) at.set(where, s.name);
+  }
+  return out;
+}
+
+/** host:port of a PostgreSQL URL (no credentials), or undefined when it does not parse. */
+function addressOf(url: string): string | undefined {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || '5432'}`;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

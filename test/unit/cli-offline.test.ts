@@ -104,3 +104,52 @@ describe('apply PLANFILE', () => {
     expect(r3.stderr).toContain('is not a plan saved by `systemprompt plan --out`');
   });
 });
+
+describe('postgres.servers on the command line', () => {
+  const repo = (): string => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sp-pgservers-'));
+    mkdirSync(path.join(dir, 'tenants'));
+    writeFileSync(path.join(dir, 'systemprompt.yaml'), 'postgres:\n  servers:\n    - name: main\n    - name: second\n');
+    for (const t of ['default', 'acme', 'globex']) writeFileSync(path.join(dir, 'tenants', `${t}.yaml`), `name: ${t}\n${t === 'globex' ? 'postgres: { server: main }\n' : ''}`);
+    return dir;
+  };
+  const spEnv = async (env: NodeJS.ProcessEnv, ...args: string[]) => {
+    const io = bufferIo(PROJECT_ROOT, env);
+    const code = await run(['node', 'systemprompt', ...args], io);
+    return { code, ...io };
+  };
+  const targets = {
+    SYSTEMPROMPT_KEYCLOAK_URL: 'http://127.0.0.1:1',
+    SYSTEMPROMPT_KEYCLOAK_USER: 'admin',
+    SYSTEMPROMPT_KEYCLOAK_PASSWORD: 'pw',
+    SYSTEMPROMPT_POSTGRES_URL: 'postgresql://admin:Secret-1@db-main:5432/postgres',
+    KUBECONFIG: '/nonexistent/kubeconfig',
+  };
+
+  it('plan --offline shows where each new database goes, and each Secret points at its server', async () => {
+    const dir = repo();
+    const env = { ...targets, SYSTEMPROMPT_POSTGRES_URL_SECOND: 'postgresql://admin:Secret-2@db-second:6432/postgres' };
+    const text = await spEnv(env, 'plan', '--offline', '--dir', dir);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('+ postgres   Database       second/tenant_default');
+    expect(text.stdout).toContain('PostgreSQL servers: 3 new databases: tenant_acme on main (least loaded), tenant_default on second (least loaded), tenant_globex on main (pinned); 0 databases stay where they are.');
+    const json = JSON.parse((await spEnv(env, 'plan', '--offline', '-o', 'json', '--dir', dir)).stdout);
+    expect(json.placements.map((p: { database: string; server: string }) => `${p.database}@${p.server}`)).toEqual(['tenant_acme@main', 'tenant_default@second', 'tenant_globex@main']);
+    expect(JSON.stringify(json)).not.toMatch(/Secret-[12]/);
+    const out = path.join(dir, 'out');
+    expect((await spEnv(env, 'build', '--dir', dir, '--out', out)).code).toBe(0);
+    const yaml = readFileSync(path.join(out, 'default', 'kubernetes.yaml'), 'utf8');
+    expect(yaml).toContain('DATABASE_URL: postgresql://tenant_default:${secret:postgres-password}@db-second:6432/tenant_default');
+    expect(yaml).toContain('POSTGRES_SERVER: second');
+    expect(readFileSync(path.join(out, 'default', 'postgres.sql'), 'utf8')).toContain("deletion_policy=retain server=second';");
+  });
+
+  it('a live plan without the URL of a listed server fails before it reads anything, naming the variable', async () => {
+    const r = await spEnv(targets, 'plan', '--dir', repo());
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no admin URL for PostgreSQL server second of postgres.servers: SYSTEMPROMPT_POSTGRES_URL_SECOND is not set');
+    expect(r.stderr).toContain('hint: set SYSTEMPROMPT_POSTGRES_URL_SECOND');
+    expect(r.stderr).not.toContain('Secret-1');
+    expect(r.stdout).toBe('');
+  });
+});

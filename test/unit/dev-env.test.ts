@@ -47,6 +47,13 @@ describe('renderEnv', () => {
     expect(out).toBe(`kc-Secret_1|postgres://systemprompt:pg-Secret_2@127.0.0.1:15432/postgres|${s.kube!.kubeconfig}`);
   });
 
+  it("shows the second PostgreSQL server's URL as a comment only: its variable is named after a server of postgres.servers", () => {
+    const s: StackState = { ...state('/s'), postgres2: { pid: 6, url: 'postgres://systemprompt@127.0.0.1:15433/postgres', user: 'systemprompt', passwordFile: '/s/secrets/pg2', dataDir: '/s/pg2' } };
+    const text = renderEnv(s);
+    expect(text).toContain(`# export SYSTEMPROMPT_POSTGRES_URL_<NAME>="postgres://systemprompt:$(cat /s/secrets/pg2)@127.0.0.1:15433/postgres"\n`);
+    expect(text.split('\n').filter((l) => l.startsWith('export ')).length).toBe(5);
+  });
+
   it('prints nothing for components that are not recorded', () => {
     expect(renderEnv({ version: 1, stackDir: '/s', ports: DEFAULT_PORTS })).toBe('');
   });

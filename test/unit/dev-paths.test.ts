@@ -16,6 +16,10 @@ describe('stack and cache folders', () => {
     expect(p.stateFile).toBe('/s/stack.json');
     expect(p.postgres.passwordFile).toBe('/s/secrets/postgres-admin-password');
     expect(p.postgres.superuserPasswordFile).toBe('/s/secrets/postgres-superuser-password');
+    // The second PostgreSQL server: its own cluster and its own passwords.
+    expect(p.postgres2.dataDir).toBe('/s/postgres-2/data');
+    expect(p.postgres2.passwordFile).toBe('/s/secrets/postgres-2-admin-password');
+    expect(p.postgres2.superuserPasswordFile).toBe('/s/secrets/postgres-2-superuser-password');
     expect(p.keycloak.passwordFile).toBe('/s/secrets/keycloak-admin-password');
     expect(p.keycloak.dbDir.startsWith('/s/')).toBe(true);
     expect(p.kube.kubeconfig).toBe('/s/kube/pki/admin.kubeconfig');

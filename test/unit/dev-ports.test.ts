@@ -19,8 +19,19 @@ describe('parsePortOverrides', () => {
   });
   it('overrides by name, case-insensitively, over a base', () => {
     const p = parsePortOverrides('Postgres=25432, keycloak=28080,keycloak-management=29000,apiserver=26443,etcd-client=22379,etcd-peer=22380');
-    expect(p).toEqual({ postgres: 25432, keycloakHttp: 28080, keycloakManagement: 29000, apiserver: 26443, etcdClient: 22379, etcdPeer: 22380 });
+    expect(p).toEqual({ postgres: 25432, postgres2: 25433, keycloakHttp: 28080, keycloakManagement: 29000, apiserver: 26443, etcdClient: 22379, etcdPeer: 22380 });
     expect(parsePortOverrides('postgres=25432', { ...DEFAULT_PORTS, apiserver: 26443 }).apiserver).toBe(26443);
+  });
+  it('puts the second PostgreSQL server on the port after the first unless it is named', () => {
+    expect(DEFAULT_PORTS.postgres2).toBe(15433);
+    expect(parsePortOverrides('postgres=25432').postgres2).toBe(25433);
+    expect(parsePortOverrides('postgres=25432,postgres-2=25500').postgres2).toBe(25500);
+    expect(parsePortOverrides('postgres-2=25500').postgres).toBe(15432);
+    // A recorded stack keeps its second server's port; one recorded before it had one gets the next port.
+    expect(parsePortOverrides(undefined, { ...DEFAULT_PORTS, postgres: 25432, postgres2: 25999 }).postgres2).toBe(25999);
+    const { postgres2: _, ...older } = { ...DEFAULT_PORTS, postgres: 25432 };
+    expect(parsePortOverrides(undefined, older).postgres2).toBe(25433);
+    expect(() => parsePortOverrides('postgres=18079')).toThrow(/both use port 18080/);
   });
   it('rejects unknown names and malformed items with the accepted names in the hint', () => {
     expect(() => parsePortOverrides('pg=1')).toThrow(/unknown port name "pg"/);

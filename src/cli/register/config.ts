@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { runBuild } from '../../commands/build.js';
 import { runPlan } from '../../commands/plan.js';
 import { runValidate } from '../../commands/validate.js';
-import { compileEnvironment } from '../../targets/environment.js';
+import { compileEnvironment, postgresUrlsFromVariables } from '../../targets/environment.js';
 import { interruptSignal } from '../interrupt.js';
 import type { Io } from '../io.js';
 import { dirOption, outputOption, parseDuration } from '../options.js';
@@ -28,7 +28,7 @@ export function registerConfigCommands(program: Command, io: Io, setExit: (code:
     .addOption(new Option('--format <format>', 'files: what each tenant compiles to; crds: Tenant and Agent custom resources (for Argo CD or Flux)').choices(['files', 'crds']).default('files'))
     .addOption(outputOption())
     .action(async (o: { dir: string; out: string; output: 'text' | 'json'; format: 'files' | 'crds' }) =>
-      setExit(await runBuild(io, { ...o, env: compileEnvironment({ keycloakUrl: io.env.SYSTEMPROMPT_KEYCLOAK_URL, postgresUrl: io.env.SYSTEMPROMPT_POSTGRES_URL }) })),
+      setExit(await runBuild(io, { ...o, environment: (servers) => compileEnvironment({ keycloakUrl: io.env.SYSTEMPROMPT_KEYCLOAK_URL, postgresUrl: io.env.SYSTEMPROMPT_POSTGRES_URL, postgresServers: postgresUrlsFromVariables(io.env, servers) }) })),
     );
 
   program
