@@ -20,6 +20,15 @@ export function* jsonChunks(value: unknown, depth = 2, indent = ''): Generator<s
       return;
     }
     yield '[\n';
+    if (depth <= 1) {
+      // The items are written whole: JSON.stringify a batch of them at once, at their indentation.
+      for (let i = 0; i < value.length; i += BATCH) {
+        if (i > 0) yield ',\n';
+        yield itemsAt(value, i, Math.min(value.length, i + BATCH), inner.length / 2);
+      }
+      yield `\n${indent}]`;
+      return;
+    }
     for (let i = 0; i < value.length; i++) {
       yield inner;
       const v: unknown = value[i];
@@ -44,6 +53,23 @@ export function* jsonChunks(value: unknown, depth = 2, indent = ''): Generator<s
     yield i < keys.length - 1 ? ',\n' : '\n';
   }
   yield `${indent}}`;
+}
+
+/** Items of an array stringified per batch: enough to amortise the call, small enough to stream. */
+const BATCH = 256;
+
+/**
+ * `value[from..to)` as JSON.stringify(…, null, 2) writes them as the items of an array nested
+ * `level` deep: each on its own line(s), indented by 2 × level spaces, separated by `,\n`. Wrapping
+ * the batch in `level` arrays makes JSON.stringify indent it so; the wrappers' lines are cut off.
+ */
+function itemsAt(value: readonly unknown[], from: number, to: number, level: number): string {
+  let wrapped: unknown = value.slice(from, to);
+  for (let k = 1; k < level; k++) wrapped = [wrapped];
+  const s = JSON.stringify(wrapped, null, 2);
+  // Each wrapper opens with `[\n` plus its indentation and closes likewise: level × (level + 1) characters.
+  const cut = level * (level + 1);
+  return s.slice(cut, s.length - cut);
 }
 
 const omitted = (v: unknown): boolean => v === undefined || typeof v === 'function' || typeof v === 'symbol';

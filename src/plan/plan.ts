@@ -87,7 +87,6 @@ export function comparable(d: DesiredResource): JsonObject {
 /** DesiredState x LiveState -> Plan. Pure. */
 export function computePlan(desired: DesiredState, live: LiveState, opts: { offline?: boolean } = {}): Plan {
   const liveByKey = new Map(live.resources.map((r) => [resourceKey(r), r]));
-  const desiredKeys = new Set([...desired.resources.map(resourceKey), ...(desired.ignored ?? [])]);
   const changes: Change[] = [];
   const conflicts: Skipped[] = [];
   const retained: Skipped[] = [];
@@ -149,6 +148,9 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
   // go with their parent; a retained database keeps its owner role.
   const deletedParents = new Set<string>();
   const retainedDbs = new Set<string>();
+  // (Against empty targets, as offline, there is nothing to delete: no index of the desired keys.)
+  const desiredKeys = new Set<string>(live.resources.length === 0 ? [] : desiredByKey(desired).keys());
+  if (live.resources.length > 0) for (const k of desired.ignored ?? []) desiredKeys.add(k);
   const orphans = live.resources.filter((l) => l.managed && !l.terminating && !desiredKeys.has(resourceKey(l)));
   // Objects inside a namespace that is already being deleted go with it.
   for (const l of live.resources) if (l.terminating) deletedParents.add(`${l.target}:${l.name}`);
