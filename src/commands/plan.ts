@@ -1,4 +1,5 @@
-import { rename } from 'node:fs/promises';
+import { open, rename } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
 import type { Io } from '../cli/io.js';
 import { compile } from '../compile/compile.js';
 import type { CompileEnvironment, DesiredState } from '../compile/desired.js';
@@ -40,9 +41,12 @@ export async function makePlan(io: Io, opts: { dir: string; offline: boolean }, 
 export async function runPlan(io: Io, opts: PlanOptions, deps: PlanDeps): Promise<number> {
   const { plan } = await makePlan(io, opts, deps);
   if (opts.out) await savePlan(opts.out, plan);
-  // Streamed: a large plan is past V8's string limit as one string.
-  if (opts.output === 'json') writeJson(plan, (t) => io.out(t));
-  else {
+  // Streamed: a large plan is past V8's string limit as one string. With --out, the saved bytes
+  // are the same: copied, not made again.
+  if (opts.output === 'json') {
+    if (opts.out) await copyText(opts.out, (t) => io.out(t));
+    else writeJson(plan, (t) => io.out(t));
+  } else {
     io.out(renderPlanText(plan, { verbose: opts.verbose }));
     if (opts.out) io.out(`Saved the plan to ${opts.out}; apply it with \`systemprompt apply ${opts.out}\`.\n`);
   }
@@ -54,4 +58,22 @@ export async function savePlan(file: string, plan: Plan): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   await writeJsonFile(tmp, plan, 0o600);
   await rename(tmp, file);
+}
+
+/** A UTF-8 file to `out` a block at a time. */
+async function copyText(file: string, out: (text: string) => void): Promise<void> {
+  const fh = await open(file, 'r');
+  try {
+    const decoder = new StringDecoder('utf8');
+    const buf = Buffer.alloc(1 << 20);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      out(decoder.write(buf.subarray(0, bytesRead)));
+    }
+    const rest = decoder.end();
+    if (rest) out(rest);
+  } finally {
+    await fh.close();
+  }
 }

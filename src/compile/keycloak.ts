@@ -15,10 +15,21 @@ const claimConfig = (claim: string, jsonType: string, extra: JsonObject = {}): J
   ...extra,
 });
 
+/** The attributes of every user: the same object for all of them (a large repository has many). */
+let userAttributes: JsonObject | undefined;
+
 export function keycloakResources(t: TenantDesired): DesiredResource[] {
   const realm = t.realm;
   const key = (kind: string, name: string): string => resourceKey({ target: 'keycloak', kind, name });
   const realmKey = key('Realm', realm);
+  // Objects that are equal across a tenant's resources are built once and shared (never mutated).
+  const marked = ownedAttributes(kcMarker(t.name));
+  const roleKeys = new Map<string, string>();
+  const roleKey = (role: string): string => {
+    let k = roleKeys.get(role);
+    if (k === undefined) roleKeys.set(role, (k = key('RealmRole', `${realm}/${role}`)));
+    return k;
+  };
   const res = (kind: string, name: string, spec: JsonObject, dependsOn: string[]): DesiredResource => ({
     target: 'keycloak',
     kind,
@@ -37,17 +48,18 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
       // User profile: ADMIN_EDIT keeps our marker attribute on users (the declarative profile drops
       // undeclared ones); users are identified by email, so first and last names are not required
       // (else the first login stops at an "update your profile" form).
-      spec: { displayName: t.displayName, enabled: true, attributes: ownedAttributes(kcMarker(t.name)), unmanagedAttributePolicy: 'ADMIN_EDIT', namesRequired: false },
+      spec: { displayName: t.displayName, enabled: true, attributes: marked, unmanagedAttributePolicy: 'ADMIN_EDIT', namesRequired: false },
       dependsOn: [],
       destructive: true,
     },
   ];
 
   for (const s of t.scopes) {
-    if (s.role) out.push(res('RealmRole', s.role, { description: `Holders get the OAuth scope "${s.name}"`, attributes: ownedAttributes(kcMarker(t.name)) }, []));
+    if (s.role) out.push(res('RealmRole', s.role, { description: `Holders get the OAuth scope "${s.name}"`, attributes: marked }, []));
   }
 
   const scopeKeys: string[] = [];
+  const scopeAttributes = ownedAttributes({ 'include.in.token.scope': 'true', 'display.on.consent.screen': 'false', ...kcMarker(t.name) });
   for (const s of t.scopes) {
     scopeKeys.push(key('ClientScope', `${realm}/${s.name}`));
     out.push(
@@ -57,12 +69,12 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
         {
           description: s.description,
           protocol: 'openid-connect',
-          attributes: ownedAttributes({ 'include.in.token.scope': 'true', 'display.on.consent.screen': 'false', ...kcMarker(t.name) }),
+          attributes: scopeAttributes,
           // A client scope with a role scope mapping lands in a token only for users holding the role.
           roleScopeMappings: s.role ? [s.role] : [],
           protocolMappers: [],
         },
-        s.role ? [key('RealmRole', `${realm}/${s.role}`)] : [],
+        s.role ? [roleKey(s.role)] : [],
       ),
     );
   }
@@ -84,6 +96,7 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
     ),
   );
 
+  const clientAttributes = ownedAttributes({ 'pkce.code.challenge.method': 'S256', ...kcMarker(t.name) });
   for (const a of t.agents) {
     const mappers: JsonObject[] = [
       {
@@ -111,7 +124,7 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
           serviceAccountsEnabled: false,
           redirectUris: a.redirectUris,
           webOrigins: ['+'],
-          attributes: ownedAttributes({ 'pkce.code.challenge.method': 'S256', ...kcMarker(t.name) }),
+          attributes: clientAttributes,
           defaultClientScopes: [TENANT_CLAIM_SCOPE, ...a.defaultScopes].sort(),
           optionalClientScopes: a.optionalScopes,
           protocolMappers: mappers,
@@ -122,14 +135,15 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
   }
 
   const roleOf = new Map(t.scopes.map((s) => [s.name, s.role]));
+  userAttributes ??= Object.freeze(ownedAttributes({ [KC_MANAGED_ATTR]: [MANAGED_BY_VALUE] })) as JsonObject;
   for (const u of t.users) {
     const roles = u.scopes.map((s) => roleOf.get(s)).filter((r): r is string => !!r).sort();
     out.push(
       res(
         'User',
         u.username,
-        { email: u.email, enabled: u.enabled, emailVerified: true, realmRoles: roles, attributes: ownedAttributes({ [KC_MANAGED_ATTR]: [MANAGED_BY_VALUE] }) },
-        roles.map((r) => key('RealmRole', `${realm}/${r}`)),
+        { email: u.email, enabled: u.enabled, emailVerified: true, realmRoles: roles, attributes: userAttributes },
+        roles.map(roleKey),
       ),
     );
   }

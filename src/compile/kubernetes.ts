@@ -31,7 +31,8 @@ export const envKey = (name: string): string => name.toUpperCase().replace(/[^A-
 export function kubernetesResources(t: TenantDesired, env: CompileEnvironment): DesiredResource[] {
   const ns = t.namespace;
   const nsKey = resourceKey({ target: 'kubernetes', kind: 'Namespace', name: ns });
-  const meta = (name: string, extra: JsonObject = {}): JsonObject => ({ name, namespace: ns, labels: labels(t), ...extra });
+  const tenantLabels = labels(t); // shared by the tenant's objects (never mutated)
+  const meta = (name: string, extra: JsonObject = {}): JsonObject => ({ name, namespace: ns, labels: tenantLabels, ...extra });
   const obj = (kind: string, apiVersion: string, name: string, body: JsonObject, metaExtra: JsonObject = {}): DesiredResource => ({
     target: 'kubernetes',
     kind,
@@ -52,7 +53,7 @@ export function kubernetesResources(t: TenantDesired, env: CompileEnvironment): 
         kind: 'Namespace',
         metadata: {
           name: ns,
-          labels: labels(t),
+          labels: tenantLabels,
           ...(t.quotas.requestsPerMinute !== undefined ? { annotations: { [RATE_ANNOTATION]: String(t.quotas.requestsPerMinute) } } : {}),
         },
       },

@@ -74,7 +74,7 @@ function flattenInto(spec: Json, side: 'after' | 'before', path: string, out: Fi
       return;
     }
     keys.sort();
-    for (const k of keys) flattenInto(spec[k]!, side, joinPath(path, k), out);
+    for (const k of keys) flattenInto(spec[k]!, side, childPath(path, k), out);
     return;
   }
   out.push(side === 'after' ? { path, after: spec } : { path, before: spec });
@@ -128,6 +128,31 @@ function memo(fn: (key: string) => string, max = 10_000): (key: string) => strin
     }
     return v;
   };
+}
+
+/**
+ * joinPath, memoised: every object of a kind has the same paths, and a plan of 10,000 tenants
+ * then holds each path string once rather than once per object. Bounded like memo().
+ */
+const childPaths = new Map<string, Map<string, string>>();
+let childPathCount = 0;
+function childPath(path: string, key: string): string {
+  let byKey = childPaths.get(path);
+  if (!byKey) {
+    if (childPathCount >= 50_000) {
+      childPaths.clear();
+      childPathCount = 0;
+    }
+    byKey = new Map();
+    childPaths.set(path, byKey);
+  }
+  let p = byKey.get(key);
+  if (p === undefined) {
+    p = joinPath(path, key);
+    byKey.set(key, p);
+    childPathCount++;
+  }
+  return p;
 }
 
 /** A key as a path segment: bare when it is an identifier, else quoted. */
