@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import { interruptSignal } from '../cli/interrupt.js';
 import type { Io } from '../cli/io.js';
+import type { LoadCache } from '../config/load-cache.js';
 import { AbortedError, ConflictError, SystemPromptError, UsageError } from '../errors.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../model/ownership.js';
 import type { Plan } from '../plan/plan.js';
@@ -23,6 +24,8 @@ export interface ApplyOptions {
   concurrency: number;
   /** How long to wait for the lock another apply holds (0: fail at once, naming the holder). */
   lockTimeoutMs: number;
+  /** Files parsed by an earlier round (apply --watch), reused when unchanged. */
+  loadCache?: LoadCache;
 }
 
 /** The apply lock: one Lease for the whole cluster's systemprompt state. */
@@ -44,7 +47,7 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
   if (saved?.targets && [...saved.targets].sort().join(',') !== [...session.selected].sort().join(',')) {
     throw new UsageError(`${opts.planFile} was planned for ${saved.targets.join(',')}; apply it with the same targets`, { hint: `systemprompt apply ${opts.planFile} --target ${saved.targets.join(',')}` });
   }
-  const first = await makePlan(io, { dir: opts.dir, offline: false }, session);
+  const first = await makePlan(io, { dir: opts.dir, offline: false, loadCache: opts.loadCache }, session);
   const desired = first.desired;
   const checkSaved = (fresh: Plan): void => {
     if (!saved) return;

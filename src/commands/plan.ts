@@ -3,6 +3,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { Io } from '../cli/io.js';
 import { compile } from '../compile/compile.js';
 import type { CompileEnvironment, DesiredState } from '../compile/desired.js';
+import type { LoadCache } from '../config/load-cache.js';
 import type { TargetName } from '../model/resource.js';
 import { computePlan, EMPTY_LIVE, type LiveState, type Plan } from '../plan/plan.js';
 import { selectTargets } from '../plan/select.js';
@@ -29,8 +30,8 @@ export interface PlanDeps {
 }
 
 /** Compile and plan; shared by `plan` and `apply`. */
-export async function makePlan(io: Io, opts: { dir: string; offline: boolean }, deps: PlanDeps): Promise<{ plan: Plan; desired: DesiredState }> {
-  const { repo } = await loadValidRepository(opts.dir, io);
+export async function makePlan(io: Io, opts: { dir: string; offline: boolean; loadCache?: LoadCache }, deps: PlanDeps): Promise<{ plan: Plan; desired: DesiredState }> {
+  const { repo } = await loadValidRepository(opts.dir, io, { cache: opts.loadCache });
   const env = await deps.environment(opts.offline);
   const desired = selectTargets(compile(repo, env), deps.selected);
   const live = opts.offline ? EMPTY_LIVE : await deps.readLive(desired);
