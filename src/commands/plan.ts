@@ -45,7 +45,7 @@ export async function runPlan(io: Io, opts: PlanOptions, deps: PlanDeps): Promis
   // Streamed: a large plan is past V8's string limit as one string. With --out, the saved bytes
   // are the same: copied, not made again.
   if (opts.output === 'json') {
-    if (opts.out) await copyText(opts.out, (t) => io.out(t));
+    if (opts.out) await copyFile(opts.out, io);
     else writeJson(plan, (t) => io.out(t));
   } else {
     io.out(renderPlanText(plan, { verbose: opts.verbose }));
@@ -61,19 +61,20 @@ export async function savePlan(file: string, plan: Plan): Promise<void> {
   await rename(tmp, file);
 }
 
-/** A UTF-8 file to `out` a block at a time. */
-async function copyText(file: string, out: (text: string) => void): Promise<void> {
+/** A UTF-8 file to standard output a block at a time: as bytes where the Io takes them, else as text. */
+async function copyFile(file: string, io: Io): Promise<void> {
   const fh = await open(file, 'r');
   try {
     const decoder = new StringDecoder('utf8');
-    const buf = Buffer.alloc(1 << 20);
     for (;;) {
+      const buf = Buffer.allocUnsafe(1 << 20); // a new one each time: a write may still hold the last
       const { bytesRead } = await fh.read(buf, 0, buf.length, null);
       if (bytesRead === 0) break;
-      out(decoder.write(buf.subarray(0, bytesRead)));
+      if (io.outBytes) io.outBytes(buf.subarray(0, bytesRead));
+      else io.out(decoder.write(buf.subarray(0, bytesRead)));
     }
     const rest = decoder.end();
-    if (rest) out(rest);
+    if (rest) io.out(rest);
   } finally {
     await fh.close();
   }
