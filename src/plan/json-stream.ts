@@ -55,8 +55,13 @@ export function* jsonChunks(value: unknown, depth = 2, indent = ''): Generator<s
   yield `${indent}}`;
 }
 
-/** Items of an array stringified per batch: enough to amortise the call, small enough to stream. */
-const BATCH = 256;
+/**
+ * Items of an array stringified per batch: enough to amortise the call, and small enough that the
+ * strings (and the blocks of BLOCK characters written) stay out of V8's large-object space, which only
+ * a full garbage collection frees: with a plan of 10,000 tenants in the heap, that is costly.
+ */
+const BATCH = 32;
+const BLOCK = 1 << 16;
 
 /**
  * `value[from..to)` as JSON.stringify(…, null, 2) writes them as the items of an array nested
@@ -75,7 +80,7 @@ function itemsAt(value: readonly unknown[], from: number, to: number, level: num
 const omitted = (v: unknown): boolean => v === undefined || typeof v === 'function' || typeof v === 'symbol';
 
 /** The pieces of jsonChunks (and a final newline) gathered into blocks of about `size` characters. */
-export function* jsonBlocks(value: unknown, size = 1 << 20, depth = 2): Generator<string> {
+export function* jsonBlocks(value: unknown, size = BLOCK, depth = 2): Generator<string> {
   let buf = '';
   for (const c of jsonChunks(value, depth)) {
     buf += c;
@@ -92,14 +97,14 @@ export function* jsonBlocks(value: unknown, size = 1 << 20, depth = 2): Generato
  * far down the large arrays are (a plan's changes: 2; a plan inside another object: 3).
  */
 export function writeJson(value: unknown, out: (text: string) => void, depth = 2): void {
-  for (const b of jsonBlocks(value, 1 << 20, depth)) out(b);
+  for (const b of jsonBlocks(value, BLOCK, depth)) out(b);
 }
 
 /** The same into a file (created with `mode`), a block at a time. */
 export async function writeJsonFile(file: string, value: unknown, mode = 0o600): Promise<void> {
   const fh = await open(file, 'w', mode);
   try {
-    for (const b of jsonBlocks(value, 1 << 20, 2)) {
+    for (const b of jsonBlocks(value, BLOCK, 2)) {
       const buf = Buffer.from(b, 'utf8');
       for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
     }
