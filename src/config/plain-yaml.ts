@@ -8,7 +8,7 @@
  * which reports errors with their positions; positions of later (schema, rule) diagnostics come
  * from the package's tree, parsed again on demand for the files that have them.
  *
- * The `yaml` package reads about 1 MB/s; this reads some 50 times faster. What it accepts is kept
+ * The `yaml` package reads about 1 MB/s; this reads some 20 times faster. What it accepts is kept
  * equal to the package by a differential test (test/unit/plain-yaml.test.ts).
  */
 
