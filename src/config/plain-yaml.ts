@@ -55,8 +55,12 @@ export function parsePlainYaml(text: string): Record<string, unknown> | undefine
 
 const isMapping = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
 
+/** Deeper than this, a document is left to the package (config files nest a few levels). */
+export const MAX_PLAIN_DEPTH = 64;
+
 class Reader {
   at = 0;
+  private depth = 0;
   constructor(private readonly lines: Line[]) {}
 
   /** The mapping or sequence whose first line is the current one, at that line's indentation. */
@@ -66,8 +70,14 @@ class Reader {
     return isSeqItem(line.text) ? this.sequence(indent) : this.mapping(indent, line.text);
   }
 
+  /** Count the open collections; past MAX_PLAIN_DEPTH the reader declines. */
+  private enter(): void {
+    if (++this.depth > MAX_PLAIN_DEPTH) throw NOT_PLAIN;
+  }
+
   /** A block mapping at `indent`; `first` is the text of its first entry (it may follow a `- `). */
   mapping(indent: number, first: string): Record<string, unknown> {
+    this.enter();
     const out: Record<string, unknown> = {};
     let text = first;
     for (;;) {
@@ -76,7 +86,10 @@ class Reader {
       this.at++;
       out[key] = rest === '' ? this.nested(indent, true) : this.inline(rest, indent);
       const next = this.lines[this.at];
-      if (!next || next.indent < indent) return out;
+      if (!next || next.indent < indent) {
+        this.depth--;
+        return out;
+      }
       if (next.indent > indent) throw NOT_PLAIN;
       text = next.text;
     }
@@ -84,6 +97,7 @@ class Reader {
 
   /** A block sequence at `indent`. */
   sequence(indent: number): Value[] {
+    this.enter();
     const out: Value[] = [];
     for (;;) {
       const line = this.lines[this.at]!;
@@ -104,7 +118,10 @@ class Reader {
       }
       const next = this.lines[this.at];
       // A line at this indentation that is no item ends a sequence under a key at the same indentation.
-      if (!next || next.indent < indent || (next.indent === indent && !isSeqItem(next.text))) return out;
+      if (!next || next.indent < indent || (next.indent === indent && !isSeqItem(next.text))) {
+        this.depth--;
+        return out;
+      }
       if (next.indent > indent) throw NOT_PLAIN;
     }
   }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDocument } from 'yaml';
-import { parsePlainYaml } from '../../src/config/plain-yaml.js';
+import { MAX_PLAIN_DEPTH, parsePlainYaml } from '../../src/config/plain-yaml.js';
 import { parseSource } from '../../src/config/source.js';
 import { generateRepository } from '../../bench/compile/generate.js';
 import { filesOf, PROJECT_ROOT } from '../helpers/repo.js';
@@ -179,6 +179,16 @@ describe('plain YAML reader', () => {
       if (parsePlainYaml(text) !== undefined) read++;
     }
     expect(read).toBeGreaterThan(runs / 8);
+  });
+
+  it(`declines what nests deeper than ${MAX_PLAIN_DEPTH} collections, and reads what does not`, () => {
+    const nested = (n: number): string => Array.from({ length: n }, (_, i) => `${' '.repeat(i)}k:\n`).join('');
+    expect(parsePlainYaml(nested(MAX_PLAIN_DEPTH + 1))).toBeUndefined();
+    expect(agrees(nested(MAX_PLAIN_DEPTH + 1))).toBe(true);
+    let v: unknown = parsePlainYaml(nested(MAX_PLAIN_DEPTH));
+    for (let i = 0; i < MAX_PLAIN_DEPTH - 1; i++) v = (v as { k: unknown }).k;
+    expect(v).toEqual({ k: null });
+    expect(parsePlainYaml(nested(4000))).toBeUndefined();
   });
 
   it('leaves errors to the yaml package, with their positions', () => {
