@@ -2,8 +2,10 @@
 // as a child process on synthetic repositories of N tenants x U users (default 1,000 and 10,000
 // tenants x 5 users), with its wall time, peak RSS and output sizes, and the ratio of each size to
 // the first (the baseline, run in the same process): linear growth shows as ratios close to the
-// ratio of the sizes. No target is contacted.
-// Usage: npm run build && node bench/scale/run.js [--sizes 1000,10000] [--users 5] [--agents 50] [--keep]
+// ratio of the sizes. Then, unless --no-phases, the same in one process phase by phase (phases.js:
+// read, load, compile, plan, write) and a re-load after one file changed, with the LoadCache that
+// `apply --watch` and the operator keep, against a full load. No target is contacted.
+// Usage: npm run build && node bench/scale/run.js [--sizes 1000,10000] [--users 5] [--agents 50] [--keep] [--no-phases]
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
@@ -19,6 +21,8 @@ const sizes = String(arg('sizes', '1000,10000')).split(',').map(Number);
 const users = Number(arg('users', 5));
 const agents = Number(arg('agents', 50));
 const keep = process.argv.includes('--keep');
+const withPhases = !process.argv.includes('--no-phases');
+const phasesScript = fileURLToPath(new URL('./phases.js', import.meta.url));
 const bin = fileURLToPath(new URL('../../bin/systemprompt.js', import.meta.url));
 const rssPreload = fileURLToPath(new URL('./rss.js', import.meta.url));
 const TIME = process.env.SP_BENCH_TIME ?? '/usr/bin/time'; // GNU time; without it, the child's own figures
@@ -55,6 +59,22 @@ function runChild(args, dir) {
   });
 }
 
+/** phases.js as a child: its JSON, or undefined (with a note on stderr) when it failed. */
+function runPhases(repo, outFile, dir) {
+  return new Promise((resolve) => {
+    const stdoutFile = path.join(dir, 'phases.json');
+    const out = openSync(stdoutFile, 'w');
+    const child = spawn(process.execPath, [phasesScript, repo, outFile], { stdio: ['ignore', out, 'inherit'], env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+    child.on('exit', (code) => {
+      closeSync(out);
+      if (code !== 0) {
+        process.stderr.write(`phases.js exited ${code}\n`);
+        resolve(undefined);
+      } else resolve(JSON.parse(readFileSync(stdoutFile, 'utf8')));
+    });
+  });
+}
+
 const round = (x, d = 2) => (x == null ? null : Number(x.toFixed(d)));
 const runs = [];
 for (const tenants of sizes) {
@@ -81,6 +101,11 @@ for (const tenants of sizes) {
     stdout_mb: round(r.stdoutBytes / 2 ** 20, 1),
   };
   if (!ok) entry.error = r.stderr.trim().split('\n').slice(0, 6).join('\n');
+  if (ok && withPhases) {
+    rmSync(outFile, { force: true });
+    const p = await runPhases(repo, outFile, dir);
+    if (p) Object.assign(entry, p);
+  }
   runs.push(entry);
   if (!keep) rmSync(dir, { recursive: true, force: true });
   else entry.dir = dir;

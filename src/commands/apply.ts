@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import { interruptSignal } from '../cli/interrupt.js';
 import type { Io } from '../cli/io.js';
+import type { LoadCache } from '../config/load-cache.js';
 import { AbortedError, ConflictError, SystemPromptError, UsageError } from '../errors.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../model/ownership.js';
 import type { Plan } from '../plan/plan.js';
@@ -9,6 +9,7 @@ import { checkApplicable, type ApplyEvent } from '../reconcile/engine.js';
 import { kubeLeaseStore, LeaseLock, LockHeldError } from '../reconcile/lease.js';
 import { reconcile } from '../reconcile/reconcile.js';
 import { renderPlanText } from '../plan/render.js';
+import { readJsonFile, JsonReadError } from '../plan/json-read.js';
 import { writeJson } from '../plan/json-stream.js';
 import { kubeError } from '../targets/kube-errors.js';
 import { makePlan } from './plan.js';
@@ -23,6 +24,8 @@ export interface ApplyOptions {
   concurrency: number;
   /** How long to wait for the lock another apply holds (0: fail at once, naming the holder). */
   lockTimeoutMs: number;
+  /** Files parsed by an earlier round (apply --watch), reused when unchanged. */
+  loadCache?: LoadCache;
 }
 
 /** The apply lock: one Lease for the whole cluster's systemprompt state. */
@@ -44,7 +47,7 @@ export async function runApply(io: Io, opts: ApplyOptions, session: LiveSession,
   if (saved?.targets && [...saved.targets].sort().join(',') !== [...session.selected].sort().join(',')) {
     throw new UsageError(`${opts.planFile} was planned for ${saved.targets.join(',')}; apply it with the same targets`, { hint: `systemprompt apply ${opts.planFile} --target ${saved.targets.join(',')}` });
   }
-  const first = await makePlan(io, { dir: opts.dir, offline: false }, session);
+  const first = await makePlan(io, { dir: opts.dir, offline: false, loadCache: opts.loadCache }, session);
   const desired = first.desired;
   const checkSaved = (fresh: Plan): void => {
     if (!saved) return;
@@ -152,20 +155,17 @@ export function progress(io: Io, now: () => number = Date.now): (e: ApplyEvent) 
   };
 }
 
-async function readSavedPlan(file: string): Promise<Plan> {
-  let text: string;
+/** A plan saved by `plan --out`, read in blocks: one of 10,000 tenants is past V8's string limit. */
+export async function readSavedPlan(file: string): Promise<Plan> {
+  let p: Plan;
   try {
-    text = await readFile(file, 'utf8');
+    p = (await readJsonFile(file)) as Plan;
   } catch (e) {
+    if (e instanceof JsonReadError) throw new UsageError(`${file} is not a plan saved by \`systemprompt plan --out\` (${e.message})`);
     throw new UsageError(`cannot read plan file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  try {
-    const p = JSON.parse(text) as Plan;
-    if (p.format !== 'systemprompt.plan/v1' || !Array.isArray(p.changes)) throw new Error('format');
-    return p;
-  } catch {
-    throw new UsageError(`${file} is not a plan saved by \`systemprompt plan --out\``);
-  }
+  if (!p || typeof p !== 'object' || p.format !== 'systemprompt.plan/v1' || !Array.isArray(p.changes)) throw new UsageError(`${file} is not a plan saved by \`systemprompt plan --out\``);
+  return p;
 }
 
 async function ttyConfirm(question: string): Promise<boolean> {

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Io } from '../cli/io.js';
+import { LoadCache } from '../config/load-cache.js';
 import { ConfigInvalidError, SystemPromptError } from '../errors.js';
 import { runApply, type ApplyOptions } from './apply.js';
 import type { LiveSession } from './session.js';
@@ -32,12 +33,14 @@ export async function runApplyWatch(io: Io, opts: WatchOptions, session: LiveSes
   let again = false;
   let timer: NodeJS.Timeout | undefined;
   let rounds = 0;
+  // A round after a one-file change parses and validates that file only.
+  const loadCache = new LoadCache();
 
   const round = async (): Promise<void> => {
     rounds++;
     io.err(`watch: round ${rounds} at ${new Date().toISOString()}\n`);
     try {
-      const code = await runApply(io, { ...opts, autoApprove: true }, session);
+      const code = await runApply(io, { ...opts, autoApprove: true, loadCache }, session);
       io.err(`watch: round ${rounds} ${code === 0 ? 'done' : 'failed'}; watching ${root} for changes (Ctrl-C stops)\n`);
     } catch (e) {
       if (e instanceof ConfigInvalidError) io.err('watch: the repository is invalid (see above); nothing was applied\n');

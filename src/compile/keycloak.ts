@@ -81,12 +81,15 @@ export function clientSpec(c: ClientShape, tenant: string): JsonObject {
   };
 }
 
+/** The attributes of every user: one object for all of them (a large repository has many; never mutated). */
+const USER_ATTRIBUTES = Object.freeze(ownedAttributes({ [KC_MANAGED_ATTR]: [MANAGED_BY_VALUE] })) as JsonObject;
+
 export const userSpec = (u: UserSpec, realmRoles: string[], extra: JsonObject = {}): JsonObject => ({
   email: u.email,
   enabled: u.enabled,
   emailVerified: true,
   realmRoles,
-  attributes: ownedAttributes({ [KC_MANAGED_ATTR]: [MANAGED_BY_VALUE] }),
+  attributes: USER_ATTRIBUTES,
   ...extra,
 });
 
@@ -94,6 +97,13 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
   const realm = t.realm;
   const key = (kind: string, name: string): string => resourceKey({ target: 'keycloak', kind, name });
   const realmKey = key('Realm', realm);
+  // Role keys are built once per tenant and shared by its users (never mutated).
+  const roleKeys = new Map<string, string>();
+  const roleKey = (role: string): string => {
+    let k = roleKeys.get(role);
+    if (k === undefined) roleKeys.set(role, (k = key('RealmRole', `${realm}/${role}`)));
+    return k;
+  };
   const res = (kind: string, name: string, spec: JsonObject, dependsOn: string[]): DesiredResource => ({
     target: 'keycloak',
     kind,
@@ -109,7 +119,7 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
   const scopeKeys: string[] = [];
   for (const s of t.scopes) {
     scopeKeys.push(key('ClientScope', `${realm}/${s.name}`));
-    out.push(res('ClientScope', s.name, scopeSpec(s.description, t.name, s.role), s.role ? [key('RealmRole', `${realm}/${s.role}`)] : []));
+    out.push(res('ClientScope', s.name, scopeSpec(s.description, t.name, s.role), s.role ? [roleKey(s.role)] : []));
   }
   scopeKeys.push(key('ClientScope', `${realm}/${TENANT_CLAIM_SCOPE}`));
   out.push(res('ClientScope', TENANT_CLAIM_SCOPE, tenantClaimScope(t.name, { protocolMapper: 'oidc-hardcoded-claim-mapper', config: { 'claim.value': t.name } }), []));
@@ -122,7 +132,7 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
   const roleOf = new Map(t.scopes.map((s) => [s.name, s.role]));
   for (const u of t.users) {
     const roles = u.scopes.map((s) => roleOf.get(s)).filter((r): r is string => !!r).sort();
-    out.push(res('User', u.username, userSpec(u, roles), roles.map((r) => key('RealmRole', `${realm}/${r}`))));
+    out.push(res('User', u.username, userSpec(u, roles), roles.map(roleKey)));
   }
   return out;
 }

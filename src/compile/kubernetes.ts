@@ -65,7 +65,8 @@ export function databaseSecret(t: TenantDesired, host: string, port: number, ser
 export function kubernetesResources(t: TenantDesired, env: CompileEnvironment): DesiredResource[] {
   const ns = t.namespace;
   const nsKey = resourceKey({ target: 'kubernetes', kind: 'Namespace', name: ns });
-  const meta = (name: string, extra: JsonObject = {}): JsonObject => ({ name, namespace: ns, labels: labels(t), ...extra });
+  const tenantLabels = labels(t); // shared by the tenant's objects (never mutated)
+  const meta = (name: string, extra: JsonObject = {}): JsonObject => ({ name, namespace: ns, labels: tenantLabels, ...extra });
   const obj = (kind: string, apiVersion: string, name: string, body: JsonObject, metaExtra: JsonObject = {}): DesiredResource => ({
     target: 'kubernetes',
     kind,
@@ -86,7 +87,7 @@ export function kubernetesResources(t: TenantDesired, env: CompileEnvironment): 
         kind: 'Namespace',
         metadata: {
           name: ns,
-          labels: labels(t),
+          labels: tenantLabels,
           ...(t.quotas.requestsPerMinute !== undefined ? { annotations: { [RATE_ANNOTATION]: String(t.quotas.requestsPerMinute) } } : {}),
         },
       },

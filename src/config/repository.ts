@@ -9,8 +9,9 @@ import {
   type Repository,
   type TenantConfig,
 } from './model.js';
+import type { LoadCache } from './load-cache.js';
 import { checkRules } from './rules.js';
-import { validateAgainst } from './schema.js';
+import { validateAgainst, type ValidatorName } from './schema.js';
 import { parseSource, type SourceFile } from './source.js';
 
 /** The files of a config repository: repository-relative path (forward slashes) -> bytes or text. */
@@ -46,16 +47,20 @@ export function fileStem(rel: string): string {
 
 /**
  * Parse, schema-validate and cross-check a whole repository. Pure: no I/O, never throws on input.
- * Every problem of the run is reported at once, sorted by file and position.
+ * Every problem of the run is reported at once, sorted by file and position. With `cache`, files
+ * parsed and validated by an earlier load with the same content are not parsed again.
  */
-export function loadRepository(files: RepoFiles): LoadResult {
+export function loadRepository(files: RepoFiles, opts: { cache?: LoadCache } = {}): LoadResult {
   const diagnostics: Diagnostic[] = [];
   const sources = new Map<string, string>();
   const parsed = new Map<string, SourceFile>();
   const paths = [...files.keys()].filter(isConfigPath).sort();
+  const cache = opts.cache;
+  const validate = (which: ValidatorName, source: SourceFile): Diagnostic[] => (cache ? cache.validate(which, source) : validateAgainst(which, source));
+  cache?.keepOnly(new Set(paths));
 
   for (const rel of paths) {
-    const { source, text, diagnostics: d } = parseSource(rel, files.get(rel)!);
+    const { source, text, diagnostics: d } = cache ? cache.parse(rel, files.get(rel)!) : parseSource(rel, files.get(rel)!);
     for (const x of d) diagnostics.push(x);
     if (text !== undefined) sources.set(rel, text);
     if (source) parsed.set(rel, source);
@@ -71,21 +76,21 @@ export function loadRepository(files: RepoFiles): LoadResult {
   }
 
   const projectSource = parsed.get(PROJECT_FILE);
-  if (projectSource) for (const x of validateAgainst('systemprompt', projectSource)) diagnostics.push(x);
+  if (projectSource) for (const x of validate('systemprompt', projectSource)) diagnostics.push(x);
   const project = toProject(projectSource);
 
   const tenants: TenantConfig[] = [];
   const agents: AgentConfig[] = [];
   for (const [rel, source] of parsed) {
     if (rel.startsWith(`${TENANT_DIR}/`)) {
-      const d = validateAgainst('tenant', source);
+      const d = validate('tenant', source);
       for (const x of d) diagnostics.push(x);
       // Schema-invalid files still go through the cross-file rules, so one run reports everything;
       // an invalid repository never reaches the compiler.
       tenants.push(toTenant(source));
     } else if (rel.startsWith(`${AGENT_DIR}/`)) {
       const mapForm = 'agents' in source.value && !('name' in source.value);
-      const d = validateAgainst(mapForm ? 'agentMap' : 'singleAgent', source);
+      const d = validate(mapForm ? 'agentMap' : 'singleAgent', source);
       for (const x of d) diagnostics.push(x);
       for (const x of toAgents(source, mapForm)) agents.push(x);
     }

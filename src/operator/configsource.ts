@@ -4,6 +4,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Diagnostic } from '../config/diagnostics.js';
+import { LoadCache } from '../config/load-cache.js';
 import { AGENT_DIR, PROJECT_FILE, TENANT_DIR, isConfigPath, loadRepository } from '../config/repository.js';
 import { customResources } from '../crds/objects.js';
 import { gitCredentialsFor, scrubSecrets, withGitAuth, type GitAuth, type GitCredentials } from './gitcredentials.js';
@@ -286,6 +287,8 @@ export interface SyncOptions {
    * and writes nothing (a fetch and two lists each interval, whatever the number of tenants).
    */
   applied?: Map<string, AppliedRevision>;
+  /** Files parsed and validated by this ConfigSource's earlier syncs: a new revision parses its changed files only. */
+  loadCache?: LoadCache;
 }
 
 export interface AppliedRevision {
@@ -371,7 +374,7 @@ async function sync(cs: ConfigSource, o: SyncOptions): Promise<{ outcome: SyncOu
     const where = prefix ? `${prefix.slice(0, -1)}/` : 'the repository root';
     return { outcome: { kind: 'stalled', reason: 'NoConfiguration', revision, message: `${where} holds no systemprompt.yaml, tenants/*.yaml or services/agents/*.yaml at revision ${revision}; nothing applied` }, changed: false };
   }
-  const loaded = loadRepository(files);
+  const loaded = loadRepository(files, { cache: o.loadCache });
   const show = (d: Diagnostic): string => `${prefix}${d.file}:${d.line}:${d.col}: ${d.code}: ${d.message}`;
   if (!loaded.repo) {
     return { outcome: { kind: 'invalid', revision, diagnostics: loaded.diagnostics.filter((d) => d.severity === 'error').map(show) }, changed: false };
@@ -431,6 +434,7 @@ export async function runConfigSources(opts: RunConfigSourcesOptions): Promise<v
   const pollMs = opts.pollMs ?? 2000;
   const next = new Map<string, { due: number; generation: number | undefined }>();
   const applied = new Map<string, AppliedRevision>();
+  const loadCaches = new Map<string, LoadCache>();
   let listError: string | undefined;
   while (!opts.signal.aborted) {
     let wait = pollMs;
@@ -449,7 +453,9 @@ export async function runConfigSources(opts: RunConfigSourcesOptions): Promise<v
           wait = Math.min(wait, entry.due - now);
           continue;
         }
-        const changed = await syncConfigSource(cs, { api: opts.api, cacheRoot, log: opts.log, signal: opts.signal, applied });
+        let loadCache = loadCaches.get(uid);
+        if (!loadCache) loadCaches.set(uid, (loadCache = new LoadCache()));
+        const changed = await syncConfigSource(cs, { api: opts.api, cacheRoot, log: opts.log, signal: opts.signal, applied, loadCache });
         const interval = parseInterval(cs.spec.interval);
         next.set(uid, { due: Date.now() + interval, generation: cs.metadata.generation });
         wait = Math.min(wait, interval);
@@ -457,6 +463,7 @@ export async function runConfigSources(opts: RunConfigSourcesOptions): Promise<v
       }
       for (const uid of next.keys()) if (!seen.has(uid)) next.delete(uid);
       for (const uid of applied.keys()) if (!seen.has(uid)) applied.delete(uid);
+      for (const uid of loadCaches.keys()) if (!seen.has(uid)) loadCaches.delete(uid);
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       if (message !== listError) opts.log('error', 'listing config sources failed', { error: message });

@@ -56,13 +56,28 @@ export function diffSpec(desired: Json | undefined, live: Json | undefined, opts
 
 /** All fields of a spec, as a diff from nothing (creates) or to nothing (deletes). */
 export function flattenSpec(spec: Json, side: 'after' | 'before', path = ''): FieldDiff[] {
-  if (isSecretRef(spec) || isRedacted(spec) || isGivenSecret(spec)) return [{ path, [side]: '(sensitive)', sensitive: true }];
-  if (isPlainObject(spec)) {
-    const keys = Object.keys(spec).sort();
-    if (keys.length === 0) return [{ path, [side]: {} }];
-    return keys.flatMap((k) => flattenSpec(spec[k]!, side, joinPath(path, k)));
+  const out: FieldDiff[] = [];
+  flattenInto(spec, side, path, out);
+  return out;
+}
+
+/** flattenSpec into `out`, in one pass (it runs over every field of every created object). */
+function flattenInto(spec: Json, side: 'after' | 'before', path: string, out: FieldDiff[]): void {
+  if (isSecretRef(spec) || isRedacted(spec) || isGivenSecret(spec)) {
+    out.push(side === 'after' ? { path, after: '(sensitive)', sensitive: true } : { path, before: '(sensitive)', sensitive: true });
+    return;
   }
-  return [{ path, [side]: spec }];
+  if (isPlainObject(spec)) {
+    const keys = Object.keys(spec);
+    if (keys.length === 0) {
+      out.push(side === 'after' ? { path, after: {} } : { path, before: {} });
+      return;
+    }
+    keys.sort();
+    for (const k of keys) flattenInto(spec[k]!, side, childPath(path, k), out);
+    return;
+  }
+  out.push(side === 'after' ? { path, after: spec } : { path, before: spec });
 }
 
 function valuesEqual(a: Json | undefined, b: Json | undefined, opts: DiffOptions, path: string): boolean {
@@ -93,10 +108,57 @@ export function splitPath(path: string): string[] {
 }
 
 export function joinPath(path: string, key: string): string {
-  const seg = /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? key : JSON.stringify(key);
+  const seg = segmentOf(key);
   if (!path) return seg.startsWith('"') ? `[${seg}]` : seg;
   return seg.startsWith('"') ? `${path}[${seg}]` : `${path}.${seg}`;
 }
+
+/**
+ * Memo of small string functions over keys: the same few keys recur in every object of a large
+ * plan. Bounded, since a long-lived process may meet ever new keys.
+ */
+function memo(fn: (key: string) => string, max = 10_000): (key: string) => string {
+  const cache = new Map<string, string>();
+  return (key) => {
+    let v = cache.get(key);
+    if (v === undefined) {
+      if (cache.size >= max) cache.clear();
+      v = fn(key);
+      cache.set(key, v);
+    }
+    return v;
+  };
+}
+
+/**
+ * joinPath, memoised: every object of a kind has the same paths, and a plan of 10,000 tenants
+ * then holds each path string once rather than once per object. Bounded like memo().
+ */
+const childPaths = new Map<string, Map<string, string>>();
+let childPathCount = 0;
+function childPath(path: string, key: string): string {
+  let byKey = childPaths.get(path);
+  if (!byKey) {
+    if (childPathCount >= 50_000) {
+      childPaths.clear();
+      childPathCount = 0;
+    }
+    byKey = new Map();
+    childPaths.set(path, byKey);
+  }
+  let p = byKey.get(key);
+  if (p === undefined) {
+    p = joinPath(path, key);
+    byKey.set(key, p);
+    childPathCount++;
+  }
+  return p;
+}
+
+/** A key as a path segment: bare when it is an identifier, else quoted. */
+const segmentOf = memo((key) => (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? key : JSON.stringify(key)));
+/** A key as JSON. */
+const quotedKey = memo((key) => JSON.stringify(key));
 
 export function isPlainObject(v: unknown): v is { [k: string]: Json } {
   return !!v && typeof v === 'object' && !Array.isArray(v);
@@ -125,7 +187,7 @@ export function canonicalJson(v: unknown): string {
     let s = '{';
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
-      s += `${i === 0 ? '' : ','}${JSON.stringify(k)}:${canonicalJson(v[k])}`;
+      s += `${i === 0 ? '' : ','}${quotedKey(k)}:${canonicalJson(v[k])}`;
     }
     return `${s}}`;
   }

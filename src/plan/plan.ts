@@ -91,7 +91,6 @@ export function comparable(d: DesiredResource): JsonObject {
 export function computePlan(desired: DesiredState, live: LiveState, opts: { offline?: boolean } = {}): Plan {
   if (desired.postgresServers && !desired.placements) throw new Error('internal: databases not placed (placeDatabases) before planning');
   const liveByKey = new Map(live.resources.map((r) => [resourceKey(r), r]));
-  const desiredKeys = new Set([...desired.resources.map(resourceKey), ...(desired.ignored ?? [])]);
   const changes: Change[] = [];
   const conflicts: Skipped[] = [];
   const retained: Skipped[] = [];
@@ -109,10 +108,16 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
     }
   }
 
+  // Changes of Kubernetes Secrets, with their desired resource (the change's spec hides the data).
+  const secretChanges: Array<{ c: Change; d: DesiredResource }> = [];
+  const push = (c: Change, d: DesiredResource): void => {
+    changes.push(c);
+    if (d.target === 'kubernetes' && d.kind === 'Secret') secretChanges.push({ c, d });
+  };
   for (const d of desired.resources) {
     const l = liveByKey.get(resourceKey(d));
     if (!l) {
-      changes.push(change('create', d, flattenSpec(d.spec, 'after')));
+      push(change('create', d, flattenSpec(d.spec, 'after')), d);
       continue;
     }
     if (!l.managed) {
@@ -125,20 +130,19 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
     }
     const diff = diffSpec(comparable(d), l.spec, diffOptions(d.target, (ref) => stored.get(`${d.tenant}\0${ref}`)));
     if (diff.length === 0) unchanged++;
-    else changes.push(change('update', d, diff));
+    else push(change('update', d, diff), d);
   }
 
   // A secret that is about to be stored anew (its Kubernetes Secret is created, or gains the key)
   // gets a new value: every existing object that uses it must be told, e.g. the database role.
   const newSecrets = new Set<string>();
-  for (const c of changes) {
-    if (c.target !== 'kubernetes' || c.kind !== 'Secret') continue;
-    const spec = desiredByKey(desired).get(resourceKey(c))!.spec;
-    for (const { ref, path } of secretRefsOf(spec)) {
+  for (const { c, d } of secretChanges) {
+    for (const { ref, path } of secretRefsOf(d.spec)) {
       if (c.action === 'create' || c.diff.some((f) => f.path === path && f.before === undefined)) newSecrets.add(`${c.tenant}\0${ref.secretRef}`);
     }
   }
-  if (newSecrets.size > 0) {
+  // (Only objects that exist and are ours are told; against empty targets there are none.)
+  if (newSecrets.size > 0 && liveByKey.size > 0) {
     const changed = new Set(changes.map((c) => resourceKey(c)));
     for (const d of desired.resources) {
       if (d.target === 'kubernetes' || changed.has(resourceKey(d)) || !liveByKey.get(resourceKey(d))?.managed) continue;
@@ -153,6 +157,9 @@ export function computePlan(desired: DesiredState, live: LiveState, opts: { offl
   // go with their parent; a retained database keeps its owner role.
   const deletedParents = new Set<string>();
   const retainedDbs = new Set<string>();
+  // (Against empty targets, as offline, there is nothing to delete: no index of the desired keys.)
+  const desiredKeys = new Set<string>(live.resources.length === 0 ? [] : desiredByKey(desired).keys());
+  if (live.resources.length > 0) for (const k of desired.ignored ?? []) desiredKeys.add(k);
   const orphans = live.resources.filter((l) => l.managed && !l.terminating && !desiredKeys.has(resourceKey(l)));
   // Objects inside a namespace that is already being deleted go with it.
   for (const l of live.resources) if (l.terminating) deletedParents.add(`${l.target}:${l.name}`);

@@ -1,5 +1,5 @@
 import type { DesiredState } from '../compile/desired.js';
-import { resourceKey, type TargetName } from '../model/resource.js';
+import { resourceKey, TARGETS, type TargetName } from '../model/resource.js';
 
 /**
  * The desired state limited to some targets (`--target`). Resources that depend on an excluded
@@ -7,6 +7,8 @@ import { resourceKey, type TargetName } from '../model/resource.js';
  */
 export function selectTargets(desired: DesiredState, targets: readonly TargetName[]): DesiredState {
   const keep = new Set(targets);
+  // All of them (the default): nothing to leave out, and no copy of every resource.
+  if (TARGETS.every((t) => keep.has(t))) return desired;
   const kept = new Set<string>();
   const ignored: string[] = [...(desired.ignored ?? [])];
   const resources = desired.resources.filter((r) => {

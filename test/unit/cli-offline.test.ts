@@ -41,6 +41,14 @@ describe('validate, build and plan --offline on the example', () => {
     const file = path.join(dir, 'plan.json');
     const r = await sp('plan', '--offline', '-o', 'json', '--out', file, '--dir', PROJECT_ROOT);
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(JSON.parse(r.stdout));
+    expect(r.stdout).toBe(readFileSync(file, 'utf8'));
+    // Where the output takes bytes (the process's stdout), the saved file's bytes are copied as they are.
+    const io = bufferIo(PROJECT_ROOT);
+    const bytes: Buffer[] = [];
+    const code = await run(['node', 'systemprompt', 'plan', '--offline', '-o', 'json', '--out', file, '--dir', PROJECT_ROOT], { ...io, out: (t) => io.out(t), err: (t) => io.err(t), outBytes: (b) => void bytes.push(Buffer.from(b)) });
+    expect(code).toBe(0);
+    expect(io.stdout).toBe('');
+    expect(Buffer.concat(bytes).toString('utf8')).toBe(readFileSync(file, 'utf8'));
   });
 
   it('build writes realm JSON, Kubernetes YAML, SQL and cards per tenant, and refuses to clobber other folders', async () => {

@@ -86,6 +86,11 @@ describe('plan', () => {
     expect(text).toContain('PGPASSWORD: (sensitive)');
   });
 
+  it('selecting every target leaves the desired state as it is (no copy)', () => {
+    expect(selectTargets(desired, ['keycloak', 'postgres', 'kubernetes'])).toBe(desired);
+    expect(selectTargets(desired, ['keycloak', 'postgres']).resources.every((r) => r.target !== 'kubernetes')).toBe(true);
+  });
+
   it('fingerprints the live state independent of order', () => {
     const live = liveFrom(desired);
     const a = computePlan(desired, { resources: live, requests: {} }).liveFingerprint;

@@ -59,6 +59,9 @@ describe('streamed JSON', () => {
       { toJSON: () => ({ replaced: true }) },
       { date: new Date(0), nan: NaN, inf: -Infinity },
       { only: undefined },
+      // more items than one batch, some of them left out or nested
+      { items: Array.from({ length: 600 }, (_, i) => (i % 97 === 0 ? undefined : i % 5 === 0 ? [i, { n: `${i}\n` }] : { i, s: `x${i}` })) },
+      [Array.from({ length: 257 }, (_, i) => ({ deep: { list: [i, i + 1] } }))],
     ];
     for (const c of cases) for (const depth of [0, 1, 2, 5]) expect(streamed(c, 3, depth), JSON.stringify(c)).toBe(`${JSON.stringify(c, null, 2)}\n`);
   });

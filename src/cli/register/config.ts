@@ -41,7 +41,7 @@ export function registerConfigCommands(program: Command, io: Io, setExit: (code:
     .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are, 1 on error', false)
     .option('--target <list>', 'limit to some targets: kubernetes,postgres,keycloak')
     .option('--context <name>', 'kubeconfig context')
-    .option('-v, --verbose', 'show every field of created and deleted objects', false)
+    .option('-v, --verbose', 'list every change (large tenants are counted per kind otherwise) and every field of created and deleted objects', false)
     .option('--debug', 'print each request made to the targets on stderr', false)
     .action(async (o: { dir: string; offline: boolean; output: 'text' | 'json'; out?: string; detailedExitcode: boolean; target?: string; context?: string; verbose: boolean; debug: boolean }) => {
       const session = liveSession(io, o);
