@@ -30,8 +30,8 @@ export interface UserShape {
 
 /** The admin API calls the user read needs (the target runs them counted and retried). */
 export interface UserSource {
-  /** `GET /users/count`: the realm's users, service accounts not included. */
-  count(): Promise<number>;
+  /** `GET /users/count[?q=]`: without q the realm's users, service accounts not included; with q, every match. */
+  count(q?: string): Promise<number>;
   /** `GET /users?q=&briefRepresentation=`, every page; service accounts only with q. */
   list(q: string | undefined, brief: boolean): Promise<Rep[]>;
   /** `GET /users/{id}`. */
@@ -93,12 +93,22 @@ export function serviceAccountNames(clients: Rep[]): Set<string> {
 }
 
 /**
- * The users of one realm, brief wherever the answer allows it. In the steady state (every user of
- * the realm ours, carrying what the compiler writes) that is one count and one listing per shape.
+ * The users of one realm, brief wherever the answer allows it. `roleMembers`: the users holding our
+ * roles (brief), which the roles need anyway. In the steady state (every user of the realm ours,
+ * carrying what the compiler writes, holding one of our roles) that is two counts and no listing
+ * of its own; else one listing per shape, and what the counts show is still unaccounted for.
  */
-export async function readUsers(src: UserSource, shapes: UserShape[], serviceAccounts: Set<string>): Promise<UserListing> {
+export async function readUsers(src: UserSource, shapes: UserShape[], serviceAccounts: Set<string>, roleMembers: Promise<Rep[]>): Promise<UserListing> {
   const isServiceAccount = (u: Rep): boolean => serviceAccounts.has(String(u.username).toLowerCase());
-  const [allCount, ...byShape] = await Promise.all([src.count(), ...shapes.map((s) => src.list(s.query, true))]);
+  const only = shapes.length === 1 ? shapes[0]! : undefined;
+  const [allCount, shapeCount, members] = await Promise.all([src.count(), only ? src.count(only.query) : undefined, roleMembers]);
+  const holders = [...new Map(members.filter((u) => !isServiceAccount(u)).map((u) => [u.id as string, u])).values()];
+  // As many users in the realm as carry the shape and as hold our roles: they are the same users.
+  // (A service account carrying our marker by hand could stand in for a user that is not ours;
+  // a user is read in full, its marker checked exactly, before it is changed or deleted.)
+  if (only && shapeCount === allCount && holders.length === allCount) return { confirmed: holders.map((user) => ({ user, attributes: only.attributes })), full: [], unowned: [] };
+
+  const byShape = await Promise.all(shapes.map((s) => src.list(s.query, true)));
   // A user matching two shapes (a multi-valued attribute) is read in full rather than guessed.
   const shapeOf = new Map<string, { user: Rep; attributes: JsonObject } | null>();
   byShape.forEach((users, i) => {

@@ -161,6 +161,20 @@ export class KeycloakTarget implements Target {
     realmLive.spec.namesRequired = namesRequired(profile as Rep);
 
     const managedRoles = (roles as Rep[]).filter((r) => isKcMarked(r.attributes));
+    // Role memberships through one member listing per managed role; the users from the same
+    // listings and counts when they suffice, else from brief listings (keycloak-users.ts).
+    const members = Promise.all(
+      managedRoles.map(async (r) => [r.name as string, (await this.pages(`list members of role ${realm}/${r.name}`, (first, max) => this.kc.roles.findUsersWithRole({ realm, name: r.name, first, max, briefRepresentation: true }))) as Rep[]] as const),
+    );
+    const users = readUsers(
+      this.userSource(realm),
+      shapes,
+      serviceAccountNames(clients as Rep[]),
+      members.then((ms) => ms.flatMap(([, us]) => us)),
+    );
+    // Awaited below, after the client scopes: a failure before that must not go unhandled meanwhile.
+    users.catch(() => undefined);
+    members.catch(() => undefined);
     for (const r of roles as Rep[]) {
       if (r.id) this.ids.set(`role:${realm}/${r.name}`, r.id);
       push('RealmRole', r.name, isKcMarked(r.attributes), { description: r.description ?? '', attributes: firstValues(ownedAttributesOf(r.attributes)) });
@@ -207,22 +221,15 @@ export class KeycloakTarget implements Target {
       });
     }
 
-    // Users from brief listings (keycloak-users.ts); their scope roles through one member listing
-    // per managed role.
-    const [users, members] = await Promise.all([
-      readUsers(this.userSource(realm), shapes, serviceAccountNames(clients as Rep[])),
-      Promise.all(
-        managedRoles.map(async (r) => [r.name as string, await this.pages(`list members of role ${realm}/${r.name}`, (first, max) => this.kc.roles.findUsersWithRole({ realm, name: r.name, first, max, briefRepresentation: true }))] as const),
-      ),
-    ]);
     const rolesOfUser = new Map<string, string[]>();
-    for (const [role, us] of members) for (const u of us as Rep[]) appendTo(rolesOfUser, u.id as string, role);
+    const { confirmed, full, unowned } = await users;
+    for (const [role, us] of await members) for (const u of us) appendTo(rolesOfUser, u.id as string, role);
     const rolesOf = (u: Rep): string[] => rolesOfUser.get(u.id) ?? [];
-    for (const { user: u, attributes } of users.confirmed) push('User', u.username, true, userSpec(u, rolesOf(u), attributes));
-    for (const u of users.full) push('User', u.username, true, userSpec(u, rolesOf(u), ownedAttributesOf(u.attributes)));
+    for (const { user: u, attributes } of confirmed) push('User', u.username, true, userSpec(u, rolesOf(u), attributes));
+    for (const u of full) push('User', u.username, true, userSpec(u, rolesOf(u), ownedAttributesOf(u.attributes)));
     // Not ours: only its name counts (a conflict when the YAML wants it); nothing of it is shown.
-    for (const u of users.unowned) push('User', u.username, false, {});
-    for (const u of [...users.confirmed.map((c) => c.user), ...users.full, ...users.unowned]) this.ids.set(`user:${realm}/${u.username}`, u.id);
+    for (const u of unowned) push('User', u.username, false, {});
+    for (const u of [...confirmed.map((c) => c.user), ...full, ...unowned]) this.ids.set(`user:${realm}/${u.username}`, u.id);
     return out;
   }
 
@@ -233,7 +240,7 @@ export class KeycloakTarget implements Target {
   /** The user calls of one realm, counted and retried like every other request. */
   private userSource(realm: string): UserSource {
     return {
-      count: () => this.call(`count users of ${realm}`, 'read', () => this.kc.users.count({ realm })),
+      count: (q) => this.call(`count users of ${realm}${q ? ` carrying ${q}` : ''}`, 'read', () => this.kc.users.count({ realm, ...(q ? { q } : {}) })),
       list: (q, brief) => this.pages(`list users of ${realm}${q ? ` carrying ${q}` : ''}${brief ? '' : ' (full)'}`, (first, max) => this.kc.users.find({ realm, first, max, briefRepresentation: brief, ...(q ? { q } : {}) })),
       get: (id) => this.call(`get user ${realm}/${id}`, 'read', () => this.kc.users.findOne({ realm, id })),
     };

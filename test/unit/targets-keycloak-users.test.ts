@@ -35,8 +35,9 @@ function created(name: string, spec: JsonObject, i: number): KcUser {
  * of one value, and includes service accounts; plain listings and the count leave them out; brief
  * representations carry no attributes.
  */
-function fakeKeycloak(users: KcUser[]): UserSource & { calls: string[] } {
+function fakeKeycloak(users: KcUser[]): UserSource & { calls: string[]; members: () => Promise<Record<string, unknown>[]> } {
   const calls: string[] = [];
+  const roleCount = new Map(ofRealm.map((d) => [leaf(d.name), (d.spec.realmRoles as string[]).length]));
   const unquote = (s: string): string => s.replace(/\\(.)/g, '$1');
   const matches = (u: KcUser, q: string): boolean =>
     [...q.matchAll(/"((?:[^"\\]|\\.)*)":"((?:[^"\\]|\\.)*)"/g)].every(([, k, v]) => (u.attributes?.[unquote(k!)] ?? []).some((x) => x.toLowerCase() === unquote(v!).toLowerCase()));
@@ -46,9 +47,11 @@ function fakeKeycloak(users: KcUser[]): UserSource & { calls: string[] } {
   };
   return {
     calls,
-    count: async () => {
-      calls.push('count');
-      return users.filter((u) => !u.serviceAccount).length;
+    /** The users holding our roles, brief, one entry per role held (as the member listings give them). */
+    members: async () => users.flatMap((u) => (roleCount.get(u.username) ?? 0) > 0 ? Array.from({ length: roleCount.get(u.username)! }, () => rep(u, true)) : []),
+    count: async (q) => {
+      calls.push(q === undefined ? 'count' : 'count shape');
+      return users.filter((u) => (q === undefined ? !u.serviceAccount : matches(u, q))).length;
     },
     list: async (q, brief) => {
       calls.push(`list ${q === undefined ? 'all' : q === MARKER_QUERY ? 'marked' : 'shape'}${brief ? '' : ' full'}`);
@@ -84,19 +87,29 @@ describe('Keycloak users from brief listings', () => {
     expect(MARKER_QUERY).toBe('"systemprompt.io/managed-by":"systemprompt"');
   });
 
-  it('steady state: one count and one brief listing, and the projection matches the desired users', async () => {
+  it('steady state: two counts and the role-member listings, no user listing; the projection matches the desired users', async () => {
     const kc = fakeKeycloak(ofRealm.map((d, i) => created(d.name, d.spec, i)));
-    const listing = await readUsers(kc, shapes, new Set());
-    expect(kc.calls.sort()).toEqual(['count', 'list shape']);
+    const listing = await readUsers(kc, shapes, new Set(), kc.members());
+    expect(kc.calls.sort()).toEqual(['count', 'count shape']);
     expect(listing.confirmed).toHaveLength(ofRealm.length);
     const l = live(listing);
     for (const d of ofRealm) expect(diffOf(l, d)).toEqual([]);
   });
 
+  it('a user holding none of our roles: one brief listing of the users carrying the shape', async () => {
+    const users = ofRealm.map((d, i) => created(d.name, d.spec, i));
+    users.push({ ...created(ofRealm[0]!.name, ofRealm[0]!.spec, 99), username: 'no-scopes', email: 'no-scopes@example.com' });
+    const kc = fakeKeycloak(users);
+    const listing = await readUsers(kc, shapes, new Set(), kc.members());
+    expect(kc.calls.sort()).toEqual(['count', 'count shape', 'list shape']);
+    expect(listing.confirmed.map((c) => c.user.username)).toContain('no-scopes');
+    expect(listing.confirmed).toHaveLength(users.length);
+  });
+
   it('sees email, enabled and emailVerified from the brief representation', async () => {
     const users = ofRealm.map((d, i) => created(d.name, d.spec, i));
     users[0] = { ...users[0]!, email: 'someone@else.example.com', enabled: false, emailVerified: false };
-    const l = live(await readUsers(fakeKeycloak(users), shapes, new Set()));
+    const l = live(await readUsers(fakeKeycloak(users), shapes, new Set(), fakeKeycloak(users).members()));
     expect(diffOf(l, ofRealm[0]!).map((f) => f.path).sort()).toEqual(['email', 'emailVerified', 'enabled']);
   });
 
@@ -105,8 +118,8 @@ describe('Keycloak users from brief listings', () => {
     // written before the owned-attributes list existed
     users[0] = { ...users[0]!, attributes: { 'systemprompt.io/managed-by': ['systemprompt'], 'someone-else': ['x'] } };
     const kc = fakeKeycloak(users);
-    const listing = await readUsers(kc, shapes, new Set());
-    expect(kc.calls.sort()).toEqual(['count', 'get', 'list marked', 'list shape']);
+    const listing = await readUsers(kc, shapes, new Set(), kc.members());
+    expect(kc.calls.sort()).toEqual(['count', 'count shape', 'get', 'list marked', 'list shape']);
     const l = live(listing);
     expect(l.get(users[0]!.username)!.managed).toBe(true);
     expect(diffOf(l, ofRealm[0]!)).toEqual([{ path: 'attributes["systemprompt.io/owned-attributes"]', after: ['systemprompt.io/managed-by'] }]);
@@ -116,8 +129,8 @@ describe('Keycloak users from brief listings', () => {
   it(`lists our users in full once more than ${FEW} carry other attributes`, async () => {
     const users = Array.from({ length: FEW + 1 }, (_, i) => ({ id: `u${i}`, username: `u${i}`, attributes: { 'systemprompt.io/managed-by': ['systemprompt'] } }));
     const kc = fakeKeycloak(users);
-    const listing = await readUsers(kc, shapes, new Set());
-    expect(kc.calls.sort()).toEqual(['count', 'list marked', 'list marked full', 'list shape']);
+    const listing = await readUsers(kc, shapes, new Set(), kc.members());
+    expect(kc.calls.sort()).toEqual(['count', 'count shape', 'list marked', 'list marked full', 'list shape']);
     expect(listing.full).toHaveLength(FEW + 1);
   });
 
@@ -126,8 +139,8 @@ describe('Keycloak users from brief listings', () => {
     users[0] = { ...users[0]!, email: 'private@example.com', attributes: { department: ['x'] } };
     users.push({ id: 'stranger', username: 'stranger', email: 'stranger@example.com', attributes: {} });
     const kc = fakeKeycloak(users);
-    const l = live(await readUsers(kc, shapes, new Set()));
-    expect(kc.calls.sort()).toEqual(['count', 'list all', 'list marked', 'list shape']);
+    const l = live(await readUsers(kc, shapes, new Set(), kc.members()));
+    expect(kc.calls.sort()).toEqual(['count', 'count shape', 'list all', 'list marked', 'list shape']);
     expect(l.get(users[0]!.username)).toEqual({ managed: false, spec: {} });
     expect(l.get('stranger')).toEqual({ managed: false, spec: {} });
   });
@@ -136,8 +149,8 @@ describe('Keycloak users from brief listings', () => {
     const users = ofRealm.map((d, i) => created(d.name, d.spec, i));
     users[0] = { ...users[0]!, attributes: { 'systemprompt.io/managed-by': ['SystemPrompt'] } };
     const kc = fakeKeycloak(users);
-    const l = live(await readUsers(kc, shapes, new Set()));
-    expect(kc.calls.sort()).toEqual(['count', 'get', 'list marked', 'list shape']);
+    const l = live(await readUsers(kc, shapes, new Set(), kc.members()));
+    expect(kc.calls.sort()).toEqual(['count', 'count shape', 'get', 'list marked', 'list shape']);
     expect(l.get(users[0]!.username)!.managed).toBe(false);
   });
 
@@ -145,16 +158,16 @@ describe('Keycloak users from brief listings', () => {
     const users = ofRealm.map((d, i) => created(d.name, d.spec, i));
     users.push({ id: 'sa', username: 'service-account-agent', serviceAccount: true, attributes: created(ofRealm[0]!.name, ofRealm[0]!.spec, 0).attributes! });
     const kc = fakeKeycloak(users);
-    const l = live(await readUsers(kc, shapes, serviceAccountNames([{ clientId: 'Agent', serviceAccountsEnabled: true }, { clientId: 'web' }])));
-    expect(kc.calls.sort()).toEqual(['count', 'list shape']);
+    const l = live(await readUsers(kc, shapes, serviceAccountNames([{ clientId: 'Agent', serviceAccountsEnabled: true }, { clientId: 'web' }]), kc.members()));
+    expect(kc.calls.sort()).toEqual(['count', 'count shape', 'list shape']);
     expect(l.has('service-account-agent')).toBe(false);
   });
 
   it('a realm with no desired users (one being deleted) is read with the same shapes', async () => {
     const users = ofRealm.map((d, i) => created(d.name, d.spec, i));
     const kc = fakeKeycloak(users);
-    const listing = await readUsers(kc, userShapes({ ...desired, resources: desiredUsers.slice(0, 1) }), new Set());
-    expect(kc.calls.sort()).toEqual(['count', 'list shape']);
+    const listing = await readUsers(kc, userShapes({ ...desired, resources: desiredUsers.slice(0, 1) }), new Set(), kc.members());
+    expect(kc.calls.sort()).toEqual(['count', 'count shape']);
     expect(listing.confirmed).toHaveLength(users.length);
   });
 });
