@@ -1,6 +1,6 @@
 // The two Keycloak isolation modes side by side, in one process against the same Keycloak:
-// realm per tenant at R tenants (default 200), then organization isolation at T tenants (default
-// 1,000), each x U users (default 5): apply from empty, a no-op plan, a one-user change, and the
+// organization isolation at T tenants (default 1,000), then a realm per tenant at R tenants
+// (default 200), each x U users (default 5): apply from empty, a no-op plan, a one-user change, and the
 // removal of everything. Then organization isolation at a tenth of the tenants, with U and with 10 x U
 // users each, to show what users cost a no-op plan (users are listed in pages of 500).
 // Keycloak only (`--target keycloak`): namespaces and databases are the same in both modes.
@@ -40,7 +40,7 @@ async function measure(isolation, tenants, usersPerTenant = users) {
     removal = { ms: gone.ms, writes: gone.json.result.writes };
   }
   const requests = plan.json.requests.keycloak;
-  return {
+  const result = {
     isolation,
     tenants,
     users_per_tenant: usersPerTenant,
@@ -49,10 +49,12 @@ async function measure(isolation, tenants, usersPerTenant = users) {
     one_user_change: { plan_ms: onePlan.ms, changes: onePlan.json.changes.map((c) => `${c.action} ${c.kind} ${c.name}`), apply_ms: oneApply.ms, writes: oneApply.json.result.writes },
     ...(removal ? { removal } : {}),
   };
+  log(JSON.stringify(result));
+  return result;
 }
 
-const realm = await measure('per_tenant', Number(arg('realm-tenants', 200)));
 const org = await measure('organization', Number(arg('tenants', 1000)));
+const realm = await measure('per_tenant', Number(arg('realm-tenants', 200)));
 const small = Math.max(2, Math.round(org.tenants / 10));
 const check = process.argv.includes('--skip-check') ? undefined : [await measure('organization', small), await measure('organization', small, users * 10)];
 

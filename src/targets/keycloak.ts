@@ -8,6 +8,7 @@ import type { Json, JsonObject, LiveResource } from '../model/resource.js';
 import type { KeycloakLogin } from './endpoints.js';
 import type { Change } from '../plan/plan.js';
 import { mapLimit, READ_CONCURRENCY } from './limit.js';
+import { readUsers, serviceAccountNames, userShapes, userSpec, type UserShape, type UserSource } from './keycloak-users.js';
 import { isTransient, requestRunner } from './retry.js';
 import type { ApplyContext, ReadScope, Target } from './target.js';
 
@@ -52,6 +53,8 @@ export class KeycloakTarget implements Target {
   readonly requests = { reads: 0, writes: 0 };
   private readonly kc: KcAdminClient;
   private token: { value: string; expires: number } | undefined;
+  /** The login in flight: concurrent requests share it (each grant hashes the admin password). */
+  private pendingLogin: Promise<string> | undefined;
   private readonly ids = new Map<string, string>();
 
   private readonly url: string;
@@ -63,13 +66,36 @@ export class KeycloakTarget implements Target {
     this.kc.registerTokenProvider({ getAccessToken: () => this.accessToken() });
     this.call = requestRunner('keycloak', this.requests, kcError, debug, (e) => {
       // a refused token: the next attempt logs in again
-      if ((e as { response?: { status?: number } }).response?.status === 401) this.token = undefined;
+      if ((e as { response?: { status?: number } }).response?.status === 401) this.dropToken();
     });
   }
 
+  /** The next request logs in again; a login already in flight is not waited for. */
+  private dropToken(): void {
+    this.token = undefined;
+    this.pendingLogin = undefined;
+  }
+
+  /** A valid admin token; one login at a time, however many requests are waiting for it. */
+  private accessToken(): Promise<string> {
+    if (this.token && this.token.expires - Date.now() > 20_000) return Promise.resolve(this.token.value);
+    if (!this.pendingLogin) {
+      const p: Promise<string> = this.logIn()
+        .then((token) => {
+          // dropped while in flight (a 401, a realm just created): not this token
+          if (this.pendingLogin === p) this.token = token;
+          return token.value;
+        })
+        .finally(() => {
+          if (this.pendingLogin === p) this.pendingLogin = undefined;
+        });
+      this.pendingLogin = p;
+    }
+    return this.pendingLogin;
+  }
+
   /** An admin token: password grant for an admin user, client credentials for a confidential client. */
-  private async accessToken(force = false): Promise<string> {
-    if (!force && this.token && this.token.expires - Date.now() > 20_000) return this.token.value;
+  private async logIn(): Promise<{ value: string; expires: number }> {
     const l = this.login;
     const body = l.clientId
       ? new URLSearchParams({ grant_type: 'client_credentials', client_id: l.clientId, client_secret: l.clientSecret ?? '' })
@@ -88,8 +114,7 @@ export class KeycloakTarget implements Target {
       });
     }
     const json = (await res.json()) as { access_token: string; expires_in: number };
-    this.token = { value: json.access_token, expires: Date.now() + json.expires_in * 1000 };
-    return json.access_token;
+    return { value: json.access_token, expires: Date.now() + json.expires_in * 1000 };
   }
 
   private readonly call: ReturnType<typeof requestRunner>;
@@ -119,12 +144,13 @@ export class KeycloakTarget implements Target {
       if (managed) managedRealms.push(live);
     }
     // A few realms at a time (each is several requests of its own), never all of them at once.
-    const perRealm = await mapLimit(managedRealms, READ_CONCURRENCY, (live) => this.readRealm(live.name, live));
+    const shapes = userShapes(desired);
+    const perRealm = await mapLimit(managedRealms, READ_CONCURRENCY, (live) => this.readRealm(live.name, live, shapes));
     for (const rs of perRealm) for (const r of rs) out.push(r);
     return out;
   }
 
-  private async readRealm(realm: string, realmLive: LiveResource): Promise<LiveResource[]> {
+  private async readRealm(realm: string, realmLive: LiveResource, shapes: UserShape[]): Promise<LiveResource[]> {
     const out: LiveResource[] = [];
     // In a tenant's realm everything is the tenant's; in the shared realm each object says whose it is.
     const push = (kind: string, name: string, managed: boolean, spec: JsonObject, owner?: string): void => {
@@ -143,6 +169,20 @@ export class KeycloakTarget implements Target {
     realmLive.spec.namesRequired = namesRequired(profile as Rep);
 
     const managedRoles = (roles as Rep[]).filter((r) => isKcMarked(r.attributes));
+    // Role memberships through one member listing per managed role; the users from the same
+    // listings and counts when they suffice, else from brief listings (keycloak-users.ts).
+    const members = Promise.all(
+      managedRoles.map(async (r) => [r.name as string, (await this.pages(`list members of role ${realm}/${r.name}`, (first, max) => this.kc.roles.findUsersWithRole({ realm, name: r.name, first, max, briefRepresentation: true }))) as Rep[]] as const),
+    );
+    const users = readUsers(
+      this.userSource(realm),
+      shapes,
+      serviceAccountNames(clients as Rep[]),
+      members.then((ms) => ms.flatMap(([, us]) => us)),
+    );
+    // Awaited below, after the client scopes: a failure before that must not go unhandled meanwhile.
+    users.catch(() => undefined);
+    members.catch(() => undefined);
     for (const r of roles as Rep[]) {
       if (r.id) this.ids.set(`role:${realm}/${r.name}`, r.id);
       push('RealmRole', r.name, isKcMarked(r.attributes), { description: r.description ?? '', attributes: firstValues(ownedAttributesOf(r.attributes)) }, kcTenantOf(r.attributes));
@@ -189,29 +229,23 @@ export class KeycloakTarget implements Target {
       }, kcTenantOf(c.attributes));
     }
 
-    // Users in pages; their scope roles through one member listing per managed role.
-    const users = await this.pages(`list users of ${realm}`, (first, max) => this.kc.users.find({ realm, first, max, briefRepresentation: false }));
-    const members = await Promise.all(
-      managedRoles.map(async (r) => [r.name as string, await this.pages(`list members of role ${realm}/${r.name}`, (first, max) => this.kc.roles.findUsersWithRole({ realm, name: r.name, first, max, briefRepresentation: true }))] as const),
-    );
     const rolesOfUser = new Map<string, string[]>();
-    for (const [role, us] of members) for (const u of us as Rep[]) appendTo(rolesOfUser, u.id as string, role);
+    const { confirmed, full, unowned } = await users;
+    for (const [role, us] of await members) for (const u of us) appendTo(rolesOfUser, u.id as string, role);
+    const rolesOf = (u: Rep): string[] => rolesOfUser.get(u.id) ?? [];
     const membership = orgs ? await orgs : undefined;
     if (membership) for (const o of membership.organizations) out.push(o);
-    for (const u of users as Rep[]) {
-      this.ids.set(`user:${realm}/${u.username}`, u.id);
-      const spec: JsonObject = {
-        email: u.email ?? '',
-        enabled: u.enabled ?? false,
-        emailVerified: u.emailVerified ?? false,
-        realmRoles: sorted(rolesOfUser.get(u.id)),
-        attributes: ownedAttributesOf(u.attributes),
-      };
-      // The shared realm: a user is the tenant's whose organization it is a member of.
+    // The shared realm: a user is the tenant's whose organization it is a member of.
+    const pushUser = (u: Rep, spec: JsonObject): void => {
       const org = membership?.ofUser.get(u.id)?.sort();
       if (membership) spec.organization = (org ?? []).join(',');
-      push('User', u.username, isKcMarked(u.attributes), spec, org?.length === 1 ? membership!.tenantOf.get(org[0]!) : undefined);
-    }
+      push('User', u.username, true, spec, org?.length === 1 ? membership!.tenantOf.get(org[0]!) : undefined);
+    };
+    for (const { user: u, attributes } of confirmed) pushUser(u, userSpec(u, rolesOf(u), attributes));
+    for (const u of full) pushUser(u, userSpec(u, rolesOf(u), ownedAttributesOf(u.attributes)));
+    // Not ours: only its name counts (a conflict when the YAML wants it); nothing of it is shown.
+    for (const u of unowned) push('User', u.username, false, {});
+    for (const u of [...confirmed.map((c) => c.user), ...full, ...unowned]) this.ids.set(`user:${realm}/${u.username}`, u.id);
     return out;
   }
 
@@ -260,13 +294,17 @@ export class KeycloakTarget implements Target {
     return { required: config?.config?.requiresUserMembership === 'true', executionId: step.id, config };
   }
 
-  private async pages<T>(what: string, fetchPage: (first: number, max: number) => Promise<T[]>): Promise<T[]> {
-    const all: T[] = [];
-    for (let first = 0; ; first += PAGE) {
-      const page = await this.call(`${what} [${first}..]`, 'read', () => fetchPage(first, PAGE));
-      for (const x of page) all.push(x);
-      if (page.length < PAGE) return all;
-    }
+  private pages<T>(what: string, fetchPage: (first: number, max: number) => Promise<T[]>): Promise<T[]> {
+    return everyPage((first, max) => this.call(`${what} [${first}..]`, 'read', () => fetchPage(first, max)));
+  }
+
+  /** The user calls of one realm, counted and retried like every other request. */
+  private userSource(realm: string): UserSource {
+    return {
+      count: (q) => this.call(`count users of ${realm}${q ? ` carrying ${q}` : ''}`, 'read', () => this.kc.users.count({ realm, ...(q ? { q } : {}) })),
+      list: (q, brief) => this.pages(`list users of ${realm}${q ? ` carrying ${q}` : ''}${brief ? '' : ' (full)'}`, (first, max) => this.kc.users.find({ realm, first, max, briefRepresentation: brief, ...(q ? { q } : {}) })),
+      get: (id) => this.call(`get user ${realm}/${id}`, 'read', () => this.kc.users.findOne({ realm, id })),
+    };
   }
 
   async apply(change: Change, ctx: ApplyContext): Promise<void> {
@@ -310,7 +348,7 @@ export class KeycloakTarget implements Target {
       // A token carries the admin's roles as they were when it was issued: the new realm's
       // management roles (granted through master's composite `admin` role) are only in a new one.
       // A confidential client's token would otherwise be refused (403) on the realm it just made.
-      this.token = undefined;
+      this.dropToken();
     } else {
       const current = (await this.call(`get realm ${realm}`, 'read', () => this.kc.realms.findOne({ realm }))) as Rep | undefined;
       await this.call(`update realm ${realm}`, 'write', () => this.kc.realms.update({ realm }, { ...rep, attributes: mergeAttributes(current?.attributes, rep.attributes) }));
@@ -538,7 +576,7 @@ export class KeycloakTarget implements Target {
     const username = leaf(c.name);
     if (c.action === 'delete') {
       const id = await this.idOf('user', realm, username);
-      await this.call(`delete user ${c.name}`, 'write', () => this.kc.users.del({ realm, id }));
+      if (await this.ours(c.name, realm, id)) await this.call(`delete user ${c.name}`, 'write', () => this.kc.users.del({ realm, id }));
       return;
     }
     const { realmRoles, organization, ...rep } = spec;
@@ -548,9 +586,10 @@ export class KeycloakTarget implements Target {
     }
     const id = await this.idOf('user', realm, username);
     if (c.action === 'update') {
+      const current = await this.ours(c.name, realm, id);
+      if (!current) throw new TargetError('keycloak', `user ${c.name} is gone since the plan`, { hint: 'plan again' });
       const fields = new Set(c.diff.map((d) => d.path.split(/[.[]/)[0]));
       if ([...fields].some((f) => f !== 'realmRoles' && f !== 'organization')) {
-        const current = (await this.call(`get user ${c.name}`, 'read', () => this.kc.users.findOne({ realm, id }))) as Rep;
         // A user PUT replaces all attributes: send the full map.
         const attributes = mergeAttributes(current.attributes, rep.attributes);
         await this.call(`update user ${c.name}`, 'write', () => this.kc.users.update({ realm, id }, { ...current, ...rep, attributes }));
@@ -581,6 +620,20 @@ export class KeycloakTarget implements Target {
     }
   }
 
+  /**
+   * A user about to be changed or deleted, read in full: it must carry our marker exactly (users are
+   * listed by an attribute search, which ignores case; the marker does not). Undefined when gone.
+   */
+  private async ours(name: string, realm: string, id: string): Promise<Rep | undefined> {
+    const current = (await this.call(`get user ${name}`, 'read', () => this.kc.users.findOne({ realm, id }))) as Rep | undefined;
+    if (current && !isKcMarked(current.attributes)) {
+      throw new TargetError('keycloak', `user ${name} does not carry ${KC_MANAGED_ATTR}: systemprompt did not write it and never changes it`, {
+        hint: 'rename or remove the user in the YAML, or remove the user from Keycloak',
+      });
+    }
+    return current;
+  }
+
   /** An interrupted apply may have created the object already: creating it again is not an error. */
   private async ignoreConflict(fn: () => Promise<unknown>): Promise<void> {
     try {
@@ -598,6 +651,20 @@ export class KeycloakTarget implements Target {
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * Every item of a paged listing, `page` at a time. Each request asks for one more than it keeps: a
+ * short answer is the last page, so a listing of exactly `page` items takes one request, not a
+ * second, empty one.
+ */
+export async function everyPage<T>(fetchPage: (first: number, max: number) => Promise<T[]>, page = PAGE): Promise<T[]> {
+  const all: T[] = [];
+  for (let first = 0; ; first += page) {
+    const items = await fetchPage(first, page + 1);
+    for (const x of items.slice(0, page)) all.push(x);
+    if (items.length <= page) return all;
+  }
 }
 
 const scopeIndex = new WeakMap<DesiredState, Map<string, Set<string>>>();
