@@ -1,10 +1,12 @@
 // Shared by the live benchmarks: run the CLI in-process against the targets of the environment
 // (or the running `systemprompt dev up` stack), and time it.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { run } from '../dist/cli/main.js';
 import { devStackEndpoints } from '../dist/dev/endpoints.js';
+import { stackPaths } from '../dist/dev/paths.js';
+import { readState } from '../dist/dev/state.js';
 import { resolveEndpoints } from '../dist/targets/endpoints.js';
 import { writeRepository } from './compile/generate.js';
 
@@ -49,3 +51,31 @@ export const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : dflt;
 };
+
+/**
+ * A clock of the CPU seconds the local stack's Keycloak has used (its process group, from /proc),
+ * or undefined when Keycloak is not the dev stack's or this is not Linux. On a shared machine this
+ * is steadier than wall time: it counts Keycloak's work, not its wait for a core.
+ */
+export async function keycloakCpu() {
+  if (process.env.SYSTEMPROMPT_KEYCLOAK_URL) return undefined;
+  const state = await readState(stackPaths(process.env).stateFile).catch(() => undefined);
+  const group = state?.keycloak?.pid;
+  if (!group || process.platform !== 'linux') return undefined;
+  const ticks = 100; // USER_HZ
+  return () => {
+    let sum = 0;
+    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      let stat;
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      } catch {
+        continue; // gone meanwhile
+      }
+      const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' '); // from field 3, state
+
+      if (Number(f[2]) === group) sum += Number(f[11]) + Number(f[12]);
+    }
+    return sum / ticks;
+  };
+}
