@@ -18,6 +18,8 @@ type Rep = Record<string, any>;
 const leaf = (name: string): string => name.slice(name.indexOf('/') + 1);
 const realmOf = (name: string): string => name.slice(0, name.indexOf('/'));
 const sorted = (xs: unknown): string[] => (Array.isArray(xs) ? [...xs].map(String).sort() : []);
+/** Attributes as Keycloak stores them on roles and organizations: every value a list of strings. */
+const asArrays = (attrs: Record<string, unknown>): Record<string, string[]> => Object.fromEntries(Object.entries(attrs).map(([k, v]) => [k, Array.isArray(v) ? v.map(String) : [String(v)]]));
 const firstValues = (attrs: Record<string, unknown> | undefined): JsonObject =>
   Object.fromEntries(Object.entries(attrs ?? {}).map(([k, v]) => [k, (Array.isArray(v) ? v[0] : v) as Json]));
 
@@ -378,36 +380,23 @@ export class KeycloakTarget implements Target {
     }
   }
 
-  private async orgId(realm: string, alias: string): Promise<string> {
-    const key = `org:${realm}/${alias}`;
-    let id = this.ids.get(key);
-    if (!id) {
-      const found = (await this.call(`find organization ${realm}/${alias}`, 'read', () => this.kc.organizations.find({ realm, search: alias, exact: true } as never))) as Rep[];
-      id = found.find((o) => o.alias === alias)?.id as string | undefined;
-      if (!id) throw new TargetError('keycloak', `organization ${alias} does not exist in realm ${realm}`);
-      this.ids.set(key, id);
-    }
-    return id;
-  }
-
   private async applyOrganization(c: Change, spec: Rep): Promise<void> {
     const realm = realmOf(c.name);
     const alias = leaf(c.name);
     if (c.action === 'delete') {
-      const id = await this.orgId(realm, alias);
+      const id = await this.idOf('org', realm, alias);
       await this.call(`delete organization ${c.name}`, 'write', () => this.kc.organizations.delById({ realm, id }));
       this.ids.delete(`org:${realm}/${alias}`);
       return;
     }
-    const attributes = (a: Record<string, unknown>): Record<string, string[]> => Object.fromEntries(Object.entries(a).map(([k, v]) => [k, Array.isArray(v) ? v.map(String) : [String(v)]]));
     if (c.action === 'create') {
-      await this.ignoreConflict(() => this.call(`create organization ${c.name}`, 'write', () => this.kc.organizations.create({ realm, alias, ...spec, attributes: attributes(spec.attributes ?? {}) } as never)));
+      await this.ignoreConflict(() => this.call(`create organization ${c.name}`, 'write', () => this.kc.organizations.create({ realm, alias, ...spec, attributes: asArrays(spec.attributes ?? {}) } as never)));
       return;
     }
-    const id = await this.orgId(realm, alias);
+    const id = await this.idOf('org', realm, alias);
     // PUT replaces the organization: send what is there (domains, redirect URL) with our fields.
     const current = (await this.call(`get organization ${c.name}`, 'read', () => this.kc.organizations.findOne({ realm, id }))) as Rep;
-    await this.call(`update organization ${c.name}`, 'write', () => this.kc.organizations.updateById({ realm, id }, { ...current, ...spec, alias, attributes: attributes(mergeAttributes(current.attributes, spec.attributes)) } as never));
+    await this.call(`update organization ${c.name}`, 'write', () => this.kc.organizations.updateById({ realm, id }, { ...current, ...spec, alias, attributes: asArrays(mergeAttributes(current.attributes, spec.attributes)) } as never));
   }
 
   private async applyRole(c: Change, spec: Rep): Promise<void> {
@@ -417,7 +406,6 @@ export class KeycloakTarget implements Target {
       await this.call(`delete role ${c.name}`, 'write', () => this.kc.roles.delByName({ realm, name }));
       return;
     }
-    const asArrays = (attrs: Record<string, unknown>): Record<string, string[]> => Object.fromEntries(Object.entries(attrs).map(([k, v]) => [k, Array.isArray(v) ? v.map(String) : [String(v)]]));
     const rep = { name, description: spec.description, attributes: asArrays(spec.attributes ?? {}) };
     if (c.action === 'create') await this.ignoreConflict(() => this.call(`create role ${c.name}`, 'write', () => this.kc.roles.create({ realm, ...rep })));
     else {
@@ -437,7 +425,7 @@ export class KeycloakTarget implements Target {
     return { id, name };
   }
 
-  private async idOf(kind: 'scope' | 'client' | 'user', realm: string, name: string): Promise<string> {
+  private async idOf(kind: 'scope' | 'client' | 'user' | 'org', realm: string, name: string): Promise<string> {
     const key = `${kind}:${realm}/${name}`;
     let id = this.ids.get(key);
     if (id) return id;
@@ -447,11 +435,15 @@ export class KeycloakTarget implements Target {
     } else if (kind === 'client') {
       const cs = (await this.call(`find client ${realm}/${name}`, 'read', () => this.kc.clients.find({ realm, clientId: name }))) as Rep[];
       id = cs[0]?.id;
+    } else if (kind === 'org') {
+      // The search matches names and domains: our organizations are named as their alias.
+      const os = (await this.call(`find organization ${realm}/${name}`, 'read', () => this.kc.organizations.find({ realm, search: name, exact: true } as never))) as Rep[];
+      id = os.find((o) => o.alias === name)?.id;
     } else {
       const us = (await this.call(`find user ${realm}/${name}`, 'read', () => this.kc.users.find({ realm, username: name, exact: true }))) as Rep[];
       id = us[0]?.id;
     }
-    if (!id) throw new TargetError('keycloak', `${kind} ${name} does not exist in realm ${realm}`);
+    if (!id) throw new TargetError('keycloak', `${kind === 'org' ? 'organization' : kind} ${name} does not exist in realm ${realm}`);
     this.ids.set(key, id);
     return id;
   }
@@ -611,11 +603,11 @@ export class KeycloakTarget implements Target {
   /** The user ends up a member of `want` only; a repeated add (an interrupted apply) is no error. */
   private async syncMembership(what: string, realm: string, userId: string, had: string[], want: string): Promise<void> {
     for (const alias of had.filter((a) => a !== want)) {
-      const orgId = await this.orgId(realm, alias);
+      const orgId = await this.idOf('org', realm, alias);
       await this.call(`remove ${what} from organization ${alias}`, 'write', () => this.kc.organizations.delMember({ realm, orgId, userId }));
     }
     if (!had.includes(want)) {
-      const orgId = await this.orgId(realm, want);
+      const orgId = await this.idOf('org', realm, want);
       await this.ignoreConflict(() => this.call(`add ${what} to organization ${want}`, 'write', () => this.kc.organizations.addMember({ realm, orgId, userId })));
     }
   }
