@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { KC_MANAGED_ATTR, kcMarker, MANAGED_BY_VALUE, ownedAttributes } from '../model/ownership.js';
 import { resourceKey, type DesiredResource, type JsonObject } from '../model/resource.js';
 import type { TenantDesired, UserSpec } from './desired.js';
@@ -23,7 +24,40 @@ export function realmSpec(displayName: string, tenant: string, extra: JsonObject
   return { displayName, enabled: true, attributes: ownedAttributes(kcMarker(tenant)), unmanagedAttributePolicy: 'ADMIN_EDIT', namesRequired: false, ...extra };
 }
 
-export const roleSpec = (description: string, tenant: string): JsonObject => ({ description, attributes: ownedAttributes(kcMarker(tenant)) });
+/** A realm role; `composites`: the realm roles its holders hold through it. */
+export const roleSpec = (description: string, tenant: string, composites: string[] = []): JsonObject => ({ description, attributes: ownedAttributes(kcMarker(tenant)), composites });
+
+/** Held by every user of a tenant's own realm (through the user's grant role). */
+export const MEMBER_ROLE = 'member';
+/** A set of scopes longer than this is named by a hash in its grant role's name. */
+const GRANT_KEY_MAX = 120;
+
+/**
+ * The one realm role a user is granted: `base` for a user without scopes, else `base:read+write`,
+ * a composite of `base` and the scopes' roles. Users with the same scopes share it, so each user
+ * holds one role directly and a read lists each user once (Keycloak's cost is per user listed).
+ */
+export function grantRole(base: string, scopes: string[]): string {
+  if (!scopes.length) return base;
+  const key = [...scopes].sort().join('+');
+  return `${base}:${key.length <= GRANT_KEY_MAX ? key : createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
+}
+
+/**
+ * The grant roles of a tenant's users: for each user its role, and the composite roles to create
+ * (one per distinct set of scopes). `roleOf` maps a scope to its realm role (scopes without one,
+ * such as the public scope, are left out).
+ */
+export function grantRoles(users: Array<{ scopes: string[] }>, base: string, roleOf: Map<string, string | undefined>, describe: (scopes: string[]) => string): { roleOfUser: string[]; composites: Map<string, { description: string; composites: string[] }> } {
+  const composites = new Map<string, { description: string; composites: string[] }>();
+  const roleOfUser = users.map((u) => {
+    const scopes = [...new Set(u.scopes.filter((s) => roleOf.get(s)))].sort();
+    const name = grantRole(base, scopes);
+    if (scopes.length && !composites.has(name)) composites.set(name, { description: describe(scopes), composites: [base, ...scopes.map((s) => roleOf.get(s)!)].sort() });
+    return name;
+  });
+  return { roleOfUser, composites };
+}
 
 /** A client scope that lands in a token only for holders of `role` (everyone when undefined). */
 export function scopeSpec(description: string, tenant: string, role: string | undefined, protocolMappers: JsonObject[] = [], inTokenScope = true): JsonObject {
@@ -129,10 +163,12 @@ export function keycloakResources(t: TenantDesired): DesiredResource[] {
     out.push(res('Client', a.clientId, spec, scopeKeys.filter((k) => [TENANT_CLAIM_SCOPE, ...a.defaultScopes, ...a.optionalScopes].some((s) => k === key('ClientScope', `${realm}/${s}`)))));
   }
 
-  const roleOf = new Map(t.scopes.map((s) => [s.name, s.role]));
-  for (const u of t.users) {
-    const roles = u.scopes.map((s) => roleOf.get(s)).filter((r): r is string => !!r).sort();
-    out.push(res('User', u.username, userSpec(u, roles), roles.map(roleKey)));
-  }
+  out.push(res('RealmRole', MEMBER_ROLE, roleSpec(`Users of tenant ${t.name}`, t.name), []));
+  const grants = grantRoles(t.users, MEMBER_ROLE, new Map(t.scopes.map((s) => [s.name, s.role])), (scopes) => `Users of tenant ${t.name} with the scopes ${scopes.join(', ')}`);
+  for (const [name, g] of grants.composites) out.push(res('RealmRole', name, roleSpec(g.description, t.name, g.composites), g.composites.map(roleKey)));
+  t.users.forEach((u, i) => {
+    const role = grants.roleOfUser[i]!;
+    out.push(res('User', u.username, userSpec(u, [role]), [roleKey(role)]));
+  });
   return out;
 }

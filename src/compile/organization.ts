@@ -1,6 +1,6 @@
 import { uniqSorted } from './compile.js';
 import type { TenantDesired } from './desired.js';
-import { clientSpec, realmSpec, roleSpec, scopeSpec, TENANT_CLAIM_SCOPE, tenantClaimScope, userSpec } from './keycloak.js';
+import { clientSpec, grantRoles, realmSpec, roleSpec, scopeSpec, TENANT_CLAIM_SCOPE, tenantClaimScope, userSpec } from './keycloak.js';
 import { resourceKey, type DesiredResource, type JsonObject } from '../model/resource.js';
 
 /**
@@ -14,7 +14,7 @@ import { resourceKey, type DesiredResource, type JsonObject } from '../model/res
 
 /** The scope a login requests to sign in as a member of the tenant's organization. */
 export const organizationScope = (alias: string): string => `organization:${alias}`;
-/** Held by every user of the tenant: carries the tenant's own ({{tenant_id}}) scopes. */
+/** Held by every user of the tenant (through the user's grant role): carries the tenant's own ({{tenant_id}}) scopes. */
 export const memberRole = (tenant: string): string => `member:${tenant}`;
 
 const SHARED = '';
@@ -88,16 +88,15 @@ export function organizationResources(t: TenantDesired): DesiredResource[] {
       destructive: true,
     },
   ];
-  const own = tenantOwnScopes(t);
-  const member = own.length ? memberRole(t.name) : undefined;
-  if (member) {
-    out.push(res('RealmRole', member, roleSpec(`Members of tenant ${t.name}: the tenant's own scopes`, t.name), []));
-    for (const s of own) out.push(res('ClientScope', s, scopeSpec(`Tenant ${t.name}`, t.name, member), [key('RealmRole', `${realm}/${member}`)]));
-  }
-  const roleOf = new Map(t.scopes.map((s) => [s.name, s.role]));
-  for (const u of t.users) {
-    const roles = uniqSorted([...u.scopes.map((s) => roleOf.get(s)).filter((r): r is string => !!r), ...(member ? [member] : [])]);
-    out.push(res('User', u.username, userSpec(u, roles, { organization: alias }), [orgKey, ...roles.map((r) => key('RealmRole', `${realm}/${r}`))]));
-  }
+  const member = memberRole(t.name);
+  const roleKey = (role: string): string => key('RealmRole', `${realm}/${role}`);
+  out.push(res('RealmRole', member, roleSpec(`Members of tenant ${t.name}: the tenant's own scopes`, t.name), []));
+  for (const s of tenantOwnScopes(t)) out.push(res('ClientScope', s, scopeSpec(`Tenant ${t.name}`, t.name, member), [roleKey(member)]));
+  const grants = grantRoles(t.users, member, new Map(t.scopes.map((s) => [s.name, s.role])), (scopes) => `Members of tenant ${t.name} with the scopes ${scopes.join(', ')}`);
+  for (const [name, g] of grants.composites) out.push(res('RealmRole', name, roleSpec(g.description, t.name, g.composites), g.composites.map(roleKey)));
+  t.users.forEach((u, i) => {
+    const role = grants.roleOfUser[i]!;
+    out.push(res('User', u.username, userSpec(u, [role], { organization: alias }), [orgKey, roleKey(role)]));
+  });
   return out;
 }

@@ -185,9 +185,19 @@ export class KeycloakTarget implements Target {
     // Awaited below, after the client scopes: a failure before that must not go unhandled meanwhile.
     users.catch(() => undefined);
     members.catch(() => undefined);
+    // The realm roles a composite role of ours carries (one request per composite role).
+    const composites = new Map(
+      await mapLimit(managedRoles.filter((r) => r.composite), READ_CONCURRENCY, async (r) => {
+        const cs = (await this.call(`list composites of role ${realm}/${r.name}`, 'read', () => this.kc.roles.getCompositeRolesForRealm({ realm, id: r.id }))) as Rep[];
+        return [r.name as string, sorted(cs.map((c) => c.name as string))] as const;
+      }),
+    );
     for (const r of roles as Rep[]) {
       if (r.id) this.ids.set(`role:${realm}/${r.name}`, r.id);
-      push('RealmRole', r.name, isKcMarked(r.attributes), { description: r.description ?? '', attributes: firstValues(ownedAttributesOf(r.attributes)) }, kcTenantOf(r.attributes));
+      const managed = isKcMarked(r.attributes);
+      const spec: JsonObject = { description: r.description ?? '', attributes: firstValues(ownedAttributesOf(r.attributes)) };
+      if (managed) spec.composites = composites.get(r.name) ?? [];
+      push('RealmRole', r.name, managed, spec, kcTenantOf(r.attributes));
     }
     const managedScopeNames = new Set<string>();
     const scopeMappings = await Promise.all(
@@ -407,10 +417,23 @@ export class KeycloakTarget implements Target {
       return;
     }
     const rep = { name, description: spec.description, attributes: asArrays(spec.attributes ?? {}) };
+    const want = (spec.composites ?? []) as string[];
+    let have: string[] = [];
     if (c.action === 'create') await this.ignoreConflict(() => this.call(`create role ${c.name}`, 'write', () => this.kc.roles.create({ realm, ...rep })));
     else {
-      const current = (await this.call(`get role ${c.name}`, 'read', () => this.kc.roles.findOneByName({ realm, name }))) as Rep | undefined;
-      await this.call(`update role ${c.name}`, 'write', () => this.kc.roles.updateByName({ realm, name }, { ...rep, attributes: asArrays(mergeAttributes(current?.attributes, rep.attributes)) }));
+      if (c.diff.some((d) => !d.path.startsWith('composites'))) {
+        const current = (await this.call(`get role ${c.name}`, 'read', () => this.kc.roles.findOneByName({ realm, name }))) as Rep | undefined;
+        await this.call(`update role ${c.name}`, 'write', () => this.kc.roles.updateByName({ realm, name }, { ...rep, attributes: asArrays(mergeAttributes(current?.attributes, rep.attributes)) }));
+      }
+      const before = c.diff.find((d) => d.path === 'composites')?.before;
+      have = Array.isArray(before) ? (before as string[]) : want;
+    }
+    if (want.length || have.length) {
+      const { id } = await this.roleRep(realm, name);
+      await this.syncRoles(`role ${c.name}`, realm, have, want, {
+        add: (roles) => this.kc.roles.createComposite({ realm, roleId: id }, roles),
+        del: (roles) => this.kc.roles.delCompositeRoles({ realm, id }, roles),
+      });
     }
   }
 

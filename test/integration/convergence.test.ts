@@ -114,7 +114,8 @@ describe('convergence on the real stack', () => {
     expect(diffs).toContain('Namespace metadata.annotations["systemprompt.io/requests-per-minute"] "300" -> undefined');
     expect(diffs).toContain('- Client conv/second');
     expect(diffs.some((d) => d.startsWith('Secret data.SECOND_CLIENT_ID') && d.endsWith('-> undefined'))).toBe(true);
-    expect(diffs).toContain('User realmRoles ["scope:read","scope:user"] -> ["scope:user"]');
+    expect(diffs).toContain('User realmRoles ["member:read+user"] -> ["member:user"]');
+    expect(diffs).toContain('- RealmRole conv/member:read+user');
     expect(diffs).toContain('Client redirectUris ["http://127.0.0.1:8080/*","http://localhost:8080/*","https://one.example/cb","https://two.example/cb"] -> ["http://127.0.0.1:8080/*","http://localhost:8080/*","https://one.example/cb"]');
     expect(diffs).toContain('Realm displayName "Conv Inc" -> "conv"');
 
@@ -132,7 +133,10 @@ describe('convergence on the real stack', () => {
     expect(clients.find((c) => c.clientId === 'helper')!.redirectUris!.sort()).toEqual(['http://127.0.0.1:8080/*', 'http://localhost:8080/*', 'https://one.example/cb']);
     expect((await kc.realms.findOne({ realm: 'conv' }))!.displayName).toBe('conv');
     const [ann] = await kc.users.find({ realm: 'conv', username: 'ann@example.com', exact: true });
-    expect((await kc.users.listRealmRoleMappings({ realm: 'conv', id: ann!.id! })).map((r) => r.name).filter((n) => n!.startsWith('scope:'))).toEqual(['scope:user']);
+    // Held through the one role granted: the scopes' roles are composites of it.
+    expect((await kc.users.listRealmRoleMappings({ realm: 'conv', id: ann!.id! })).map((r) => r.name).filter((n) => n!.startsWith('member'))).toEqual(['member:user']);
+    expect((await kc.users.listCompositeRealmRoleMappings({ realm: 'conv', id: ann!.id! })).map((r) => r.name).filter((n) => n!.startsWith('scope:'))).toEqual(['scope:user']);
+    expect((await kc.roles.find({ realm: 'conv' })).map((r) => r.name)).not.toContain('member:read+user');
     expect(await planExit(dir)).toBe(0);
   });
 

@@ -74,10 +74,11 @@ describe('Keycloak: realms, clients, users, and tokens that carry only what a us
   it('removing a scope in YAML removes it from the next token, with only that user\'s writes', async () => {
     writeRepo(repo, files('user, read'));
     const { json: plan } = await spJson(repo, 'plan');
-    expect(plan.changes.map((c: any) => `${c.action} ${c.kind} ${c.name}`)).toEqual(['update User kc-a/alice@a.example.com']);
+    // Alice moves to the grant role of her remaining scopes; no user holds her old one any more.
+    expect(plan.changes.map((c: any) => `${c.action} ${c.kind} ${c.name}`).sort()).toEqual(['delete RealmRole kc-a/member:read+user+write', 'update User kc-a/alice@a.example.com']);
     const { code, json } = await spJson(repo, 'apply', '--auto-approve');
     expect(code).toBe(0);
-    expect(json.result.writes).toBe(1); // one role-mapping removal
+    expect(json.result.writes).toBe(3); // grant the new role, revoke the old one, delete it
     const alice = await login('kc-a', 'alice@a.example.com', 'openid read write');
     expect(scopes(alice.claims)).toContain('read');
     expect(scopes(alice.claims)).not.toContain('write');

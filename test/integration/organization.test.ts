@@ -72,7 +72,8 @@ describe('organization isolation: one shared realm, a tenant per Organization', 
     expect((await login(REALM, 'al@acme.example.com', 'openid organization:org-acme', 'org-acme')).claims.tenant_id).toBe('org-acme');
     writeRepo(repo, files(ANN));
     const plan = await spJson<{ changes: Array<{ action: string; kind: string; name: string }> }>(repo, 'plan', '-o', 'json');
-    expect(plan.json.changes.map((c) => `${c.action} ${c.kind} ${c.name}`)).toEqual([`delete User ${REALM}/al@acme.example.com`]);
+    // Al goes, and the grant role only Al held.
+    expect(plan.json.changes.map((c) => `${c.action} ${c.kind} ${c.name}`).sort()).toEqual([`delete RealmRole ${REALM}/member:org-acme:user`, `delete User ${REALM}/al@acme.example.com`]);
     const r = await sp(repo, 'apply', '--auto-approve');
     expect(r.code, r.stderr + r.stdout).toBe(0);
     const refused = await login(REALM, 'al@acme.example.com', 'openid organization:org-acme', 'org-acme').then(

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildArtifacts } from '../../src/compile/build.js';
 import { compile } from '../../src/compile/compile.js';
+import { grantRole } from '../../src/compile/keycloak.js';
 import { exampleRepo, mustLoad, textFiles } from '../helpers/repo.js';
 
 const kindsOf = (state: ReturnType<typeof compile>, tenant: string): string[] =>
@@ -38,14 +39,32 @@ describe('compile', () => {
     expect(state.tenants.find((t) => t.name === 'customer-a')!.agents.map((a) => a.name)).toEqual(['assistant', 'welcome']);
   });
 
-  it('grants each user exactly the roles of its scopes (anonymous needs none)', () => {
+  it('grants each user one role, a composite of the roles of its scopes (anonymous needs none)', () => {
     const state = compile(exampleRepo());
     const bob = state.resources.find((r) => r.kind === 'User' && r.name === 'customer-a/bob@customer-a.example.com')!;
-    expect(bob.spec.realmRoles).toEqual(['scope:read', 'scope:user']);
+    expect(bob.spec.realmRoles).toEqual(['member:read+user']);
+    expect(bob.dependsOn).toContain('keycloak:RealmRole:customer-a/member:read+user');
+    const grant = state.resources.find((r) => r.kind === 'RealmRole' && r.name === 'customer-a/member:read+user')!;
+    expect(grant.spec.composites).toEqual(['member', 'scope:read', 'scope:user']);
+    expect(grant.dependsOn).toEqual(expect.arrayContaining(['keycloak:RealmRole:customer-a/member', 'keycloak:RealmRole:customer-a/scope:read', 'keycloak:RealmRole:customer-a/scope:user']));
+    // Users with the same scopes share one grant role; the plain roles carry no composites.
+    const grants = state.resources.filter((r) => r.kind === 'RealmRole' && r.name.startsWith('customer-a/member'));
+    expect(new Set(grants.map((r) => r.name)).size).toBe(grants.length);
+    expect(state.resources.find((r) => r.kind === 'RealmRole' && r.name === 'customer-a/scope:read')!.spec.composites).toEqual([]);
     const anon = state.resources.find((r) => r.kind === 'ClientScope' && r.name === 'customer-a/anonymous')!;
     expect(anon.spec.roleScopeMappings).toEqual([]);
     const write = state.resources.find((r) => r.kind === 'ClientScope' && r.name === 'customer-a/write')!;
     expect(write.spec.roleScopeMappings).toEqual(['scope:write']);
+  });
+
+  it('names a grant role by its scopes, sorted, and by a hash when they are many', () => {
+    expect(grantRole('member', [])).toBe('member');
+    expect(grantRole('member:acme', ['write', 'read'])).toBe('member:acme:read+write');
+    const many = Array.from({ length: 30 }, (_, i) => `scope-${i}`);
+    const name = grantRole('member', many);
+    expect(name).toMatch(/^member:[0-9a-f]{16}$/);
+    expect(grantRole('member', [...many].reverse())).toBe(name);
+    expect(grantRole('member', many.slice(1))).not.toBe(name);
   });
 
   it('points agent cards at the tenant realm', () => {

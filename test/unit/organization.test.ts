@@ -47,8 +47,10 @@ describe('organization isolation', () => {
 
   it('makes each tenant an Organization whose alias is the tenant name, and each user a member of it', () => {
     expect(rs.get('Organization systemprompt/acme')).toMatchObject({ tenant: 'acme', destructive: true, spec: { name: 'acme', enabled: true } });
-    expect(rs.get('User systemprompt/ann@acme.test')!.spec).toMatchObject({ organization: 'acme', realmRoles: ['member:acme', 'scope:read'] });
-    expect(rs.get('User systemprompt/gus@globex.test')!.spec).toMatchObject({ organization: 'globex', realmRoles: ['member:globex', 'scope:read'] });
+    expect(rs.get('User systemprompt/ann@acme.test')!.spec).toMatchObject({ organization: 'acme', realmRoles: ['member:acme:read'] });
+    expect(rs.get('User systemprompt/gus@globex.test')!.spec).toMatchObject({ organization: 'globex', realmRoles: ['member:globex:read'] });
+    // One role per user, per tenant: the tenant's member role and the shared scope roles through it.
+    expect(rs.get('RealmRole systemprompt/member:acme:read')).toMatchObject({ tenant: 'acme', spec: { composites: ['member:acme', 'scope:read'] } });
     expect(rs.get('User systemprompt/gus@globex.test')!.dependsOn).toContain('keycloak:Organization:systemprompt/globex');
   });
 
