@@ -161,16 +161,23 @@ export class KeycloakTarget implements Target {
     };
     const orgs = realmLive.spec.organizationsEnabled === true ? this.readOrganizations(realm, realmLive) : undefined;
     orgs?.catch(() => undefined); // awaited below; a failure must not go unhandled while other reads run
-    const [profile, roles, scopes, clients] = await Promise.all([
+    // One partial export per realm: its roles with their composites, its client scopes with their
+    // mappers and role scope mappings, its clients with their scope links (client secrets come back
+    // masked and are not read here). It stands for a roles, client-scope and client listing and one
+    // request per composite role and per client scope.
+    const [profile, exported] = await Promise.all([
       this.call(`get user profile of ${realm}`, 'read', () => this.kc.users.getProfile({ realm })),
-      this.pages(`list roles of ${realm}`, (first, max) => this.kc.roles.find({ realm, first, max, briefRepresentation: false } as never)),
-      this.call(`list client scopes of ${realm}`, 'read', () => this.kc.clientScopes.find({ realm })),
-      this.call(`list clients of ${realm}`, 'read', () => this.kc.clients.find({ realm })),
+      this.call(`export roles, client scopes and clients of ${realm}`, 'read', () => this.kc.realms.export({ realm, exportClients: true, exportGroupsAndRoles: true })),
     ]);
+    const roles = ((exported as Rep).roles?.realm ?? []) as Rep[];
+    const scopes = ((exported as Rep).clientScopes ?? []) as Rep[];
+    const clients = ((exported as Rep).clients ?? []) as Rep[];
+    const scopeMappings = new Map<string, string[]>();
+    for (const m of ((exported as Rep).scopeMappings ?? []) as Rep[]) if (m.clientScope) scopeMappings.set(m.clientScope, sorted(m.roles));
     realmLive.spec.unmanagedAttributePolicy = ((profile as Rep).unmanagedAttributePolicy ?? 'DISABLED') as string;
     realmLive.spec.namesRequired = namesRequired(profile as Rep);
 
-    const managedRoles = (roles as Rep[]).filter((r) => isKcMarked(r.attributes));
+    const managedRoles = roles.filter((r) => isKcMarked(r.attributes));
     // Role memberships through one member listing per managed role; the users from the same
     // listings and counts when they suffice, else from brief listings (keycloak-users.ts).
     const members = Promise.all(
@@ -179,46 +186,34 @@ export class KeycloakTarget implements Target {
     const users = readUsers(
       this.userSource(realm),
       shapes,
-      serviceAccountNames(clients as Rep[]),
+      serviceAccountNames(clients),
       members.then((ms) => ms.flatMap(([, us]) => us)),
     );
     // Awaited below, after the client scopes: a failure before that must not go unhandled meanwhile.
     users.catch(() => undefined);
     members.catch(() => undefined);
-    // The realm roles a composite role of ours carries (one request per composite role).
-    const composites = new Map(
-      await mapLimit(managedRoles.filter((r) => r.composite), READ_CONCURRENCY, async (r) => {
-        const cs = (await this.call(`list composites of role ${realm}/${r.name}`, 'read', () => this.kc.roles.getCompositeRolesForRealm({ realm, id: r.id }))) as Rep[];
-        return [r.name as string, sorted(cs.map((c) => c.name as string))] as const;
-      }),
-    );
-    for (const r of roles as Rep[]) {
+    for (const r of roles) {
       if (r.id) this.ids.set(`role:${realm}/${r.name}`, r.id);
       const managed = isKcMarked(r.attributes);
       const spec: JsonObject = { description: r.description ?? '', attributes: firstValues(ownedAttributesOf(r.attributes)) };
-      if (managed) spec.composites = composites.get(r.name) ?? [];
+      // The realm roles it carries (a hand-added client role is not ours to compare).
+      if (managed) spec.composites = sorted(r.composites?.realm);
       push('RealmRole', r.name, managed, spec, kcTenantOf(r.attributes));
     }
     const managedScopeNames = new Set<string>();
-    const scopeMappings = await Promise.all(
-      (scopes as Rep[]).map(async (s) => {
-        this.ids.set(`scope:${realm}/${s.name}`, s.id);
-        if (!isKcMarked(s.attributes)) return [s, []] as const;
-        managedScopeNames.add(s.name);
-        const m = await this.call(`list role mappings of client scope ${realm}/${s.name}`, 'read', () => this.kc.clientScopes.listRealmScopeMappings({ realm, id: s.id }));
-        return [s, (m as Rep[]).map((x) => x.name as string)] as const;
-      }),
-    );
-    for (const [s, mapped] of scopeMappings) {
-      push('ClientScope', s.name, isKcMarked(s.attributes), {
+    for (const s of scopes) {
+      this.ids.set(`scope:${realm}/${s.name}`, s.id);
+      const managed = isKcMarked(s.attributes);
+      if (managed) managedScopeNames.add(s.name);
+      push('ClientScope', s.name, managed, {
         description: s.description ?? '',
         protocol: s.protocol ?? '',
         attributes: ownedAttributesOf(s.attributes),
-        roleScopeMappings: sorted(mapped),
+        roleScopeMappings: managed ? (scopeMappings.get(s.name) ?? []) : [],
         protocolMappers: mappersOf(s.protocolMappers),
       }, kcTenantOf(s.attributes));
     }
-    for (const c of clients as Rep[]) {
+    for (const c of clients) {
       this.ids.set(`client:${realm}/${c.clientId}`, c.id);
       const managed = isKcMarked(c.attributes);
       push('Client', c.clientId, managed, {
