@@ -18,6 +18,9 @@ describe('keycloak command line', () => {
     expect(args).toContain('--http-host=127.0.0.1');
     expect(args).toContain('--hostname=http://localhost:28080');
     expect(args).toContain('--health-enabled=true');
+    // caches large enough for a shared realm of many organizations
+    expect(args).toContain('--cache-embedded-realms-max-count=200000');
+    expect(args).toContain('--cache-embedded-users-max-count=200000');
     expect(args).toContain(`--db-url=${keycloakDbUrl('/s/keycloak/h2')}`);
     expect(keycloakDbUrl('/s/keycloak/h2')).toBe('jdbc:h2:file:/s/keycloak/h2/keycloakdb;NON_KEYWORDS=VALUE');
     expect(args.some((a) => a.includes('/c/'))).toBe(false);
