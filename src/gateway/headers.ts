@@ -41,12 +41,11 @@ export interface UpstreamHeaderOptions {
 }
 
 /**
- * The headers to send upstream: the client's, minus hop-by-hop fields (and those its `Connection`
- * names), client-sent forwarding fields and every `X-SystemPrompt-*` field in any letter case; plus
- * the principal's tenant, user, email and scopes, which no client can set. Throws HeaderValueError
- * when a claim cannot be a header value (CR/LF, non-ASCII).
+ * The client's headers minus hop-by-hop fields (and those its `Connection` names), client-sent
+ * forwarding fields and every `X-SystemPrompt-*` field in any letter case; with the gateway's own
+ * `X-Forwarded-*`. What the gateway forwards anywhere (an agent, a realm's token endpoint) starts here.
  */
-export function upstreamHeaders(incoming: IncomingHttpHeaders, principal: Principal, opts: UpstreamHeaderOptions = {}): OutgoingHttpHeaders {
+export function forwardableHeaders(incoming: IncomingHttpHeaders, opts: UpstreamHeaderOptions = {}): OutgoingHttpHeaders {
   const connectionNamed = new Set<string>();
   for (const v of [incoming.connection].flat()) {
     if (typeof v === 'string') for (const name of v.split(',')) if (name.trim()) connectionNamed.add(name.trim().toLowerCase());
@@ -63,10 +62,30 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, principal: Princi
   if (f?.for !== undefined) out['x-forwarded-for'] = checkHeaderValue('x-forwarded-for', f.for);
   if (f?.host !== undefined) out['x-forwarded-host'] = checkHeaderValue('x-forwarded-host', f.host);
   if (f?.proto !== undefined) out['x-forwarded-proto'] = f.proto;
+  return out;
+}
 
+/**
+ * The headers to send to an agent's upstream: forwardableHeaders, plus the principal's tenant,
+ * user, email and scopes, which no client can set. Throws HeaderValueError when a claim cannot be a
+ * header value (CR/LF, non-ASCII).
+ */
+export function upstreamHeaders(incoming: IncomingHttpHeaders, principal: Principal, opts: UpstreamHeaderOptions = {}): OutgoingHttpHeaders {
+  const out = forwardableHeaders(incoming, opts);
   out[TENANT_HEADER] = checkHeaderValue(TENANT_HEADER, principal.tenant);
   out[USER_HEADER] = checkHeaderValue(USER_HEADER, principal.userId);
   if (principal.email !== undefined) out[USER_EMAIL_HEADER] = checkHeaderValue(USER_EMAIL_HEADER, principal.email);
   out[SCOPES_HEADER] = checkHeaderValue(SCOPES_HEADER, principal.scopes.join(' '));
+  return out;
+}
+
+/** Response headers from an upstream, minus hop-by-hop fields (Node sets its own framing). */
+export function downstreamHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const connectionNamed = new Set(String(incoming.connection ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || connectionNamed.has(name)) continue;
+    out[name] = value;
+  }
   return out;
 }
