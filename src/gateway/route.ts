@@ -97,3 +97,11 @@ export function hostName(host: string | undefined): string | undefined {
   const name = host.replace(/:\d*$/, '').replace(/\.$/, '').toLowerCase();
   return /^[a-z0-9.-]+$/.test(name) ? name : undefined;
 }
+
+/** `name[:port]` of a `Host` header when its name is a plain host name (see hostName); undefined otherwise. */
+export function hostAndPort(host: string | undefined): string | undefined {
+  const name = hostName(host);
+  if (name === undefined) return undefined;
+  const port = /:(\d{1,5})$/.exec(host!)?.[1];
+  return port ? `${name}:${port}` : name;
+}

@@ -5,7 +5,7 @@ import { gatewayCard } from './card.js';
 import { TokenError, wwwAuthenticate } from './errors.js';
 import { downstreamHeaders, forwardableHeaders, HeaderValueError, upstreamHeaders } from './headers.js';
 import { requestChecks, type RateLimiter } from './ratelimit.js';
-import { hostName, route } from './route.js';
+import { hostAndPort, route } from './route.js';
 import type { ScopeRequirement } from './scopes.js';
 import type { Principal, VerifyRequest } from './tokens.js';
 
@@ -58,8 +58,10 @@ export interface GatewayOptions {
   log?: (entry: AccessLogEntry) => void;
   /** Milliseconds since the epoch, for rate-limit windows. */
   now?: () => number;
-  /** Where clients reach the gateway when no base domain is configured, e.g. `https://gw.example.com`; default `http://<Host>`. */
+  /** Where clients reach the gateway when no base domain is configured, e.g. `https://gw.example.com`; default `<publicScheme>://<Host>`. */
   publicUrl?: string;
+  /** The scheme clients use (`https` behind a TLS-terminating proxy); default `http`. Card URLs are built with it. */
+  publicScheme?: 'http' | 'https';
   /** Largest request body forwarded; default 1 MiB. Larger: 413. */
   maxBodyBytes?: number;
   /** An upstream that has not answered (or gone quiet) this long: 504. Default 30 s. */
@@ -139,7 +141,8 @@ export function createGateway(opts: GatewayOptions): http.Server {
         entry.tenant = r.tenant;
         const card = cfg.tenants.get(r.tenant)?.cards.get(r.agent);
         if (!card) return reply(res, 404, 'not_found');
-        const base = cfg.baseDomain ? `http://${hostName(req.headers.host)}` : (opts.publicUrl ?? `http://${hostName(req.headers.host) ?? 'localhost'}`);
+        const scheme = opts.publicScheme ?? 'http';
+        const base = cfg.baseDomain || !opts.publicUrl ? `${scheme}://${hostAndPort(req.headers.host) ?? 'localhost'}` : opts.publicUrl;
         const body = JSON.stringify(gatewayCard(card, { base, tenant: r.tenant, agent: r.agent, tenantInHost: Boolean(cfg.baseDomain) }));
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'public, max-age=60' });
         entry.bytesOut = Buffer.byteLength(body);

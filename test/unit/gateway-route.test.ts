@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hostName, route } from '../../src/gateway/route.js';
+import { hostAndPort, hostName, route } from '../../src/gateway/route.js';
 
 describe('gateway routing', () => {
   it('routes the OAuth endpoints to the tenant of the tenant parameter without a base domain', () => {
@@ -71,5 +71,8 @@ describe('gateway routing', () => {
     expect(hostName('[::1]:8080')).toBeUndefined();
     expect(hostName('bad host')).toBeUndefined();
     expect(hostName(undefined)).toBeUndefined();
+    expect(hostAndPort('Acme.GW.test:8080')).toBe('acme.gw.test:8080');
+    expect(hostAndPort('acme.gw.test')).toBe('acme.gw.test');
+    expect(hostAndPort('evil.test/x?:80')).toBeUndefined();
   });
 });

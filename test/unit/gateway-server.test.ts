@@ -164,6 +164,8 @@ describe('gateway server', () => {
 
   it("answers 403 to tenant A's token at tenant B's host, and B's upstream sees nothing", async () => {
     const { port } = await startGateway({ baseDomain: 'gw.test' });
+    const served = JSON.parse((await call(port, 'GET', '/api/v1/agents/assistant/.well-known/agent-card.json', { host: 'acme.gw.test:8443' })).body) as { url: string };
+    expect(served.url).toBe('http://acme.gw.test:8443/api/v1/agents/assistant');
     const t = await token({ tenant: 'acme' });
     const res = await call(port, 'GET', '/api/v1/agents/assistant/x', { host: 'globex.gw.test', authorization: `Bearer ${t}` });
     expect([res.status, JSON.parse(res.body)]).toEqual([403, { error: 'wrong_tenant' }]);
@@ -226,9 +228,12 @@ describe('gateway server', () => {
     const res = await call(port, 'GET', '/api/v1/agents/assistant/.well-known/agent-card.json?tenant=acme', { host: 'localhost:8080' });
     expect(res.status).toBe(200);
     const served = JSON.parse(res.body) as { url: string; securitySchemes: { oauth2: { flows: { authorizationCode: Record<string, string> } } } };
-    expect(served.url).toBe('http://localhost/api/v1/agents/assistant?tenant=acme');
-    expect(served.securitySchemes.oauth2.flows.authorizationCode).toMatchObject({ authorizationUrl: 'http://localhost/api/v1/core/oauth/authorize?tenant=acme', tokenUrl: 'http://localhost/api/v1/core/oauth/token?tenant=acme' });
+    expect(served.url).toBe('http://localhost:8080/api/v1/agents/assistant?tenant=acme');
+    expect(served.securitySchemes.oauth2.flows.authorizationCode).toMatchObject({ authorizationUrl: 'http://localhost:8080/api/v1/core/oauth/authorize?tenant=acme', tokenUrl: 'http://localhost:8080/api/v1/core/oauth/token?tenant=acme' });
     expect((await call(port, 'GET', '/api/v1/agents/writer/.well-known/agent-card.json?tenant=globex')).status).toBe(404);
+    // A spoofed Host cannot put another site into the card.
+    const odd = JSON.parse((await call(port, 'GET', '/api/v1/agents/assistant/.well-known/agent-card.json?tenant=acme', { host: 'evil.test/x?' })).body) as { url: string };
+    expect(odd.url).toBe('http://localhost/api/v1/agents/assistant?tenant=acme');
     expect((await call(port, 'GET', '/api/v1/agents/assistant/.well-known/agent-card.json')).status).toBe(400);
   });
 
