@@ -12,10 +12,9 @@ export interface GatewaySetup {
  * The gateway's view of a compiled repository (pure). Agents without an upstream are not proxied
  * (their cards are still served). An agent's scope requirement comes from its card's `security`;
  * the cards of one agent differ per tenant only in URLs and offered scopes, so the first is used.
- * `upstreams` and `perUserLimits` stand in for the agent field `upstream` and the quota key
- * `requests_per_minute_per_user` until the schemas carry them.
+ * The upstream is the agent's `upstream` as the first tenant that has the agent renders it.
  */
-export function gatewaySetup(desired: DesiredState, opts: { upstreams: ReadonlyMap<string, string>; perUserLimits?: ReadonlyMap<string, number>; baseDomain?: string }): GatewaySetup {
+export function gatewaySetup(desired: DesiredState, opts: { baseDomain?: string } = {}): GatewaySetup {
   const agents = new Map<string, GatewayAgent>();
   const tenants = new Map<string, GatewayTenant>();
   const issuers = new Map<string, Set<string>>();
@@ -23,13 +22,11 @@ export function gatewaySetup(desired: DesiredState, opts: { upstreams: ReadonlyM
     const cards = new Map<string, Record<string, unknown>>();
     for (const a of t.agents) {
       cards.set(a.clientId, a.card);
-      const upstream = opts.upstreams.get(a.name);
-      if (upstream !== undefined && !agents.has(a.clientId)) agents.set(a.clientId, { upstream, required: requiredScopes(a.card) });
+      if (a.upstream !== undefined && !agents.has(a.clientId)) agents.set(a.clientId, { upstream: a.upstream, required: requiredScopes(a.card) });
     }
     const quotas: GatewayTenant['quotas'] = {};
     if (t.quotas.requestsPerMinute !== undefined) quotas.requestsPerMinute = t.quotas.requestsPerMinute;
-    const perUser = opts.perUserLimits?.get(t.name);
-    if (perUser !== undefined) quotas.requestsPerMinutePerUser = perUser;
+    if (t.quotas.requestsPerMinutePerUser !== undefined) quotas.requestsPerMinutePerUser = t.quotas.requestsPerMinutePerUser;
     tenants.set(t.name, { issuer: t.issuer, quotas, cards });
     let served = issuers.get(t.issuer);
     if (!served) issuers.set(t.issuer, (served = new Set()));
