@@ -6,6 +6,7 @@ import { registerCloudCommands } from './register/cloud.js';
 import { registerConfigCommands } from './register/config.js';
 import { registerInitCommands } from './register/init.js';
 import { registerDevCommands } from './register/dev.js';
+import { registerGatewayCommands } from './register/gateway.js';
 import { registerOperatorCommands } from './register/operator.js';
 
 export function buildProgram(io: Io, setExit: (code: number) => void = () => {}): Command {
@@ -21,6 +22,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void = () => {})
   registerCloudCommands(program, io, setExit);
   registerDevCommands(program, io);
   registerOperatorCommands(program, io, setExit);
+  registerGatewayCommands(program, io, setExit);
   return program;
 }
 

@@ -78,6 +78,8 @@ function compileTenant(repo: Repository, t: TenantConfig, env: CompileEnvironmen
       optionalScopes: uniqSorted([...declared.keys()].filter((s) => !tenantScopes.includes(s))),
       redirectUris: uniqSorted([...repo.project.keycloak.redirectUris, ...a.redirectUris]),
       userScopeTemplates,
+      // Per tenant: an upstream may name the tenant ({{tenant_id}}), e.g. the agent in the tenant's namespace.
+      ...(a.upstream !== undefined ? { upstream: renderTemplate(a.upstream, vars) } : {}),
       // Organization isolation: the card names the scope that selects the tenant's organization.
       card: buildCard(a, { issuer, tenantScopes: isolation === 'organization' ? [...tenantScopes, organizationScope(t.name)] : tenantScopes }),
     };

@@ -54,6 +54,8 @@ export interface AgentBinding {
   redirectUris: string[];
   /** Scopes written with {{user_id}}: realised as a `user_id` claim. */
   userScopeTemplates: string[];
+  /** Where the gateway proxies the agent's API calls (the agent's `upstream`). */
+  upstream?: string;
   /** The A2A AgentCard this tenant serves for the agent. */
   card: Record<string, unknown>;
 }
@@ -93,6 +95,7 @@ export interface TenantDesired {
     storage?: string;
     pods?: number;
     requestsPerMinute?: number;
+    requestsPerMinutePerUser?: number;
   };
   scopes: ScopeSpec[];
   agents: AgentBinding[];

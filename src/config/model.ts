@@ -52,6 +52,7 @@ export interface Quotas {
   storage?: string;
   pods?: number;
   requestsPerMinute?: number;
+  requestsPerMinutePerUser?: number;
 }
 
 export interface TenantConfig {
@@ -80,6 +81,8 @@ export interface AgentConfig {
   /** Templated OAuth scopes from `security.oauth2.scopes`, as written. */
   oauth2Scopes: string[];
   isolation: 'per_tenant';
+  /** Where the gateway proxies this agent's API calls; none: the gateway serves its card only. */
+  upstream?: string;
   /** The A2A AgentCard part as written (plain JSON). */
   card?: Record<string, unknown>;
   source: SourceFile;

@@ -156,6 +156,7 @@ function toTenant(source: SourceFile): TenantConfig {
   if (typeof q.storage === 'string' || typeof q.storage === 'number') quotas.storage = String(q.storage);
   if (typeof q.pods === 'number') quotas.pods = q.pods;
   if (typeof q.requests_per_minute === 'number') quotas.requestsPerMinute = q.requests_per_minute;
+  if (typeof q.requests_per_minute_per_user === 'number') quotas.requestsPerMinutePerUser = q.requests_per_minute_per_user;
   const name = typeof v.name === 'string' ? v.name : fileStem(source.file);
   const users: TenantConfig['users'] = [];
   (Array.isArray(v.users) ? v.users : []).forEach((u: unknown, index: number) => {
@@ -202,6 +203,7 @@ function toAgent(source: SourceFile, v: Obj, name: string, basePath: AgentConfig
   };
   if (typeof v.display_name === 'string') a.displayName = v.display_name;
   if (typeof v.description === 'string') a.description = v.description;
+  if (typeof v.upstream === 'string') a.upstream = v.upstream;
   if (v.card && typeof v.card === 'object') a.card = v.card as Obj;
   return a;
 }

@@ -101,7 +101,7 @@ describe('crds/ is generated from schemas/', () => {
     expect(spec.description).toBe(tenant.description);
     const quotas = (spec.properties as Record<string, Schema>).quotas!;
     expect(quotas.description).toBe(((tenant.properties as Record<string, Schema>).quotas!).description);
-    expect(Object.keys(quotas.properties as Schema)).toEqual(['cpu', 'memory', 'storage', 'pods', 'requests_per_minute']);
+    expect(Object.keys(quotas.properties as Schema)).toEqual(['cpu', 'memory', 'storage', 'pods', 'requests_per_minute', 'requests_per_minute_per_user']);
   });
 });
 

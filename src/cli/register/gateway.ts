@@ -1,0 +1,40 @@
+import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
+import { interruptSignal } from '../interrupt.js';
+import type { Io } from '../io.js';
+import { liveSession } from './live.js';
+
+/** `systemprompt gateway`: the runtime half, enforcing at each request what apply provisioned. */
+export function registerGatewayCommands(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command('gateway')
+    .description("serve the repository's tenants: agent cards, the OAuth endpoints, and each agent's API behind token, scope and rate-limit checks (reloads on change)")
+    .option('--dir <dir>', 'config repository', '.')
+    .option('--listen <host:port>', 'address to serve on (port 0: any free one)', '127.0.0.1:8080')
+    .option('--base-domain <domain>', 'take the tenant from the host name <tenant>.<domain> (else from a tenant parameter)')
+    .option('--public-url <url>', 'where clients reach the gateway, for the URLs in cards (default: the request\'s own host)')
+    .option('--max-body <bytes>', 'largest request body passed to an agent (413 beyond)', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new UsageError(`--max-body ${v}: expected a whole number of bytes`);
+      return n;
+    })
+    .action(async (o: { dir: string; listen: string; baseDomain?: string; publicUrl?: string; maxBody?: number }) => {
+      const { runGateway } = await import('../../commands/gateway.js');
+      const session = liveSession(io, {});
+      const interrupt = interruptSignal();
+      try {
+        const env = await session.environment(!!io.env.SYSTEMPROMPT_KEYCLOAK_URL);
+        setExit(await runGateway(io, {
+          dir: o.dir,
+          listen: o.listen,
+          debounceMs: 300,
+          ...(o.baseDomain ? { baseDomain: o.baseDomain } : {}),
+          ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}),
+          ...(o.maxBody !== undefined ? { maxBodyBytes: o.maxBody } : {}),
+        }, env, interrupt.signal));
+      } finally {
+        interrupt.dispose();
+        await session.close();
+      }
+    });
+}

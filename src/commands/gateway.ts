@@ -1,0 +1,112 @@
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { Io } from '../cli/io.js';
+import { compile } from '../compile/compile.js';
+import type { CompileEnvironment } from '../compile/desired.js';
+import { LoadCache } from '../config/load-cache.js';
+import { ConfigInvalidError, SystemPromptError, UsageError } from '../errors.js';
+import { gatewaySetup } from '../gateway/config.js';
+import { httpJwksFetcher, JwksCache } from '../gateway/jwks.js';
+import { MemoryRateLimiter } from '../gateway/ratelimit.js';
+import { createGateway, type GatewayConfig } from '../gateway/server.js';
+import { TokenVerifier } from '../gateway/tokens.js';
+import { loadValidRepository } from './load.js';
+import { relevant } from './watch.js';
+
+export interface GatewayCommandOptions {
+  dir: string;
+  /** `host:port`; port 0 takes any free one. */
+  listen: string;
+  baseDomain?: string;
+  publicUrl?: string;
+  maxBodyBytes?: number;
+  /** Quiet time after the last saved change before the configuration is loaded again. */
+  debounceMs: number;
+  /** Told the address once the server listens (tests use port 0). */
+  onListening?: (url: string) => void;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`--listen ${listen}: expected HOST:PORT, e.g. 127.0.0.1:8080`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+/**
+ * `systemprompt gateway`: serves the repository's tenants and agents (cards, OAuth endpoints, the
+ * agents' APIs behind token, scope and rate checks) until interrupted. A saved change to the
+ * repository is loaded again (debounced) and swapped in whole: requests in flight keep the
+ * configuration they started with. An invalid repository at start-up is an error; later, it is
+ * reported and the last valid configuration keeps serving.
+ */
+export async function runGateway(io: Io, opts: GatewayCommandOptions, env: CompileEnvironment, signal: AbortSignal): Promise<number> {
+  const { host, port } = parseListen(opts.listen);
+  const root = path.resolve(io.cwd, opts.dir);
+  const cache = new LoadCache();
+  // The verifier keeps this map; a reload refills it in place.
+  const issuers = new Map<string, Set<string>>();
+  const load = async (): Promise<GatewayConfig> => {
+    const { repo } = await loadValidRepository(opts.dir, io, { quietWarnings: true, cache });
+    const setup = gatewaySetup(compile(repo, env), opts.baseDomain ? { baseDomain: opts.baseDomain } : {});
+    issuers.clear();
+    for (const [issuer, tenants] of setup.issuers) issuers.set(issuer, tenants);
+    return setup.config;
+  };
+  let current = await load();
+  const describe = (c: GatewayConfig): string => `${c.tenants.size} tenant${c.tenants.size === 1 ? '' : 's'}, ${c.agents.size} agent${c.agents.size === 1 ? '' : 's'} with an upstream`;
+
+  const verifier = new TokenVerifier({ issuers, keys: new JwksCache(httpJwksFetcher()) });
+  const server = createGateway({
+    config: () => current,
+    verifier,
+    limiter: new MemoryRateLimiter(),
+    log: (entry) => io.out(`${JSON.stringify(entry)}\n`),
+    ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
+    ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => reject(new UsageError(`--listen ${opts.listen}: ${e.code ?? e.message}`)));
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+
+  const { watch } = await import('chokidar');
+  let timer: NodeJS.Timeout | undefined;
+  let loading: Promise<void> | undefined;
+  const reload = (): void => {
+    loading = (loading ?? Promise.resolve()).then(async () => {
+      try {
+        current = await load();
+        io.err(`gateway: configuration loaded again: ${describe(current)}\n`);
+      } catch (e) {
+        const why = e instanceof ConfigInvalidError ? 'the repository is invalid (see above)' : e instanceof SystemPromptError ? e.message : String(e);
+        io.err(`gateway: ${why}; still serving the last valid configuration\n`);
+      }
+    });
+  };
+  const watcher = watch(root, { ignoreInitial: true, ignored: (f: string) => !relevant(path.relative(root, f) || '.') && f !== root });
+  watcher.on('all', (_event: string, file: string) => {
+    if (!relevant(path.relative(root, file))) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(reload, opts.debounceMs);
+  });
+  watcher.on('error', (e: unknown) => io.err(`gateway: watch: ${e instanceof Error ? e.message : String(e)}\n`));
+  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  // Said once changes are watched too: from here on a saved change is seen.
+  io.err(`gateway: listening on ${url}: ${describe(current)}; watching ${root} (Ctrl-C stops)\n`);
+  opts.onListening?.(url);
+
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  if (timer) clearTimeout(timer);
+  await watcher.close();
+  await loading;
+  // Stop taking connections; requests in flight finish.
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  io.err('gateway: stopped\n');
+  return 0;
+}

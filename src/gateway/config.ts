@@ -1,0 +1,36 @@
+import type { DesiredState } from '../compile/desired.js';
+import { requiredScopes } from './scopes.js';
+import type { GatewayAgent, GatewayConfig, GatewayTenant } from './server.js';
+
+export interface GatewaySetup {
+  config: GatewayConfig;
+  /** For TokenVerifier: issuer → the tenants it issues tokens for (one per realm; all of a shared realm's). */
+  issuers: Map<string, Set<string>>;
+}
+
+/**
+ * The gateway's view of a compiled repository (pure). Agents without an upstream are not proxied
+ * (their cards are still served). An agent's scope requirement comes from its card's `security`;
+ * the cards of one agent differ per tenant only in URLs and offered scopes, so the first is used.
+ * The upstream is the agent's `upstream` as the first tenant that has the agent renders it.
+ */
+export function gatewaySetup(desired: DesiredState, opts: { baseDomain?: string } = {}): GatewaySetup {
+  const agents = new Map<string, GatewayAgent>();
+  const tenants = new Map<string, GatewayTenant>();
+  const issuers = new Map<string, Set<string>>();
+  for (const t of desired.tenants) {
+    const cards = new Map<string, Record<string, unknown>>();
+    for (const a of t.agents) {
+      cards.set(a.clientId, a.card);
+      if (a.upstream !== undefined && !agents.has(a.clientId)) agents.set(a.clientId, { upstream: a.upstream, required: requiredScopes(a.card) });
+    }
+    const quotas: GatewayTenant['quotas'] = {};
+    if (t.quotas.requestsPerMinute !== undefined) quotas.requestsPerMinute = t.quotas.requestsPerMinute;
+    if (t.quotas.requestsPerMinutePerUser !== undefined) quotas.requestsPerMinutePerUser = t.quotas.requestsPerMinutePerUser;
+    tenants.set(t.name, { issuer: t.issuer, quotas, cards });
+    let served = issuers.get(t.issuer);
+    if (!served) issuers.set(t.issuer, (served = new Set()));
+    served.add(t.name);
+  }
+  return { config: { ...(opts.baseDomain ? { baseDomain: opts.baseDomain } : {}), agents, tenants }, issuers };
+}

@@ -1,0 +1,91 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { Principal } from './tokens.js';
+
+/** The headers the gateway sets for the upstream. Whatever a client sends under `X-SystemPrompt-*` is dropped first. */
+export const TENANT_HEADER = 'X-SystemPrompt-Tenant';
+export const USER_HEADER = 'X-SystemPrompt-User';
+export const USER_EMAIL_HEADER = 'X-SystemPrompt-User-Email';
+/** Space-separated, sorted, as in OAuth's `scope`. */
+export const SCOPES_HEADER = 'X-SystemPrompt-Scopes';
+const RESERVED_PREFIX = 'x-systemprompt-';
+
+/** RFC 9110 §7.6.1 hop-by-hop fields, plus the proxy's own and `host` (the upstream's is set by the client library). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
+/** Client-sent forwarding claims are not believed: the gateway is the edge and writes its own. */
+const FORWARDING = new Set(['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip']);
+
+export class HeaderValueError extends Error {
+  constructor(readonly header: string) {
+    super(`value of ${header} cannot be sent as an HTTP header`);
+    this.name = 'HeaderValueError';
+  }
+}
+
+/** Visible ASCII, space and tab only: no CR, LF, NUL or other control characters, no bytes a peer might decode differently. */
+const SAFE_VALUE = /^[\t\x20-\x7e]*$/;
+
+export function checkHeaderValue(header: string, value: string): string {
+  if (!SAFE_VALUE.test(value)) throw new HeaderValueError(header);
+  return value;
+}
+
+export interface UpstreamHeaderOptions {
+  /**
+   * Keep the client's `Authorization` (default true). The token's audience is this agent, so the
+   * upstream is its intended recipient: it can verify the token again (the SDK does; a header
+   * alone is only as trustworthy as the network path to the upstream) or call on the user's behalf.
+   */
+  forwardAuthorization?: boolean;
+  /** What the gateway saw of the connection, written as `X-Forwarded-*` in place of anything the client sent. */
+  forwarded?: { for?: string; host?: string; proto?: 'http' | 'https' };
+}
+
+/**
+ * The client's headers minus hop-by-hop fields (and those its `Connection` names), client-sent
+ * forwarding fields and every `X-SystemPrompt-*` field in any letter case; with the gateway's own
+ * `X-Forwarded-*`. What the gateway forwards anywhere (an agent, a realm's token endpoint) starts here.
+ */
+export function forwardableHeaders(incoming: IncomingHttpHeaders, opts: UpstreamHeaderOptions = {}): OutgoingHttpHeaders {
+  const connectionNamed = new Set<string>();
+  for (const v of [incoming.connection].flat()) {
+    if (typeof v === 'string') for (const name of v.split(',')) if (name.trim()) connectionNamed.add(name.trim().toLowerCase());
+  }
+  const out: OutgoingHttpHeaders = {};
+  for (const [rawName, value] of Object.entries(incoming)) {
+    if (value === undefined) continue;
+    const name = rawName.toLowerCase();
+    if (HOP_BY_HOP.has(name) || connectionNamed.has(name) || FORWARDING.has(name) || name.startsWith(RESERVED_PREFIX)) continue;
+    if (name === 'authorization' && opts.forwardAuthorization === false) continue;
+    out[name] = value;
+  }
+  const f = opts.forwarded;
+  if (f?.for !== undefined) out['x-forwarded-for'] = checkHeaderValue('x-forwarded-for', f.for);
+  if (f?.host !== undefined) out['x-forwarded-host'] = checkHeaderValue('x-forwarded-host', f.host);
+  if (f?.proto !== undefined) out['x-forwarded-proto'] = f.proto;
+  return out;
+}
+
+/**
+ * The headers to send to an agent's upstream: forwardableHeaders, plus the principal's tenant,
+ * user, email and scopes, which no client can set. Throws HeaderValueError when a claim cannot be a
+ * header value (CR/LF, non-ASCII).
+ */
+export function upstreamHeaders(incoming: IncomingHttpHeaders, principal: Principal, opts: UpstreamHeaderOptions = {}): OutgoingHttpHeaders {
+  const out = forwardableHeaders(incoming, opts);
+  out[TENANT_HEADER] = checkHeaderValue(TENANT_HEADER, principal.tenant);
+  out[USER_HEADER] = checkHeaderValue(USER_HEADER, principal.userId);
+  if (principal.email !== undefined) out[USER_EMAIL_HEADER] = checkHeaderValue(USER_EMAIL_HEADER, principal.email);
+  out[SCOPES_HEADER] = checkHeaderValue(SCOPES_HEADER, principal.scopes.join(' '));
+  return out;
+}
+
+/** Response headers from an upstream, minus hop-by-hop fields (Node sets its own framing). */
+export function downstreamHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const connectionNamed = new Set(String(incoming.connection ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || connectionNamed.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}

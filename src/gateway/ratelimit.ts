@@ -1,0 +1,121 @@
+/**
+ * Request rate limits per minute: fixed one-minute windows aligned to the clock (window = floor(now /
+ * 60 s)), one counter per key and window. A fixed window can let up to twice the limit through
+ * around a window's edge; in exchange `Retry-After` is exact (the window's end), and a shared store
+ * implements it with what such stores are made for: `INCR key:window` + `EXPIRE` (or, for several
+ * keys at once, a short script that reads every counter and increments them only if all are under
+ * their limits), so that several gateway replicas count together.
+ */
+
+export const WINDOW_MS = 60_000;
+
+export interface RateCheck {
+  /** e.g. `tenant:acme` or `user:acme:<sub>`; opaque to the limiter. */
+  key: string;
+  /** Requests allowed per window; 0 allows none. */
+  limitPerMinute: number;
+}
+
+export interface RateDecision {
+  allowed: boolean;
+  /** Whole seconds until the window that denied ends (≥ 1 when denied, 0 when allowed). */
+  retryAfterSeconds: number;
+  /** Requests left in this window after this one, for the tightest of the keys checked (Infinity with none). */
+  remaining: number;
+  /** The key that denied the request. */
+  deniedBy?: string;
+}
+
+export interface RateLimiter {
+  /** Counts one request against `key` if it is under its limit. */
+  hit(key: string, limitPerMinute: number, now: number): Promise<RateDecision>;
+  /**
+   * Counts one request against every key, atomically: either all are under their limits and all are
+   * incremented, or none is (a request the per-user limit refuses does not use the tenant's budget,
+   * and the reverse). `now` is milliseconds since the epoch.
+   */
+  hitAll(checks: readonly RateCheck[], now: number): Promise<RateDecision>;
+}
+
+export const windowOf = (now: number): number => Math.floor(now / WINDOW_MS);
+const secondsLeft = (now: number): number => Math.max(1, Math.ceil(((windowOf(now) + 1) * WINDOW_MS - now) / 1000));
+
+interface Counter {
+  window: number;
+  count: number;
+}
+
+/**
+ * One replica's counters, in memory. Memory is bounded: counters of past windows are dropped when a
+ * new window starts, and beyond `maxKeys` live counters the least recently hit is dropped (that key starts from
+ * zero again: it fails open, never closed, for a key it forgot).
+ */
+export class MemoryRateLimiter implements RateLimiter {
+  private readonly counters = new Map<string, Counter>();
+  private sweptWindow = -Infinity;
+  private readonly maxKeys: number;
+
+  constructor(opts: { maxKeys?: number } = {}) {
+    this.maxKeys = opts.maxKeys ?? 100_000;
+  }
+
+  hit(key: string, limitPerMinute: number, now: number): Promise<RateDecision> {
+    return this.hitAll([{ key, limitPerMinute }], now);
+  }
+
+  hitAll(checks: readonly RateCheck[], now: number): Promise<RateDecision> {
+    return Promise.resolve(this.decide(checks, now));
+  }
+
+  /** Live counters (for tests and metrics). */
+  get size(): number {
+    return this.counters.size;
+  }
+
+  private decide(checks: readonly RateCheck[], now: number): RateDecision {
+    const window = windowOf(now);
+    this.sweep(window);
+    const counts = checks.map((c) => {
+      const counter = this.counters.get(c.key);
+      return counter && counter.window === window ? counter.count : 0;
+    });
+    for (let i = 0; i < checks.length; i++) {
+      const c = checks[i]!;
+      if (counts[i]! >= Math.max(0, c.limitPerMinute)) return { allowed: false, retryAfterSeconds: secondsLeft(now), remaining: 0, deniedBy: c.key };
+    }
+    let remaining = Infinity;
+    for (let i = 0; i < checks.length; i++) {
+      const c = checks[i]!;
+      const count = counts[i]! + 1;
+      // Delete first so that Map order is least recently hit first, which evict() drops first.
+      this.counters.delete(c.key);
+      this.counters.set(c.key, { window, count });
+      remaining = Math.min(remaining, c.limitPerMinute - count);
+    }
+    this.evict();
+    return { allowed: true, retryAfterSeconds: 0, remaining };
+  }
+
+  /** Once per window: drop every counter of an earlier one. */
+  private sweep(window: number): void {
+    if (window <= this.sweptWindow) return;
+    this.sweptWindow = window;
+    for (const [key, counter] of this.counters) if (counter.window < window) this.counters.delete(key);
+  }
+
+  private evict(): void {
+    while (this.counters.size > this.maxKeys) {
+      const oldest = this.counters.keys().next();
+      if (oldest.done) return;
+      this.counters.delete(oldest.value);
+    }
+  }
+}
+
+/** The request's limits from the tenant's quotas: absent quota keys are no limit. */
+export function requestChecks(tenant: string, userId: string, quotas: { requestsPerMinute?: number; requestsPerMinutePerUser?: number }): RateCheck[] {
+  const checks: RateCheck[] = [];
+  if (quotas.requestsPerMinutePerUser !== undefined) checks.push({ key: `user:${tenant}:${userId}`, limitPerMinute: quotas.requestsPerMinutePerUser });
+  if (quotas.requestsPerMinute !== undefined) checks.push({ key: `tenant:${tenant}`, limitPerMinute: quotas.requestsPerMinute });
+  return checks;
+}

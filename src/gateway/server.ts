@@ -1,0 +1,252 @@
+import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import { Transform, pipeline, type TransformCallback } from 'node:stream';
+import { gatewayCard } from './card.js';
+import { TokenError, wwwAuthenticate } from './errors.js';
+import { downstreamHeaders, forwardableHeaders, HeaderValueError, upstreamHeaders } from './headers.js';
+import { requestChecks, type RateLimiter } from './ratelimit.js';
+import { hostAndPort, route } from './route.js';
+import type { ScopeRequirement } from './scopes.js';
+import type { Principal, VerifyRequest } from './tokens.js';
+
+/** An agent behind the gateway: where its API is served, and what its card requires of a token. */
+export interface GatewayAgent {
+  /** `http(s)://host:port[/base]`; the request's path under `/api/v1/agents/<agent>` is appended. */
+  upstream: string;
+  required: ScopeRequirement;
+}
+
+export interface GatewayTenant {
+  /** The realm's issuer URL (for the OAuth endpoints). */
+  issuer: string;
+  quotas: { requestsPerMinute?: number; requestsPerMinutePerUser?: number };
+  /** The agents this tenant has, each with its compiled card. */
+  cards: ReadonlyMap<string, Record<string, unknown>>;
+}
+
+/** One consistent view of the configuration; a reload swaps the whole object, requests in flight keep theirs. */
+export interface GatewayConfig {
+  baseDomain?: string;
+  agents: ReadonlyMap<string, GatewayAgent>;
+  tenants: ReadonlyMap<string, GatewayTenant>;
+}
+
+/** One line of the access log: who did what and how it ended. No token, no header, no query string, no body. */
+export interface AccessLogEntry {
+  time: string;
+  method: string;
+  /** The path without its query (a query may carry an authorization code or a state). */
+  path: string;
+  route: string;
+  status: number;
+  durationMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  tenant?: string;
+  user?: string;
+  agent?: string;
+  /** Why the gateway answered as it did when it refused or failed (a TokenFailure, `rate_limited`, ...). */
+  reason?: string;
+}
+
+export interface GatewayOptions {
+  /** Called once per request; return a new object to reload. */
+  config: () => GatewayConfig;
+  verifier: { verify(req: VerifyRequest): Promise<Principal> };
+  limiter: RateLimiter;
+  /** Default: one JSON line per request on stdout. */
+  log?: (entry: AccessLogEntry) => void;
+  /** Milliseconds since the epoch, for rate-limit windows. */
+  now?: () => number;
+  /** Where clients reach the gateway when no base domain is configured, e.g. `https://gw.example.com`; default `<publicScheme>://<Host>`. */
+  publicUrl?: string;
+  /** The scheme clients use (`https` behind a TLS-terminating proxy); default `http`. Card URLs are built with it. */
+  publicScheme?: 'http' | 'https';
+  /** Largest request body forwarded; default 1 MiB. Larger: 413. */
+  maxBodyBytes?: number;
+  /** An upstream that has not answered (or gone quiet) this long: 504. Default 30 s. */
+  upstreamTimeoutMs?: number;
+  /** A client that has not sent its whole request in this long is cut off. Default 30 s. */
+  requestTimeoutMs?: number;
+  headersTimeoutMs?: number;
+  keepAliveTimeoutMs?: number;
+  /** See UpstreamHeaderOptions.forwardAuthorization; default true. */
+  forwardAuthorization?: boolean;
+}
+
+class BodyTooLarge extends Error {}
+class UpstreamTimeout extends Error {}
+
+/** Counts bytes through it (telling `onBytes` the total so far); fails with BodyTooLarge past `max`. */
+class Counter extends Transform {
+  private bytes = 0;
+  constructor(
+    private readonly onBytes: (total: number) => void,
+    private readonly max = Infinity,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.onBytes(this.bytes);
+    if (this.bytes > this.max) cb(new BodyTooLarge());
+    else cb(null, chunk);
+  }
+}
+
+/**
+ * The gateway's HTTP server (not listening yet): routes each request (route.ts), serves cards,
+ * sends OAuth logins to the tenant's realm, and proxies an agent's API to its upstream only after
+ * the token (tokens.ts) and the rate limits (ratelimit.ts) allow it, with the gateway's
+ * X-SystemPrompt-* headers (headers.ts). Every request ends in one access-log line.
+ */
+export function createGateway(opts: GatewayOptions): http.Server {
+  const log = opts.log ?? ((e: AccessLogEntry) => process.stdout.write(`${JSON.stringify(e)}\n`));
+  const now = opts.now ?? Date.now;
+  const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
+  const upstreamTimeout = opts.upstreamTimeoutMs ?? 30_000;
+
+  const server = http.createServer({ requestTimeout: opts.requestTimeoutMs ?? 30_000, headersTimeout: opts.headersTimeoutMs ?? 10_000 }, (req, res) => {
+    const started = performance.now();
+    const url = req.url ?? '/';
+    const entry: AccessLogEntry = { time: new Date().toISOString(), method: req.method ?? '', path: url.split('?')[0]!, route: 'unknown', status: 0, durationMs: 0, bytesIn: 0, bytesOut: 0 };
+    res.once('close', () => {
+      entry.status = res.statusCode;
+      entry.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+      log(entry);
+    });
+    handle(req, res, entry).catch((err: unknown) => {
+      entry.reason ??= err instanceof HeaderValueError ? 'unrepresentable_claims' : 'internal_error';
+      if (!res.headersSent) reply(res, 500, entry.reason);
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 5_000;
+  return server;
+
+  async function handle(req: IncomingMessage, res: ServerResponse, entry: AccessLogEntry): Promise<void> {
+    const cfg = opts.config();
+    const r = route(req.headers.host, req.url ?? '/', cfg.baseDomain ? { baseDomain: cfg.baseDomain } : {});
+    entry.route = r.kind;
+    switch (r.kind) {
+      case 'bad_request':
+        entry.reason = r.reason;
+        return reply(res, 400, r.reason);
+      case 'not_found':
+        return reply(res, 404, 'not_found');
+      case 'card': {
+        entry.agent = r.agent;
+        if (req.method !== 'GET' && req.method !== 'HEAD') return reply(res, 405, 'method_not_allowed', { allow: 'GET, HEAD' });
+        if (r.tenant === undefined) return reply(res, 400, (entry.reason = 'tenant_required'));
+        entry.tenant = r.tenant;
+        const card = cfg.tenants.get(r.tenant)?.cards.get(r.agent);
+        if (!card) return reply(res, 404, 'not_found');
+        const scheme = opts.publicScheme ?? 'http';
+        const base = cfg.baseDomain || !opts.publicUrl ? `${scheme}://${hostAndPort(req.headers.host) ?? 'localhost'}` : opts.publicUrl;
+        const body = JSON.stringify(gatewayCard(card, { base, tenant: r.tenant, agent: r.agent, tenantInHost: Boolean(cfg.baseDomain) }));
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'public, max-age=60' });
+        entry.bytesOut = Buffer.byteLength(body);
+        res.end(req.method === 'HEAD' ? undefined : body);
+        return;
+      }
+      case 'oauth': {
+        if (r.tenant === undefined) return reply(res, 400, (entry.reason = 'tenant_required'));
+        entry.tenant = r.tenant;
+        const tenant = cfg.tenants.get(r.tenant);
+        if (!tenant) return reply(res, 404, (entry.reason = 'unknown_tenant'));
+        const realm = tenant.issuer.replace(/\/+$/, '');
+        if (r.endpoint === 'authorize') {
+          if (req.method !== 'GET') return reply(res, 405, 'method_not_allowed', { allow: 'GET' });
+          const params = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
+          params.delete('tenant');
+          const qs = params.toString();
+          res.writeHead(302, { location: `${realm}/protocol/openid-connect/auth${qs ? `?${qs}` : ''}`, 'cache-control': 'no-store' });
+          res.end();
+          return;
+        }
+        if (req.method !== 'POST') return reply(res, 405, 'method_not_allowed', { allow: 'POST' });
+        // The token endpoint: the client's request as sent (its own credentials included), to the realm.
+        return proxy(req, res, entry, new URL(`${realm}/protocol/openid-connect/token`), forwardableHeaders(req.headers, { forwarded: forwardedOf(req) }));
+      }
+      case 'agent': {
+        entry.agent = r.agent;
+        const agent = cfg.agents.get(r.agent);
+        if (!agent) return reply(res, 404, 'not_found');
+        let principal: Principal;
+        try {
+          principal = await opts.verifier.verify({ authorization: req.headers.authorization, audience: r.agent, required: agent.required, ...(r.tenant !== undefined ? { expectedTenant: r.tenant } : {}) });
+        } catch (err) {
+          if (!(err instanceof TokenError)) throw err;
+          entry.reason = err.reason;
+          const challenge = wwwAuthenticate(err);
+          return reply(res, err.status, err.reason, challenge ? { 'www-authenticate': challenge } : {});
+        }
+        entry.tenant = principal.tenant;
+        entry.user = principal.userId;
+        const tenant = cfg.tenants.get(principal.tenant);
+        if (!tenant?.cards.has(r.agent)) return reply(res, 403, (entry.reason = 'agent_not_in_tenant'));
+        const decision = await opts.limiter.hitAll(requestChecks(principal.tenant, principal.userId, tenant.quotas), now());
+        if (!decision.allowed) {
+          entry.reason = 'rate_limited';
+          return reply(res, 429, 'rate_limited', { 'retry-after': String(decision.retryAfterSeconds) });
+        }
+        const headers = upstreamHeaders(req.headers, principal, { forwardAuthorization: opts.forwardAuthorization ?? true, forwarded: forwardedOf(req) });
+        return proxy(req, res, entry, new URL(`${agent.upstream.replace(/\/+$/, '')}${r.path}`), headers);
+      }
+    }
+  }
+
+  /** Streams the request to `target` and its answer back, within the body limit and the upstream timeout. */
+  function proxy(req: IncomingMessage, res: ServerResponse, entry: AccessLogEntry, target: URL, headers: OutgoingHttpHeaders): Promise<void> {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > maxBody) {
+      entry.reason = 'body_too_large';
+      reply(res, 413, 'body_too_large', { connection: 'close' });
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const client = target.protocol === 'https:' ? https : http;
+      const inCount = new Counter((n) => (entry.bytesIn = n), maxBody);
+      let failed = false;
+      const fail = (err: unknown) => {
+        if (failed) return;
+        failed = true;
+        upstream.destroy();
+        const [status, reason] =
+          err instanceof BodyTooLarge ? [413, 'body_too_large'] : err instanceof UpstreamTimeout ? [504, 'upstream_timeout'] : req.destroyed && !req.complete ? [400, 'client_aborted'] : [502, 'upstream_unreachable'];
+        entry.reason = reason;
+        if (!res.headersSent) reply(res, status, reason, { connection: 'close' });
+        else res.destroy();
+        resolve();
+      };
+      const upstream = client.request(target, { method: req.method, headers });
+      upstream.setTimeout(upstreamTimeout, () => fail(new UpstreamTimeout()));
+      upstream.on('error', fail);
+      upstream.on('response', (up) => {
+        res.writeHead(up.statusCode ?? 502, downstreamHeaders(up.headers));
+        pipeline(up, new Counter((n) => (entry.bytesOut = n)), res, (err) => {
+          if (err && !failed) {
+            failed = true;
+            entry.reason = 'upstream_aborted';
+            res.destroy();
+          }
+          resolve();
+        });
+      });
+      pipeline(req, inCount, upstream, (err) => {
+        if (err) fail(err);
+      });
+    });
+  }
+}
+
+function forwardedOf(req: IncomingMessage): { for?: string; proto: 'http' } {
+  const ip = req.socket.remoteAddress;
+  return ip ? { for: ip, proto: 'http' } : { proto: 'http' };
+}
+
+function reply(res: ServerResponse, status: number, error: string, headers: OutgoingHttpHeaders = {}): void {
+  const body = JSON.stringify({ error });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+}

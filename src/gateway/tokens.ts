@@ -1,0 +1,148 @@
+import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
+import { isDnsLabel } from '../compile/names.js';
+import { TokenError, type TokenFailure } from './errors.js';
+import { codeOf, type JwksCache } from './jwks.js';
+import { missingScopes, UNSATISFIABLE, type ScopeRequirement } from './scopes.js';
+
+/** Who a verified token speaks for. The tenant is the token's `tenant_id` claim, never the client's word. */
+export interface Principal {
+  tenant: string;
+  /** The token's `sub` (Keycloak's user id). */
+  userId: string;
+  /** `email`, else `preferred_username` (the username is the email here); undefined when the token has neither. */
+  email: string | undefined;
+  /** The token's granted scopes (`scope`, space-separated), sorted and de-duplicated. */
+  scopes: string[];
+  issuer: string;
+  /** `exp`, seconds since the epoch. */
+  expiresAt: number;
+}
+
+export interface TokenVerifierOptions {
+  /**
+   * The realms we manage: issuer URL (exactly as in tokens' `iss`) → the tenants whose tokens it
+   * issues. A realm per tenant has one; a shared realm (organization isolation) has all of its
+   * tenants. A token whose `tenant_id` its issuer does not serve is refused.
+   */
+  issuers: ReadonlyMap<string, ReadonlySet<string>>;
+  keys: JwksCache;
+  /** Seconds of clock skew tolerated for `exp` and `nbf`; default 30. */
+  clockToleranceSeconds?: number;
+  /** Milliseconds since the epoch; injected in tests. */
+  now?: () => number;
+}
+
+export interface VerifyRequest {
+  /** The request's `Authorization` header, as received. */
+  authorization: string | undefined;
+  /** The agent's client id: the token's `aud` must contain it. */
+  audience: string;
+  /** What the agent's card requires (see scopes.ts). */
+  required: ScopeRequirement;
+  /** The tenant the URL names (host name or `tenant` parameter), when it names one: the token's must be the same. */
+  expectedTenant?: string;
+}
+
+/** Asymmetric algorithms only: a realm's public keys can never verify an HMAC (`HS*`) or `none` token. */
+const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+const BEARER = /^Bearer +([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+) *$/i;
+/** Far more than any Keycloak access token; bounds the work a junk header can cause. */
+const MAX_TOKEN_LENGTH = 16_384;
+
+/** Extracts the compact JWS from `Authorization: Bearer ...`; 401 when absent or not a JWT's shape. */
+export function bearerToken(authorization: string | undefined): string {
+  if (authorization === undefined || authorization.trim() === '') throw new TokenError('missing_token');
+  if (authorization.length > MAX_TOKEN_LENGTH) throw new TokenError('malformed_token');
+  const m = BEARER.exec(authorization);
+  if (!m) throw new TokenError(/^bearer\b/i.test(authorization) ? 'malformed_token' : 'missing_token');
+  return m[1]!;
+}
+
+/**
+ * Verifies bearer tokens for the agents behind the gateway, in this order (cheap and key-free
+ * checks first, so that junk never reaches the key cache): shape; issuer one of ours (before any
+ * key is fetched: a token cannot make the gateway fetch from a URL of its choosing); signature with
+ * the realm's key (asymmetric algorithms only); `exp`/`nbf` with a small tolerance; an access token
+ * (Keycloak's `typ: Bearer`, not an ID token, which carries the same `aud`); `tenant_id` a tenant
+ * this issuer serves (401), the URL's tenant (403); `aud` holds the agent (403); the card's scopes (403).
+ */
+export class TokenVerifier {
+  private readonly tolerance: number;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: TokenVerifierOptions) {
+    this.tolerance = opts.clockToleranceSeconds ?? 30;
+    this.now = opts.now ?? Date.now;
+  }
+
+  async verify(req: VerifyRequest): Promise<Principal> {
+    const token = bearerToken(req.authorization);
+
+    let unverified: JWTPayload;
+    try {
+      decodeProtectedHeader(token);
+      unverified = decodeJwt(token);
+    } catch (err) {
+      throw new TokenError('malformed_token', { cause: err });
+    }
+    const issuer = unverified.iss;
+    const tenants = typeof issuer === 'string' ? this.opts.issuers.get(issuer) : undefined;
+    if (issuer === undefined || tenants === undefined) throw new TokenError('unknown_issuer');
+
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, (header, jws) => this.opts.keys.resolve(issuer, header, jws), {
+        issuer,
+        algorithms: ALGORITHMS,
+        clockTolerance: this.tolerance,
+        currentDate: new Date(this.now()),
+        requiredClaims: ['exp', 'sub'],
+      }));
+    } catch (err) {
+      if (err instanceof TokenError) throw err;
+      throw new TokenError(failureOf(err), { cause: err });
+    }
+
+    if (payload.typ !== undefined && (typeof payload.typ !== 'string' || payload.typ.toLowerCase() !== 'bearer')) throw new TokenError('not_an_access_token');
+    const tenant = payload.tenant_id;
+    if (typeof tenant !== 'string' || !isDnsLabel(tenant) || !tenants.has(tenant)) throw new TokenError('unknown_tenant');
+    if (typeof payload.sub !== 'string' || payload.sub === '') throw new TokenError('invalid_claims');
+    if (req.expectedTenant !== undefined && req.expectedTenant !== tenant) throw new TokenError('wrong_tenant');
+
+    const aud = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
+    if (!aud.includes(req.audience)) throw new TokenError('wrong_audience');
+
+    const scopes = scopesOf(payload);
+    const missing = missingScopes(scopes, req.required);
+    if (missing.length) throw new TokenError('missing_scope', { missingScopes: missing.filter((s) => s !== UNSATISFIABLE) });
+
+    const email = typeof payload.email === 'string' ? payload.email : typeof payload.preferred_username === 'string' ? payload.preferred_username : undefined;
+    return { tenant, userId: payload.sub, email, scopes, issuer, expiresAt: payload.exp! };
+  }
+}
+
+/** The granted scopes: OAuth's space-separated `scope`, or an `scp` array some issuers use. */
+export function scopesOf(payload: JWTPayload): string[] {
+  const raw = typeof payload.scope === 'string' ? payload.scope.split(' ') : Array.isArray(payload.scp) ? payload.scp : [];
+  return [...new Set(raw.filter((s): s is string => typeof s === 'string' && s !== ''))].sort();
+}
+
+/** jose's error codes (stable across its versions, unlike messages) to our reasons. */
+function failureOf(err: unknown): TokenFailure {
+  switch (codeOf(err)) {
+    case 'ERR_JWT_EXPIRED':
+      return 'expired';
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      return (err as { claim?: string }).claim === 'nbf' ? 'not_yet_valid' : 'invalid_claims';
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return 'bad_signature';
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+    case 'ERR_JOSE_NOT_SUPPORTED':
+      return 'unsupported_algorithm';
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+    case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
+      return 'unknown_key';
+    default:
+      return 'malformed_token';
+  }
+}

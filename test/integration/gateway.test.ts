@@ -1,0 +1,120 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Io } from '../../src/cli/io.js';
+import { runGateway } from '../../src/commands/gateway.js';
+import { compileEnvironment } from '../../src/targets/environment.js';
+import { makeRepo, resetTargets, sp, writeRepo } from './helpers.js';
+import { KC, assistantAgent, login, scopes, setPassword } from './oidc.js';
+
+/** The assistant behind the gateway, its card requiring `required`. */
+const agent = (upstream: string, required: string): string => assistantAgent.replace('tenant_aware: true\n', `tenant_aware: true\nupstream: "${upstream}"\n`).replace('    - oauth2: ["user"]', `    - oauth2: ["${required}"]`);
+const files = (upstream: string, required: string): Record<string, string> => ({
+  'systemprompt.yaml': 'tenancy:\n  default_tenant: gw-a\n',
+  'services/agents/assistant.yaml': agent(upstream, required),
+  'tenants/gw-a.yaml': 'name: gw-a\nusers:\n  - email: alice@a.example.com\n    scopes: [user, read]\n',
+  'tenants/gw-b.yaml': 'name: gw-b\nusers:\n  - email: carol@b.example.com\n    scopes: [user, read, write]\n',
+});
+
+/** Polls `check` until it holds (a readiness check); fails after `ms`. */
+async function until(check: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('the gateway with real tokens from the real Keycloak login', () => {
+  const seen: http.IncomingHttpHeaders[] = [];
+  const upstream = http.createServer((req, res) => {
+    seen.push(req.headers);
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ path: req.url }));
+  });
+  const stop = new AbortController();
+  let running: Promise<number>;
+  let gw = '';
+  let repo = '';
+  let upstreamUrl = '';
+  const log: string[] = [];
+
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', () => resolve()));
+    upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    repo = makeRepo(files(upstreamUrl, 'read'));
+    const r = await sp(repo, 'apply', '--auto-approve', '--allow-destroy', '--target', 'keycloak,kubernetes');
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    await setPassword('gw-a', 'alice@a.example.com');
+    await setPassword('gw-b', 'carol@b.example.com');
+    const io: Io = { out: (t) => log.push(t), err: (t) => log.push(t), interactive: false, env: {}, cwd: repo };
+    running = runGateway(io, { dir: '.', listen: '127.0.0.1:0', debounceMs: 50, onListening: (u) => (gw = u) }, compileEnvironment({ keycloakUrl: KC }), stop.signal);
+    await until(async () => gw !== '');
+  });
+
+  afterAll(async () => {
+    stop.abort();
+    await running;
+    upstream.close();
+    await resetTargets();
+  });
+
+  const call = (tenant: string, token: string | undefined, headers: Record<string, string> = {}) =>
+    fetch(`${gw}/api/v1/agents/assistant/items?tenant=${tenant}`, { headers: { ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}) } });
+
+  it("lets a user of tenant A holding read through to the agent, which sees A and the user, never the client's own X-SystemPrompt headers", async () => {
+    const alice = await login('gw-a', 'alice@a.example.com', 'openid read');
+    expect(scopes(alice.claims)).toContain('read');
+    const before = seen.length;
+    const res = await call('gw-a', alice.access, { 'X-SystemPrompt-Tenant': 'gw-b', 'x-systemprompt-user': 'someone-else' });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(((await res.json()) as { path: string }).path).toMatch(/^\/items/);
+    expect(seen.length).toBe(before + 1);
+    const h = seen.at(-1)!;
+    expect(h['x-systemprompt-tenant']).toBe('gw-a');
+    expect(h['x-systemprompt-user']).toBe(alice.claims.sub);
+    expect(h['x-systemprompt-user-email']).toBe('alice@a.example.com');
+    expect(String(h['x-systemprompt-scopes']).split(' ')).toContain('read');
+  });
+
+  it('refuses no token and a forged one with 401, and the agent sees nothing', async () => {
+    const alice = await login('gw-a', 'alice@a.example.com', 'openid read');
+    const before = seen.length;
+    expect((await call('gw-a', undefined)).status).toBe(401);
+    const [h, p, s] = alice.access.split('.');
+    const forgedPayload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, 'base64url').toString()), tenant_id: 'gw-b' })).toString('base64url');
+    expect((await call('gw-a', `${h}.${forgedPayload}.${s}`)).status).toBe(401);
+    expect((await call('gw-a', `${h}.${p}.${s!.slice(0, -4)}AAAA`)).status).toBe(401);
+    expect(seen.length).toBe(before);
+  });
+
+  it("refuses tenant A's token at tenant B's URL, and B's agent sees nothing", async () => {
+    const alice = await login('gw-a', 'alice@a.example.com', 'openid read');
+    const before = seen.length;
+    const res = await call('gw-b', alice.access);
+    expect([401, 403]).toContain(res.status);
+    expect(seen.length).toBe(before);
+  });
+
+  it('answers 403 once the card requires a scope the token lacks (the configuration reloaded on a saved change)', async () => {
+    const alice = await login('gw-a', 'alice@a.example.com', 'openid read write');
+    expect(scopes(alice.claims)).not.toContain('write');
+    writeRepo(repo, files(upstreamUrl, 'write'));
+    // Until the change is loaded, calls still pass (the card required read).
+    await until(async () => (await call('gw-a', alice.access)).status === 403);
+    const before = seen.length;
+    expect((await call('gw-a', alice.access)).status).toBe(403);
+    expect(seen.length).toBe(before);
+    // A user who holds write passes, at its own tenant.
+    const carol = await login('gw-b', 'carol@b.example.com', 'openid read write');
+    expect((await call('gw-b', carol.access)).status).toBe(200);
+    expect(seen.at(-1)!['x-systemprompt-tenant']).toBe('gw-b');
+  });
+
+  it('writes one JSON access-log line per request, without the token', async () => {
+    const lines = log.join('').split('\n').filter((l) => l.startsWith('{'));
+    expect(lines.length).toBeGreaterThan(5);
+    for (const l of lines) expect(l).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
+    expect(lines.map((l) => JSON.parse(l).status)).toEqual(expect.arrayContaining([200, 401, 403]));
+  });
+});

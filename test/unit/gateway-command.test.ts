@@ -1,0 +1,59 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Io } from '../../src/cli/io.js';
+import { parseListen, runGateway } from '../../src/commands/gateway.js';
+import { DEFAULT_ENVIRONMENT } from '../../src/compile/desired.js';
+import { PROJECT_ROOT } from '../helpers/repo.js';
+
+/** Polls `check` until it holds (a readiness check, not a fixed wait); fails after `ms`. */
+async function until(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('systemprompt gateway (the command)', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sp-gateway-'));
+  for (const f of ['systemprompt.yaml', 'tenants', 'services']) cpSync(path.join(PROJECT_ROOT, f), path.join(dir, f), { recursive: true });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('parses --listen and refuses what is not HOST:PORT', () => {
+    expect(parseListen('127.0.0.1:0')).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(parseListen('[::1]:8080')).toEqual({ host: '::1', port: 8080 });
+    expect(() => parseListen('8080')).toThrow(/expected HOST:PORT/);
+    expect(() => parseListen('h:99999')).toThrow(/expected HOST:PORT/);
+  });
+
+  it("serves the repository's cards, loads a saved change again, and keeps serving through an invalid one", async () => {
+    const err: string[] = [];
+    const io: Io = { out: () => undefined, err: (t) => err.push(t), interactive: false, env: {}, cwd: dir };
+    const stop = new AbortController();
+    let base = '';
+    const running = runGateway(io, { dir: '.', listen: '127.0.0.1:0', debounceMs: 50, onListening: (u) => (base = u) }, DEFAULT_ENVIRONMENT, stop.signal);
+    try {
+      await until(async () => base !== '');
+      const card = (tenant: string, agent: string) => fetch(`${base}/api/v1/agents/${agent}/.well-known/agent-card.json?tenant=${tenant}`);
+      const served = (await (await card('customer-a', 'welcome')).json()) as { url: string };
+      expect(served.url).toBe(`${base}/api/v1/agents/welcome?tenant=customer-a`);
+
+      // customer-a stops having the welcome agent: its card goes once the change is loaded.
+      const file = path.join(dir, 'tenants/customer-a.yaml');
+      writeFileSync(file, readFileSync(file, 'utf8').replace('agents: [assistant, welcome]', 'agents: [assistant]'));
+      await until(async () => (await card('customer-a', 'welcome')).status === 404);
+      expect((await card('customer-a', 'assistant')).status).toBe(200);
+
+      // An invalid file is reported; the last valid configuration keeps serving.
+      writeFileSync(file, readFileSync(file, 'utf8').replace('pods: 20', 'pods: twenty'));
+      await until(async () => err.join('').includes('still serving the last valid configuration'));
+      expect((await card('customer-a', 'assistant')).status).toBe(200);
+    } finally {
+      stop.abort();
+    }
+    expect(await running).toBe(0);
+    expect(err.join('')).toContain('gateway: stopped');
+  });
+});

@@ -1,0 +1,255 @@
+import http, { type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { JwksCache } from '../../src/gateway/jwks.js';
+import { MemoryRateLimiter } from '../../src/gateway/ratelimit.js';
+import { createGateway, type AccessLogEntry, type GatewayConfig } from '../../src/gateway/server.js';
+import { TokenVerifier } from '../../src/gateway/tokens.js';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+const T0 = 1_700_000_000_000;
+let privateKey: CryptoKey;
+let jwk: JWK;
+let upstream: http.Server;
+let upstreamUrl: string;
+const seen: Seen[] = [];
+/** What the fake upstream does with a request; default: 200 with a small JSON body. */
+let behaviour: 'ok' | 'hang' = 'ok';
+
+beforeAll(async () => {
+  const pair = await generateKeyPair('ES256');
+  privateKey = pair.privateKey;
+  jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+  upstream = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
+      if (behaviour === 'hang') return;
+      res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive', 'keep-alive': 'timeout=5' });
+      res.end(JSON.stringify({ ok: true }));
+    });
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  upstream.closeAllConnections();
+  await new Promise<void>((r) => upstream.close(() => r()));
+});
+
+const started: http.Server[] = [];
+afterEach(async () => {
+  seen.length = 0;
+  behaviour = 'ok';
+  for (const s of started.splice(0)) {
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+  }
+});
+
+const issuerOf = (tenant: string) => `${upstreamUrl}/realms/${tenant}`;
+const card = { name: 'assistant', url: 'http://localhost:8080/api/v1/agents/assistant', securitySchemes: { oauth2: { type: 'oauth2', flows: { authorizationCode: { authorizationUrl: 'http://kc/auth', tokenUrl: 'http://kc/token', scopes: { read: 'Read' } } } } }, security: [{ oauth2: ['read'] }] };
+
+function config(baseDomain?: string): GatewayConfig {
+  const quotas = { requestsPerMinute: 100, requestsPerMinutePerUser: 2 };
+  return {
+    ...(baseDomain ? { baseDomain } : {}),
+    agents: new Map([
+      ['assistant', { upstream: `${upstreamUrl}/base`, required: [['read']] }],
+      ['writer', { upstream: `${upstreamUrl}/w`, required: [['write']] }],
+    ]),
+    tenants: new Map([
+      ['acme', { issuer: issuerOf('acme'), quotas, cards: new Map([['assistant', card], ['writer', card]]) }],
+      ['globex', { issuer: issuerOf('globex'), quotas, cards: new Map([['assistant', card]]) }],
+    ]),
+  };
+}
+
+async function startGateway(opts: { baseDomain?: string; maxBodyBytes?: number; upstreamTimeoutMs?: number } = {}) {
+  const logs: AccessLogEntry[] = [];
+  const keys = new JwksCache({ fetchJwks: () => Promise.resolve({ keys: [jwk] }) }, { now: () => T0 });
+  const verifier = new TokenVerifier({ issuers: new Map([[issuerOf('acme'), new Set(['acme'])], [issuerOf('globex'), new Set(['globex'])]]), keys, now: () => T0 });
+  const cfg = config(opts.baseDomain);
+  const server = createGateway({
+    config: () => cfg,
+    verifier,
+    limiter: new MemoryRateLimiter(),
+    now: () => T0,
+    log: (e) => logs.push(e),
+    ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
+    ...(opts.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: opts.upstreamTimeoutMs } : {}),
+  });
+  started.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as AddressInfo).port, logs };
+}
+
+function token(o: { tenant?: string; sub?: string; scope?: string; aud?: string } = {}): Promise<string> {
+  const tenant = o.tenant ?? 'acme';
+  return new SignJWT({ typ: 'Bearer', tenant_id: tenant, scope: o.scope ?? 'openid read', email: `${o.sub ?? 'ann'}@${tenant}.test` })
+    .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+    .setIssuer(issuerOf(tenant))
+    .setAudience(o.aud ?? 'assistant')
+    .setSubject(o.sub ?? 'ann')
+    .setExpirationTime(T0 / 1000 + 300)
+    .sign(privateKey);
+}
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+function call(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string | Buffer): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Resolves once the gateway has written `n` access-log lines (a line is written when a response closes). */
+async function logged(logs: AccessLogEntry[], n: number): Promise<void> {
+  for (let i = 0; i < 200 && logs.length < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+describe('gateway server', () => {
+  it('proxies an allowed call with the tenant and user from the token, never those the client sent', async () => {
+    const { port, logs } = await startGateway();
+    const t = await token();
+    const res = await call(port, 'POST', '/api/v1/agents/assistant/v1/message?x=1', { authorization: `Bearer ${t}`, 'content-type': 'application/json', 'X-SystemPrompt-Tenant': 'globex', 'x-systemprompt-user': 'root' }, '{"hello":1}');
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('{"ok":true}');
+    expect(res.headers).not.toHaveProperty('keep-alive');
+    expect(seen).toHaveLength(1);
+    const up = seen[0]!;
+    expect([up.method, up.url, up.body]).toEqual(['POST', '/base/v1/message?x=1', '{"hello":1}']);
+    expect(up.headers['x-systemprompt-tenant']).toBe('acme');
+    expect(up.headers['x-systemprompt-user']).toBe('ann');
+    expect(up.headers['x-systemprompt-user-email']).toBe('ann@acme.test');
+    expect(up.headers['x-systemprompt-scopes']).toBe('openid read');
+
+    await logged(logs, 1);
+    expect(logs[0]).toMatchObject({ method: 'POST', path: '/api/v1/agents/assistant/v1/message', route: 'agent', status: 200, tenant: 'acme', user: 'ann', agent: 'assistant', bytesIn: 11, bytesOut: 11 });
+    expect(JSON.stringify(logs)).not.toContain(t.split('.')[2]!);
+  });
+
+  it('answers 401 without a token or with a forged one, 403 without the scope, and the upstream sees nothing', async () => {
+    const { port, logs } = await startGateway();
+    const none = await call(port, 'GET', '/api/v1/agents/assistant/x');
+    expect([none.status, none.headers['www-authenticate']]).toEqual([401, 'Bearer realm="systemprompt"']);
+    const [h, p] = (await token()).split('.');
+    const forged = await call(port, 'GET', '/api/v1/agents/assistant/x', { authorization: `Bearer ${h}.${p}.${Buffer.from('x'.repeat(64)).toString('base64url')}` });
+    expect([forged.status, JSON.parse(forged.body)]).toEqual([401, { error: 'bad_signature' }]);
+    const scope = await call(port, 'GET', '/api/v1/agents/writer/x', { authorization: `Bearer ${await token({ aud: 'writer' })}` });
+    expect([scope.status, scope.headers['www-authenticate']]).toEqual([403, 'Bearer realm="systemprompt", error="insufficient_scope", scope="write"']);
+    expect(seen).toEqual([]);
+    await logged(logs, 3);
+    expect(logs.map((l) => l.reason)).toEqual(['missing_token', 'bad_signature', 'missing_scope']);
+  });
+
+  it("answers 403 to tenant A's token at tenant B's host, and B's upstream sees nothing", async () => {
+    const { port } = await startGateway({ baseDomain: 'gw.test' });
+    const served = JSON.parse((await call(port, 'GET', '/api/v1/agents/assistant/.well-known/agent-card.json', { host: 'acme.gw.test:8443' })).body) as { url: string };
+    expect(served.url).toBe('http://acme.gw.test:8443/api/v1/agents/assistant');
+    const t = await token({ tenant: 'acme' });
+    const res = await call(port, 'GET', '/api/v1/agents/assistant/x', { host: 'globex.gw.test', authorization: `Bearer ${t}` });
+    expect([res.status, JSON.parse(res.body)]).toEqual([403, { error: 'wrong_tenant' }]);
+    expect(seen).toEqual([]);
+    expect((await call(port, 'GET', '/api/v1/agents/assistant/x', { host: 'acme.gw.test', authorization: `Bearer ${t}` })).status).toBe(200);
+  });
+
+  it('answers 429 with Retry-After over the per-user limit while another user of the tenant still passes', async () => {
+    const { port } = await startGateway();
+    const ann = `Bearer ${await token({ sub: 'ann' })}`;
+    const bob = `Bearer ${await token({ sub: 'bob' })}`;
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await call(port, 'GET', '/api/v1/agents/assistant/x', { authorization: ann })).status);
+    expect(statuses).toEqual([200, 200, 429]);
+    const limited = await call(port, 'GET', '/api/v1/agents/assistant/x', { authorization: ann });
+    expect([limited.status, limited.headers['retry-after']]).toEqual([429, String(60 - ((T0 / 1000) % 60))]);
+    expect((await call(port, 'GET', '/api/v1/agents/assistant/x', { authorization: bob })).status).toBe(200);
+    expect(seen).toHaveLength(3);
+  });
+
+  it('refuses bodies over the limit, declared or streamed, before the upstream answers', async () => {
+    const { port } = await startGateway({ maxBodyBytes: 16 });
+    const auth = { authorization: `Bearer ${await token()}` };
+    const declared = await call(port, 'POST', '/api/v1/agents/assistant/x', auth, 'x'.repeat(17));
+    expect([declared.status, JSON.parse(declared.body)]).toEqual([413, { error: 'body_too_large' }]);
+    expect(seen).toEqual([]);
+    const chunked = await call(port, 'POST', '/api/v1/agents/assistant/x', { ...auth, 'transfer-encoding': 'chunked' }, Buffer.alloc(64 * 1024, 'x'));
+    expect(chunked.status).toBe(413);
+  });
+
+  it('answers 504 when the upstream does not answer in time, and 502 when it cannot be reached', async () => {
+    const { port } = await startGateway({ upstreamTimeoutMs: 100 });
+    behaviour = 'hang';
+    const auth = { authorization: `Bearer ${await token()}` };
+    const slow = await call(port, 'GET', '/api/v1/agents/assistant/x', auth);
+    expect([slow.status, JSON.parse(slow.body)]).toEqual([504, { error: 'upstream_timeout' }]);
+
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const deadPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const logs: AccessLogEntry[] = [];
+    const keys = new JwksCache({ fetchJwks: () => Promise.resolve({ keys: [jwk] }) }, { now: () => T0 });
+    const cfg = config();
+    const server = createGateway({
+      config: () => ({ ...cfg, agents: new Map([['assistant', { upstream: `http://127.0.0.1:${deadPort}`, required: [] }]]) }),
+      verifier: new TokenVerifier({ issuers: new Map([[issuerOf('acme'), new Set(['acme'])]]), keys, now: () => T0 }),
+      limiter: new MemoryRateLimiter(),
+      now: () => T0,
+      log: (e) => logs.push(e),
+    });
+    started.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const down = await call((server.address() as AddressInfo).port, 'GET', '/api/v1/agents/assistant/x', auth);
+    expect([down.status, JSON.parse(down.body)]).toEqual([502, { error: 'upstream_unreachable' }]);
+  });
+
+  it("serves the tenant's card with the gateway's URLs", async () => {
+    const { port } = await startGateway();
+    const res = await call(port, 'GET', '/api/v1/agents/assistant/.well-known/agent-card.json?tenant=acme', { host: 'localhost:8080' });
+    expect(res.status).toBe(200);
+    const served = JSON.parse(res.body) as { url: string; securitySchemes: { oauth2: { flows: { authorizationCode: Record<string, string> } } } };
+    expect(served.url).toBe('http://localhost:8080/api/v1/agents/assistant?tenant=acme');
+    expect(served.securitySchemes.oauth2.flows.authorizationCode).toMatchObject({ authorizationUrl: 'http://localhost:8080/api/v1/core/oauth/authorize?tenant=acme', tokenUrl: 'http://localhost:8080/api/v1/core/oauth/token?tenant=acme' });
+    expect((await call(port, 'GET', '/api/v1/agents/writer/.well-known/agent-card.json?tenant=globex')).status).toBe(404);
+    // A spoofed Host cannot put another site into the card.
+    const odd = JSON.parse((await call(port, 'GET', '/api/v1/agents/assistant/.well-known/agent-card.json?tenant=acme', { host: 'evil.test/x?' })).body) as { url: string };
+    expect(odd.url).toBe('http://localhost/api/v1/agents/assistant?tenant=acme');
+    expect((await call(port, 'GET', '/api/v1/agents/assistant/.well-known/agent-card.json')).status).toBe(400);
+  });
+
+  it("sends the OAuth endpoints to the tenant's realm", async () => {
+    const { port, logs } = await startGateway();
+    const auth = await call(port, 'GET', '/api/v1/core/oauth/authorize?tenant=acme&client_id=assistant&response_type=code&code_challenge=abc&code_challenge_method=S256');
+    expect(auth.status).toBe(302);
+    expect(auth.headers.location).toBe(`${issuerOf('acme')}/protocol/openid-connect/auth?client_id=assistant&response_type=code&code_challenge=abc&code_challenge_method=S256`);
+
+    const tok = await call(port, 'POST', '/api/v1/core/oauth/token?tenant=acme', { 'content-type': 'application/x-www-form-urlencoded', 'x-systemprompt-tenant': 'globex' }, 'grant_type=authorization_code&code=c0de&code_verifier=v');
+    expect(tok.status).toBe(200);
+    expect(seen.map((s) => [s.method, s.url, s.body])).toEqual([['POST', '/realms/acme/protocol/openid-connect/token', 'grant_type=authorization_code&code=c0de&code_verifier=v']]);
+    expect(seen[0]!.headers).not.toHaveProperty('x-systemprompt-tenant');
+    expect((await call(port, 'POST', '/api/v1/core/oauth/token?tenant=initech')).status).toBe(404);
+    await logged(logs, 3);
+    expect(JSON.stringify(logs)).not.toContain('c0de');
+    expect(JSON.stringify(logs)).not.toContain('code_challenge');
+  });
+});
