@@ -11,7 +11,7 @@ import { MemoryRateLimiter } from '../gateway/ratelimit.js';
 import { createGateway, type GatewayConfig } from '../gateway/server.js';
 import { TokenVerifier } from '../gateway/tokens.js';
 import { loadValidRepository } from './load.js';
-import { relevant } from './watch.js';
+import { untilAborted, watchRepository } from './watch.js';
 
 export interface GatewayCommandOptions {
   dir: string;
@@ -72,8 +72,6 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
   const addr = server.address() as AddressInfo;
   const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
 
-  const { watch } = await import('chokidar');
-  let timer: NodeJS.Timeout | undefined;
   let loading: Promise<void> | undefined;
   const reload = (): void => {
     loading = (loading ?? Promise.resolve()).then(async () => {
@@ -86,24 +84,13 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
       }
     });
   };
-  const watcher = watch(root, { ignoreInitial: true, ignored: (f: string) => !relevant(path.relative(root, f) || '.') && f !== root });
-  watcher.on('all', (_event: string, file: string) => {
-    if (!relevant(path.relative(root, file))) return;
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(reload, opts.debounceMs);
-  });
-  watcher.on('error', (e: unknown) => io.err(`gateway: watch: ${e instanceof Error ? e.message : String(e)}\n`));
-  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  const stopWatching = await watchRepository(root, opts.debounceMs, reload, (m) => io.err(`gateway: watch: ${m}\n`));
   // Said once changes are watched too: from here on a saved change is seen.
   io.err(`gateway: listening on ${url}: ${describe(current)}; watching ${root} (Ctrl-C stops)\n`);
   opts.onListening?.(url);
 
-  await new Promise<void>((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener('abort', () => resolve(), { once: true });
-  });
-  if (timer) clearTimeout(timer);
-  await watcher.close();
+  await untilAborted(signal);
+  await stopWatching();
   await loading;
   // Stop taking connections; requests in flight finish.
   await new Promise<void>((resolve) => server.close(() => resolve()));

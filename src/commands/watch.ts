@@ -20,6 +20,36 @@ export function relevant(file: string): boolean {
 }
 
 /**
+ * Calls `onChange` after each saved change under `root` to a file `relevant` admits, once the
+ * changes have been quiet for `debounceMs`. Resolves when the first scan is done (a change from
+ * then on is seen) with a function that stops watching.
+ */
+export async function watchRepository(root: string, debounceMs: number, onChange: () => void, onError: (message: string) => void): Promise<() => Promise<void>> {
+  const { watch } = await import('chokidar');
+  let timer: NodeJS.Timeout | undefined;
+  const watcher = watch(root, { ignoreInitial: true, ignored: (f: string) => !relevant(path.relative(root, f) || '.') && f !== root });
+  watcher.on('all', (_event: string, file: string) => {
+    if (!relevant(path.relative(root, file))) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(onChange, debounceMs);
+  });
+  watcher.on('error', (e: unknown) => onError(e instanceof Error ? e.message : String(e)));
+  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  return async () => {
+    if (timer) clearTimeout(timer);
+    await watcher.close();
+  };
+}
+
+/** Resolves when `signal` is aborted (at once when it already is). */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
+/**
  * `systemprompt apply --watch`: for local editing. Applies once, then again after each saved change
  * to the repository (debounced), each round through the same path as `apply --auto-approve`
  * (lock, read under the lock, plan, apply). A round that fails (an invalid file, a target error,
@@ -27,11 +57,9 @@ export function relevant(file: string): boolean {
  * applied from an invalid repository. Ctrl-C stops after the round in progress.
  */
 export async function runApplyWatch(io: Io, opts: WatchOptions, session: LiveSession, signal: AbortSignal): Promise<number> {
-  const { watch } = await import('chokidar');
   const root = path.resolve(io.cwd, opts.dir);
   let running: Promise<void> | undefined;
   let again = false;
-  let timer: NodeJS.Timeout | undefined;
   let rounds = 0;
   // A round after a one-file change parses and validates that file only.
   const loadCache = new LoadCache();
@@ -64,21 +92,10 @@ export async function runApplyWatch(io: Io, opts: WatchOptions, session: LiveSes
     });
   };
 
-  const watcher = watch(root, { ignoreInitial: true, ignored: (f: string) => !relevant(path.relative(root, f) || '.') && f !== root });
-  watcher.on('all', (_event: string, file: string) => {
-    if (!relevant(path.relative(root, file))) return;
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(schedule, opts.debounceMs);
-  });
-  watcher.on('error', (e: unknown) => io.err(`watch: ${e instanceof Error ? e.message : String(e)}\n`));
-  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  const stopWatching = await watchRepository(root, opts.debounceMs, schedule, (m) => io.err(`watch: ${m}\n`));
   schedule();
-  await new Promise<void>((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener('abort', () => resolve(), { once: true });
-  });
-  if (timer) clearTimeout(timer);
-  await watcher.close();
+  await untilAborted(signal);
+  await stopWatching();
   await running;
   io.err(`watch: stopped after ${rounds} round${rounds === 1 ? '' : 's'}\n`);
   return 0;

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Io } from '../../src/cli/io.js';
 import { runGateway } from '../../src/commands/gateway.js';
 import { compileEnvironment } from '../../src/targets/environment.js';
+import { until } from '../helpers/wait.js';
 import { makeRepo, resetTargets, sp, writeRepo } from './helpers.js';
 import { KC, assistantAgent, login, scopes, setPassword } from './oidc.js';
 
@@ -15,15 +16,6 @@ const files = (upstream: string, required: string): Record<string, string> => ({
   'tenants/gw-a.yaml': 'name: gw-a\nusers:\n  - email: alice@a.example.com\n    scopes: [user, read]\n',
   'tenants/gw-b.yaml': 'name: gw-b\nusers:\n  - email: carol@b.example.com\n    scopes: [user, read, write]\n',
 });
-
-/** Polls `check` until it holds (a readiness check); fails after `ms`. */
-async function until(check: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('the gateway with real tokens from the real Keycloak login', () => {
   const seen: http.IncomingHttpHeaders[] = [];
@@ -49,7 +41,7 @@ describe('the gateway with real tokens from the real Keycloak login', () => {
     await setPassword('gw-b', 'carol@b.example.com');
     const io: Io = { out: (t) => log.push(t), err: (t) => log.push(t), interactive: false, env: {}, cwd: repo };
     running = runGateway(io, { dir: '.', listen: '127.0.0.1:0', debounceMs: 50, onListening: (u) => (gw = u) }, compileEnvironment({ keycloakUrl: KC }), stop.signal);
-    await until(async () => gw !== '');
+    await until('the gateway listening', async () => gw !== '', 15_000);
   });
 
   afterAll(async () => {
@@ -101,7 +93,7 @@ describe('the gateway with real tokens from the real Keycloak login', () => {
     expect(scopes(alice.claims)).not.toContain('write');
     writeRepo(repo, files(upstreamUrl, 'write'));
     // Until the change is loaded, calls still pass (the card required read).
-    await until(async () => (await call('gw-a', alice.access)).status === 403);
+    await until('the change loaded', async () => (await call('gw-a', alice.access)).status === 403, 15_000);
     const before = seen.length;
     expect((await call('gw-a', alice.access)).status).toBe(403);
     expect(seen.length).toBe(before);

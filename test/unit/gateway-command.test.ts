@@ -6,15 +6,8 @@ import type { Io } from '../../src/cli/io.js';
 import { parseListen, runGateway } from '../../src/commands/gateway.js';
 import { DEFAULT_ENVIRONMENT } from '../../src/compile/desired.js';
 import { PROJECT_ROOT } from '../helpers/repo.js';
+import { until } from '../helpers/wait.js';
 
-/** Polls `check` until it holds (a readiness check, not a fixed wait); fails after `ms`. */
-async function until(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('systemprompt gateway (the command)', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sp-gateway-'));
@@ -35,7 +28,7 @@ describe('systemprompt gateway (the command)', () => {
     let base = '';
     const running = runGateway(io, { dir: '.', listen: '127.0.0.1:0', debounceMs: 50, onListening: (u) => (base = u) }, DEFAULT_ENVIRONMENT, stop.signal);
     try {
-      await until(async () => base !== '');
+      await until('the gateway listening', async () => base !== '');
       const card = (tenant: string, agent: string) => fetch(`${base}/api/v1/agents/${agent}/.well-known/agent-card.json?tenant=${tenant}`);
       const served = (await (await card('customer-a', 'welcome')).json()) as { url: string };
       expect(served.url).toBe(`${base}/api/v1/agents/welcome?tenant=customer-a`);
@@ -43,12 +36,12 @@ describe('systemprompt gateway (the command)', () => {
       // customer-a stops having the welcome agent: its card goes once the change is loaded.
       const file = path.join(dir, 'tenants/customer-a.yaml');
       writeFileSync(file, readFileSync(file, 'utf8').replace('agents: [assistant, welcome]', 'agents: [assistant]'));
-      await until(async () => (await card('customer-a', 'welcome')).status === 404);
+      await until('the change loaded', async () => (await card('customer-a', 'welcome')).status === 404);
       expect((await card('customer-a', 'assistant')).status).toBe(200);
 
       // An invalid file is reported; the last valid configuration keeps serving.
       writeFileSync(file, readFileSync(file, 'utf8').replace('pods: 20', 'pods: twenty'));
-      await until(async () => err.join('').includes('still serving the last valid configuration'));
+      await until('the invalid change reported', async () => err.join('').includes('still serving the last valid configuration'));
       expect((await card('customer-a', 'assistant')).status).toBe(200);
     } finally {
       stop.abort();
