@@ -10,6 +10,8 @@ import { httpJwksFetcher, JwksCache } from '../gateway/jwks.js';
 import { MemoryRateLimiter } from '../gateway/ratelimit.js';
 import { createGateway, type GatewayConfig } from '../gateway/server.js';
 import { TokenVerifier } from '../gateway/tokens.js';
+import { TenantDatabases, type SecretSource } from '../runtime/tenant-db.js';
+import { TenantUsageStore, UsageRecorder } from '../runtime/usage.js';
 import { loadValidRepository } from './load.js';
 import { untilAborted, watchRepository } from './watch.js';
 
@@ -22,6 +24,13 @@ export interface GatewayCommandOptions {
   maxBodyBytes?: number;
   /** Quiet time after the last saved change before the configuration is loaded again. */
   debounceMs: number;
+  /**
+   * Where the tenants' database Secrets are read (the Kubernetes API): usage and audit are then
+   * written into each tenant's own database. Absent: nothing is recorded.
+   */
+  secrets?: SecretSource;
+  /** How often usage and audit are written; default 1 s. */
+  usageFlushMs?: number;
   /** Told the address once the server listens (tests use port 0). */
   onListening?: (url: string) => void;
 }
@@ -46,21 +55,29 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
   const cache = new LoadCache();
   // The verifier keeps this map; a reload refills it in place.
   const issuers = new Map<string, Set<string>>();
+  const namespaces = new Map<string, string>();
   const load = async (): Promise<GatewayConfig> => {
     const { repo } = await loadValidRepository(opts.dir, io, { quietWarnings: true, cache });
     const setup = gatewaySetup(compile(repo, env), opts.baseDomain ? { baseDomain: opts.baseDomain } : {});
     issuers.clear();
     for (const [issuer, tenants] of setup.issuers) issuers.set(issuer, tenants);
+    namespaces.clear();
+    for (const [tenant, ns] of setup.namespaces) namespaces.set(tenant, ns);
     return setup.config;
   };
   let current = await load();
   const describe = (c: GatewayConfig): string => `${c.tenants.size} tenant${c.tenants.size === 1 ? '' : 's'}, ${c.agents.size} agent${c.agents.size === 1 ? '' : 's'} with an upstream`;
 
   const verifier = new TokenVerifier({ issuers, keys: new JwksCache(httpJwksFetcher()) });
+  const databases = opts.secrets ? new TenantDatabases({ secrets: opts.secrets, namespaceOf: (t) => namespaces.get(t), max: 2 }) : undefined;
+  const recorder = databases
+    ? new UsageRecorder({ store: new TenantUsageStore(databases), flushMs: opts.usageFlushMs ?? 1000, warn: (m) => io.err(`gateway: ${m}\n`) })
+    : undefined;
   const server = createGateway({
     config: () => current,
     verifier,
     limiter: new MemoryRateLimiter(),
+    ...(recorder ? { record: (r: Parameters<UsageRecorder['record']>[0]) => recorder.record(r) } : {}),
     log: (entry) => io.out(`${JSON.stringify(entry)}\n`),
     ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
     ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
@@ -86,7 +103,7 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
   };
   const stopWatching = await watchRepository(root, opts.debounceMs, reload, (m) => io.err(`gateway: watch: ${m}\n`));
   // Said once changes are watched too: from here on a saved change is seen.
-  io.err(`gateway: listening on ${url}: ${describe(current)}; watching ${root} (Ctrl-C stops)\n`);
+  io.err(`gateway: listening on ${url}: ${describe(current)}; ${recorder ? "usage and audit go to each tenant's database" : 'usage and audit are not recorded'}; watching ${root} (Ctrl-C stops)\n`);
   opts.onListening?.(url);
 
   await untilAborted(signal);
@@ -94,6 +111,9 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
   await loading;
   // Stop taking connections; requests in flight finish.
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  // The decisions of the last requests are written before the pools close.
+  await recorder?.close();
+  await databases?.close();
   io.err('gateway: stopped\n');
   return 0;
 }

@@ -6,6 +6,8 @@ export interface GatewaySetup {
   config: GatewayConfig;
   /** For TokenVerifier: issuer → the tenants it issues tokens for (one per realm; all of a shared realm's). */
   issuers: Map<string, Set<string>>;
+  /** Tenant → its namespace (where its database Secret is), for usage and audit. */
+  namespaces: Map<string, string>;
 }
 
 /**
@@ -18,7 +20,9 @@ export function gatewaySetup(desired: DesiredState, opts: { baseDomain?: string 
   const agents = new Map<string, GatewayAgent>();
   const tenants = new Map<string, GatewayTenant>();
   const issuers = new Map<string, Set<string>>();
+  const namespaces = new Map<string, string>();
   for (const t of desired.tenants) {
+    namespaces.set(t.name, t.namespace);
     const cards = new Map<string, Record<string, unknown>>();
     for (const a of t.agents) {
       cards.set(a.clientId, a.card);
@@ -32,5 +36,5 @@ export function gatewaySetup(desired: DesiredState, opts: { baseDomain?: string 
     if (!served) issuers.set(t.issuer, (served = new Set()));
     served.add(t.name);
   }
-  return { config: { ...(opts.baseDomain ? { baseDomain: opts.baseDomain } : {}), agents, tenants }, issuers };
+  return { config: { ...(opts.baseDomain ? { baseDomain: opts.baseDomain } : {}), agents, tenants }, issuers, namespaces };
 }

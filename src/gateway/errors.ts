@@ -1,3 +1,5 @@
+import type { Principal } from './tokens.js';
+
 /**
  * Why the gateway refused a request's credentials. A short, stable reason code (never token text),
  * and the HTTP status it is answered with:
@@ -45,12 +47,19 @@ export class TokenError extends Error {
   readonly reason: TokenFailure;
   /** For `missing_scope`: the scopes of the closest requirement the token lacks. */
   readonly missingScopes: readonly string[];
-  constructor(reason: TokenFailure, opts: { missingScopes?: readonly string[]; cause?: unknown } = {}) {
+  /**
+   * Who the token verifiably speaks for, when the refusal came after its signature and tenant were
+   * checked (another tenant's URL, another agent, a missing scope): the refusal is that user's, and
+   * is audited in that user's tenant.
+   */
+  readonly principal: Principal | undefined;
+  constructor(reason: TokenFailure, opts: { missingScopes?: readonly string[]; principal?: Principal; cause?: unknown } = {}) {
     super(`token refused: ${reason}`, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'TokenError';
     this.reason = reason;
     this.status = STATUS[reason];
     this.missingScopes = opts.missingScopes ?? [];
+    this.principal = opts.principal;
   }
 }
 

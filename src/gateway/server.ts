@@ -6,6 +6,7 @@ import { TokenError, wwwAuthenticate } from './errors.js';
 import { downstreamHeaders, forwardableHeaders, HeaderValueError, upstreamHeaders } from './headers.js';
 import { requestChecks, type RateLimiter } from './ratelimit.js';
 import { hostAndPort, route } from './route.js';
+import type { DecisionRecord } from '../runtime/usage.js';
 import type { ScopeRequirement } from './scopes.js';
 import type { Principal, VerifyRequest } from './tokens.js';
 
@@ -72,6 +73,19 @@ export interface GatewayOptions {
   keepAliveTimeoutMs?: number;
   /** See UpstreamHeaderOptions.forwardAuthorization; default true. */
   forwardAuthorization?: boolean;
+  /**
+   * Told, once the response is done, of every decision about an agent request whose token was
+   * verified (allowed, or refused for its scopes, tenant, agent or rate): usage and audit.
+   */
+  record?: (r: DecisionRecord) => void;
+}
+
+/** What the agent route decided, for `record`. */
+interface Decided {
+  principal: Principal;
+  agent: string;
+  required: ScopeRequirement;
+  allowed: boolean;
 }
 
 class BodyTooLarge extends Error {}
@@ -110,12 +124,33 @@ export function createGateway(opts: GatewayOptions): http.Server {
     const started = performance.now();
     const url = req.url ?? '/';
     const entry: AccessLogEntry = { time: new Date().toISOString(), method: req.method ?? '', path: url.split('?')[0]!, route: 'unknown', status: 0, durationMs: 0, bytesIn: 0, bytesOut: 0 };
+    const decided: { value?: Decided } = {};
     res.once('close', () => {
       entry.status = res.statusCode;
       entry.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       log(entry);
+      const d = decided.value;
+      if (d && opts.record) {
+        const p = d.principal;
+        opts.record({
+          time: now(),
+          tenant: p.tenant,
+          userId: p.userId,
+          email: p.email,
+          agent: d.agent,
+          method: entry.method,
+          path: entry.path,
+          required: d.required,
+          held: p.scopes,
+          allowed: d.allowed,
+          status: entry.status,
+          reason: entry.reason,
+          bytesIn: entry.bytesIn,
+          bytesOut: entry.bytesOut,
+        });
+      }
     });
-    handle(req, res, entry).catch((err: unknown) => {
+    handle(req, res, entry, decided).catch((err: unknown) => {
       entry.reason ??= err instanceof HeaderValueError ? 'unrepresentable_claims' : 'internal_error';
       if (!res.headersSent) reply(res, 500, entry.reason);
       else res.destroy();
@@ -124,7 +159,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
   server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 5_000;
   return server;
 
-  async function handle(req: IncomingMessage, res: ServerResponse, entry: AccessLogEntry): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, entry: AccessLogEntry, decided: { value?: Decided }): Promise<void> {
     const cfg = opts.config();
     const r = route(req.headers.host, req.url ?? '/', cfg.baseDomain ? { baseDomain: cfg.baseDomain } : {});
     entry.route = r.kind;
@@ -178,11 +213,17 @@ export function createGateway(opts: GatewayOptions): http.Server {
         } catch (err) {
           if (!(err instanceof TokenError)) throw err;
           entry.reason = err.reason;
+          if (err.principal) {
+            entry.tenant = err.principal.tenant;
+            entry.user = err.principal.userId;
+            decided.value = { principal: err.principal, agent: r.agent, required: agent.required, allowed: false };
+          }
           const challenge = wwwAuthenticate(err);
           return reply(res, err.status, err.reason, challenge ? { 'www-authenticate': challenge } : {});
         }
         entry.tenant = principal.tenant;
         entry.user = principal.userId;
+        decided.value = { principal, agent: r.agent, required: agent.required, allowed: false };
         const tenant = cfg.tenants.get(principal.tenant);
         if (!tenant?.cards.has(r.agent)) return reply(res, 403, (entry.reason = 'agent_not_in_tenant'));
         const decision = await opts.limiter.hitAll(requestChecks(principal.tenant, principal.userId, tenant.quotas), now());
@@ -190,6 +231,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
           entry.reason = 'rate_limited';
           return reply(res, 429, 'rate_limited', { 'retry-after': String(decision.retryAfterSeconds) });
         }
+        decided.value.allowed = true;
         const headers = upstreamHeaders(req.headers, principal, { forwardAuthorization: opts.forwardAuthorization ?? true, forwarded: forwardedOf(req) });
         return proxy(req, res, entry, new URL(`${agent.upstream.replace(/\/+$/, '')}${r.path}`), headers);
       }

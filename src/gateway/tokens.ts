@@ -107,17 +107,16 @@ export class TokenVerifier {
     const tenant = payload.tenant_id;
     if (typeof tenant !== 'string' || !isDnsLabel(tenant) || !tenants.has(tenant)) throw new TokenError('unknown_tenant');
     if (typeof payload.sub !== 'string' || payload.sub === '') throw new TokenError('invalid_claims');
-    if (req.expectedTenant !== undefined && req.expectedTenant !== tenant) throw new TokenError('wrong_tenant');
+    const email = typeof payload.email === 'string' ? payload.email : typeof payload.preferred_username === 'string' ? payload.preferred_username : undefined;
+    const principal: Principal = { tenant, userId: payload.sub, email, scopes: scopesOf(payload), issuer, expiresAt: payload.exp! };
+    if (req.expectedTenant !== undefined && req.expectedTenant !== tenant) throw new TokenError('wrong_tenant', { principal });
 
     const aud = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
-    if (!aud.includes(req.audience)) throw new TokenError('wrong_audience');
+    if (!aud.includes(req.audience)) throw new TokenError('wrong_audience', { principal });
 
-    const scopes = scopesOf(payload);
-    const missing = missingScopes(scopes, req.required);
-    if (missing.length) throw new TokenError('missing_scope', { missingScopes: missing.filter((s) => s !== UNSATISFIABLE) });
-
-    const email = typeof payload.email === 'string' ? payload.email : typeof payload.preferred_username === 'string' ? payload.preferred_username : undefined;
-    return { tenant, userId: payload.sub, email, scopes, issuer, expiresAt: payload.exp! };
+    const missing = missingScopes(principal.scopes, req.required);
+    if (missing.length) throw new TokenError('missing_scope', { missingScopes: missing.filter((s) => s !== UNSATISFIABLE), principal });
+    return principal;
   }
 }
 

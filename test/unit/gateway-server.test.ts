@@ -6,6 +6,7 @@ import { JwksCache } from '../../src/gateway/jwks.js';
 import { MemoryRateLimiter } from '../../src/gateway/ratelimit.js';
 import { createGateway, type AccessLogEntry, type GatewayConfig } from '../../src/gateway/server.js';
 import { TokenVerifier } from '../../src/gateway/tokens.js';
+import type { DecisionRecord } from '../../src/runtime/usage.js';
 
 interface Seen {
   method: string;
@@ -76,6 +77,7 @@ function config(baseDomain?: string): GatewayConfig {
 
 async function startGateway(opts: { baseDomain?: string; maxBodyBytes?: number; upstreamTimeoutMs?: number } = {}) {
   const logs: AccessLogEntry[] = [];
+  const records: DecisionRecord[] = [];
   const keys = new JwksCache({ fetchJwks: () => Promise.resolve({ keys: [jwk] }) }, { now: () => T0 });
   const verifier = new TokenVerifier({ issuers: new Map([[issuerOf('acme'), new Set(['acme'])], [issuerOf('globex'), new Set(['globex'])]]), keys, now: () => T0 });
   const cfg = config(opts.baseDomain);
@@ -85,12 +87,13 @@ async function startGateway(opts: { baseDomain?: string; maxBodyBytes?: number; 
     limiter: new MemoryRateLimiter(),
     now: () => T0,
     log: (e) => logs.push(e),
+    record: (r) => records.push(r),
     ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
     ...(opts.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: opts.upstreamTimeoutMs } : {}),
   });
   started.push(server);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as AddressInfo).port, logs };
+  return { port: (server.address() as AddressInfo).port, logs, records };
 }
 
 function token(o: { tenant?: string; sub?: string; scope?: string; aud?: string } = {}): Promise<string> {
@@ -184,6 +187,27 @@ describe('gateway server', () => {
     expect([limited.status, limited.headers['retry-after']]).toEqual([429, String(60 - ((T0 / 1000) % 60))]);
     expect((await call(port, 'GET', '/api/v1/agents/assistant/x', { authorization: bob })).status).toBe(200);
     expect(seen).toHaveLength(3);
+  });
+
+  it("records each decision about a verified user (allowed, wrong scope, wrong tenant, rate limited) under the token's tenant, and none without a verified token", async () => {
+    const { port, logs, records } = await startGateway({ baseDomain: 'gw.test' });
+    const ann = { authorization: `Bearer ${await token({ sub: 'ann' })}`, host: 'acme.gw.test' };
+    expect((await call(port, 'POST', '/api/v1/agents/assistant/notes?q=secret', ann, '{"a":1}')).status).toBe(200);
+    expect((await call(port, 'GET', '/api/v1/agents/writer/x', { ...ann, authorization: `Bearer ${await token({ sub: 'ann', aud: 'writer' })}` })).status).toBe(403);
+    expect((await call(port, 'GET', '/api/v1/agents/assistant/x', { ...ann, host: 'globex.gw.test' })).status).toBe(403);
+    expect((await call(port, 'GET', '/api/v1/agents/assistant/x', ann)).status).toBe(200);
+    expect((await call(port, 'GET', '/api/v1/agents/assistant/x', ann)).status).toBe(429);
+    expect((await call(port, 'GET', '/api/v1/agents/assistant/x', { host: 'globex.gw.test' })).status).toBe(401);
+    await logged(logs, 6);
+    expect(records.map((r) => [r.tenant, r.userId, r.email, r.agent, r.method, r.path, r.allowed, r.status, r.reason])).toEqual([
+      ['acme', 'ann', 'ann@acme.test', 'assistant', 'POST', '/api/v1/agents/assistant/notes', true, 200, undefined],
+      ['acme', 'ann', 'ann@acme.test', 'writer', 'GET', '/api/v1/agents/writer/x', false, 403, 'missing_scope'],
+      ['acme', 'ann', 'ann@acme.test', 'assistant', 'GET', '/api/v1/agents/assistant/x', false, 403, 'wrong_tenant'],
+      ['acme', 'ann', 'ann@acme.test', 'assistant', 'GET', '/api/v1/agents/assistant/x', true, 200, undefined],
+      ['acme', 'ann', 'ann@acme.test', 'assistant', 'GET', '/api/v1/agents/assistant/x', false, 429, 'rate_limited'],
+    ]);
+    expect(records[0]).toMatchObject({ required: [['read']], held: ['openid', 'read'], bytesIn: 7, bytesOut: 11, time: T0 });
+    expect(records[1]!.required).toEqual([['write']]);
   });
 
   it('refuses bodies over the limit, declared or streamed, before the upstream answers', async () => {

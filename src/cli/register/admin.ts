@@ -16,7 +16,7 @@ export function addWriteOptions(cmd: Command): Command {
 
 /** `systemprompt admin users ...` and `admin config show`: edits of the config repository, the GitOps way. */
 export function registerAdminCommands(program: Command, io: Io, setExit: (code: number) => void): void {
-  const admin = program.command('admin').description('manage users and show settings, as edits of the config repository');
+  const admin = program.command('admin').description('manage users and show settings (as edits of the config repository); read usage and audit');
 
   const users = admin.command('users').description('users of tenants: entries of users: in tenants/<name>.yaml');
 
@@ -86,4 +86,32 @@ export function registerAdminCommands(program: Command, io: Io, setExit: (code: 
     .addOption(outputOption())
     .addOption(dirOption())
     .action(async (section: ConfigSection, o: { output: 'text' | 'json'; dir: string }) => setExit(await runConfigShow(io, { ...o, section })));
+
+  // Read from the tenant's own database, with the credentials of its systemprompt-database Secret.
+  admin
+    .command('usage')
+    .description("requests, denials and bytes per day, user and agent, as the gateway recorded them in the tenant's own database")
+    .requiredOption('--tenant <tenant>', 'the tenant')
+    .option('--user <user>', 'only this user (email or Keycloak user id)')
+    .option('--since <when>', 'from this ISO date/time, or this long ago (30m, 24h, 7d); default 30 days')
+    .addOption(outputOption())
+    .addOption(dirOption())
+    .action(async (o: { tenant: string; user?: string; since?: string; output: 'text' | 'json'; dir: string }) => {
+      const { runUsage } = await import('../../commands/usage.js');
+      setExit(await runUsage(io, o));
+    });
+
+  admin
+    .command('audit')
+    .description("the gateway's decisions about the tenant's users (who, agent, scopes required and held, allowed or denied, status), from the tenant's own database")
+    .requiredOption('--tenant <tenant>', 'the tenant')
+    .option('--user <user>', 'only this user (email or Keycloak user id)')
+    .option('--since <when>', 'from this ISO date/time, or this long ago (30m, 24h, 7d); default 24 hours')
+    .option('--limit <n>', 'the newest this many records, shown oldest first', (v: string) => Number(v), 100)
+    .addOption(outputOption())
+    .addOption(dirOption())
+    .action(async (o: { tenant: string; user?: string; since?: string; limit: number; output: 'text' | 'json'; dir: string }) => {
+      const { runAudit } = await import('../../commands/usage.js');
+      setExit(await runAudit(io, o));
+    });
 }

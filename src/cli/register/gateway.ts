@@ -18,16 +18,19 @@ export function registerGatewayCommands(program: Command, io: Io, setExit: (code
       if (!Number.isInteger(n) || n < 0) throw new UsageError(`--max-body ${v}: expected a whole number of bytes`);
       return n;
     })
-    .action(async (o: { dir: string; listen: string; baseDomain?: string; publicUrl?: string; maxBody?: number }) => {
+    .option('--no-usage', "do not record usage and audit (by default they are written in batches into each tenant's own database, with the credentials of its systemprompt-database Secret read from Kubernetes)")
+    .action(async (o: { dir: string; listen: string; baseDomain?: string; publicUrl?: string; maxBody?: number; usage: boolean }) => {
       const { runGateway } = await import('../../commands/gateway.js');
-      const session = liveSession(io, {});
+      const session = liveSession(io, { target: 'kubernetes' });
       const interrupt = interruptSignal();
       try {
         const env = await session.environment(!!io.env.SYSTEMPROMPT_KEYCLOAK_URL);
+        const secrets = o.usage ? (await session.connect()).kubernetes : undefined;
         setExit(await runGateway(io, {
           dir: o.dir,
           listen: o.listen,
           debounceMs: 300,
+          ...(secrets ? { secrets } : {}),
           ...(o.baseDomain ? { baseDomain: o.baseDomain } : {}),
           ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}),
           ...(o.maxBody !== undefined ? { maxBodyBytes: o.maxBody } : {}),
