@@ -5,15 +5,17 @@ import type { Io } from '../../src/cli/io.js';
 import { runGateway } from '../../src/commands/gateway.js';
 import { compileEnvironment } from '../../src/targets/environment.js';
 import { until } from '../helpers/wait.js';
-import { makeRepo, resetTargets, sp, writeRepo } from './helpers.js';
+import { KubernetesTarget } from '../../src/targets/kubernetes.js';
+import { endpoints, makeRepo, resetTargets, secretValue, sp, spJson, writeRepo } from './helpers.js';
+import pg from 'pg';
 import { KC, assistantAgent, login, scopes, setPassword } from './oidc.js';
 
 /** The assistant behind the gateway, its card requiring `required`. */
 const agent = (upstream: string, required: string): string => assistantAgent.replace('tenant_aware: true\n', `tenant_aware: true\nupstream: "${upstream}"\n`).replace('    - oauth2: ["user"]', `    - oauth2: ["${required}"]`);
-const files = (upstream: string, required: string): Record<string, string> => ({
+const files = (upstream: string, required: string, aliceScopes = 'user, read'): Record<string, string> => ({
   'systemprompt.yaml': 'tenancy:\n  default_tenant: gw-a\n',
   'services/agents/assistant.yaml': agent(upstream, required),
-  'tenants/gw-a.yaml': 'name: gw-a\nusers:\n  - email: alice@a.example.com\n    scopes: [user, read]\n',
+  'tenants/gw-a.yaml': `name: gw-a\nusers:\n  - email: alice@a.example.com\n    scopes: [${aliceScopes}]\n`,
   'tenants/gw-b.yaml': 'name: gw-b\nusers:\n  - email: carol@b.example.com\n    scopes: [user, read, write]\n',
 });
 
@@ -35,12 +37,14 @@ describe('the gateway with real tokens from the real Keycloak login', () => {
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', () => resolve()));
     upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
     repo = makeRepo(files(upstreamUrl, 'read'));
-    const r = await sp(repo, 'apply', '--auto-approve', '--allow-destroy', '--target', 'keycloak,kubernetes');
+    // All three targets: usage and audit go into each tenant's own database.
+    const r = await sp(repo, 'apply', '--auto-approve', '--allow-destroy');
     expect(r.code, r.stderr + r.stdout).toBe(0);
     await setPassword('gw-a', 'alice@a.example.com');
     await setPassword('gw-b', 'carol@b.example.com');
     const io: Io = { out: (t) => log.push(t), err: (t) => log.push(t), interactive: false, env: {}, cwd: repo };
-    running = runGateway(io, { dir: '.', listen: '127.0.0.1:0', debounceMs: 50, onListening: (u) => (gw = u) }, compileEnvironment({ keycloakUrl: KC }), stop.signal);
+    const secrets = KubernetesTarget.connect(endpoints.kubeconfigPath, endpoints.context);
+    running = runGateway(io, { dir: '.', listen: '127.0.0.1:0', debounceMs: 50, secrets, usageFlushMs: 100, onListening: (u) => (gw = u) }, compileEnvironment({ keycloakUrl: KC }), stop.signal);
     await until('the gateway listening', async () => gw !== '', 15_000);
   });
 
@@ -86,6 +90,59 @@ describe('the gateway with real tokens from the real Keycloak login', () => {
     const res = await call('gw-b', alice.access);
     expect([401, 403]).toContain(res.status);
     expect(seen.length).toBe(before);
+  });
+
+  it("records usage and audit of A's calls in A's own database, and none in B's", async () => {
+    const alice = await login('gw-a', 'alice@a.example.com', 'openid read');
+    expect((await call('gw-a', alice.access)).status).toBe(200);
+    expect((await call('gw-b', alice.access)).status).toBe(403);
+    type Audit = { audit: Array<{ userId: string; email: string; agent: string; path: string; decision: string; status: number; reason: string | null; scopesRequired: string[]; scopesHeld: string[] }> };
+    let audit: Audit['audit'] = [];
+    await until('the audit written', async () => {
+      const r = await spJson<Audit>(repo, 'admin', 'audit', '--tenant', 'gw-a', '--since', '1h');
+      audit = r.json.audit ?? [];
+      return audit.some((a) => a.reason === 'wrong_tenant');
+    }, 15_000);
+    const mine = audit.filter((a) => a.userId === alice.claims.sub);
+    expect(mine.length).toBeGreaterThanOrEqual(4); // the calls of the tests above, and these two
+    expect(mine.find((a) => a.decision === 'allowed')).toMatchObject({ email: 'alice@a.example.com', agent: 'assistant', path: '/api/v1/agents/assistant/items', status: 200, reason: null, scopesRequired: ['read'] });
+    expect(mine.find((a) => a.decision === 'allowed')!.scopesHeld).toContain('read');
+    expect(mine.find((a) => a.reason === 'wrong_tenant')).toMatchObject({ decision: 'denied', status: 403 });
+    const usage = await spJson<{ usage: Array<{ email: string; agent: string; requests: number; denials: number; bytesOut: number }> }>(repo, 'admin', 'usage', '--tenant', 'gw-a', '--user', 'ALICE@a.example.com');
+    expect(usage.code).toBe(0);
+    const row = usage.json.usage.find((u) => u.agent === 'assistant')!;
+    expect(row.email).toBe('alice@a.example.com');
+    expect(row.requests).toBe(mine.length);
+    expect(row.denials).toBe(mine.filter((a) => a.decision === 'denied').length);
+    expect(row.bytesOut).toBeGreaterThan(0);
+    // B's database, read with B's own credentials, holds nothing of it: not even the tables.
+    expect((await spJson<Audit>(repo, 'admin', 'audit', '--tenant', 'gw-b')).json.audit).toEqual([]);
+    const b = new pg.Client({ connectionString: await secretValue('tenant-gw-b', 'systemprompt-database', 'DATABASE_URL') });
+    await b.connect();
+    try {
+      expect((await b.query("SELECT to_regclass('systemprompt.audit') AS t, to_regclass('systemprompt.usage_daily') AS u")).rows[0]).toEqual({ t: null, u: null });
+    } finally {
+      await b.end();
+    }
+    const text = await sp(repo, 'admin', 'usage', '--tenant', 'gw-a');
+    expect(text.stdout).toMatch(/^DAY\s+USER\s+AGENT\s+REQUESTS\s+DENIED/);
+    expect(text.stdout).toContain('alice@a.example.com');
+  });
+
+  it('answers 403 after a scope is removed from the user in YAML and applied: the next token lacks it', async () => {
+    writeRepo(repo, files(upstreamUrl, 'read', 'user'));
+    const r = await sp(repo, 'apply', '--auto-approve', '--allow-destroy', '--target', 'keycloak');
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const alice = await login('gw-a', 'alice@a.example.com', 'openid read');
+    expect(scopes(alice.claims)).not.toContain('read');
+    const before = seen.length;
+    const res = await call('gw-a', alice.access);
+    expect([res.status, ((await res.json()) as { error: string }).error]).toEqual([403, 'missing_scope']);
+    expect(seen.length).toBe(before);
+    await until('the denial audited', async () => {
+      const { json } = await spJson<{ audit: Array<{ reason: string | null; scopesHeld: string[] }> }>(repo, 'admin', 'audit', '--tenant', 'gw-a', '--user', 'alice@a.example.com', '--limit', '1');
+      return json.audit[0]?.reason === 'missing_scope' && !json.audit[0].scopesHeld.includes('read');
+    }, 15_000);
   });
 
   it('answers 403 once the card requires a scope the token lacks (the configuration reloaded on a saved change)', async () => {
