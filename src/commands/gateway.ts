@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Io } from '../cli/io.js';
 import { compile } from '../compile/compile.js';
-import type { CompileEnvironment } from '../compile/desired.js';
+import type { CompileEnvironment, DesiredState } from '../compile/desired.js';
 import { LoadCache } from '../config/load-cache.js';
 import { ConfigInvalidError, SystemPromptError, UsageError } from '../errors.js';
 import { gatewaySetup } from '../gateway/config.js';
@@ -15,7 +15,32 @@ import { TenantUsageStore, UsageRecorder } from '../runtime/usage.js';
 import { loadValidRepository } from './load.js';
 import { untilAborted, watchRepository } from './watch.js';
 
+/**
+ * Where the gateway's configuration comes from: a repository on disk (watched), or the Tenant and
+ * Agent resources of a cluster (the ones the operator reconciles; kept by informers).
+ */
+export interface ConfigSource {
+  /** For messages: `watching /path` or `Tenants and Agents of the cluster`. */
+  describe: string;
+  /** The desired state as it is now; throws ConfigInvalidError (reported already) when invalid. */
+  load(): Promise<DesiredState>;
+  /** Calls `onChange` after each change (debounced); resolves once changes are seen, with a stop function. */
+  watch(onChange: () => void): Promise<() => Promise<void>>;
+}
+
+/** The repository at `dir`, loaded with a LoadCache and watched with chokidar. */
+export function repositorySource(io: Io, dir: string, env: CompileEnvironment, debounceMs: number): ConfigSource {
+  const root = path.resolve(io.cwd, dir);
+  const cache = new LoadCache();
+  return {
+    describe: `watching ${root}`,
+    load: async () => compile((await loadValidRepository(dir, io, { quietWarnings: true, cache })).repo, env),
+    watch: (onChange) => watchRepository(root, debounceMs, onChange, (m) => io.err(`gateway: watch: ${m}\n`)),
+  };
+}
+
 export interface GatewayCommandOptions {
+  /** The repository (used when no other ConfigSource is given). */
   dir: string;
   /** `host:port`; port 0 takes any free one. */
   listen: string;
@@ -49,16 +74,13 @@ export function parseListen(listen: string): { host: string; port: number } {
  * configuration they started with. An invalid repository at start-up is an error; later, it is
  * reported and the last valid configuration keeps serving.
  */
-export async function runGateway(io: Io, opts: GatewayCommandOptions, env: CompileEnvironment, signal: AbortSignal): Promise<number> {
+export async function runGateway(io: Io, opts: GatewayCommandOptions, env: CompileEnvironment, signal: AbortSignal, source: ConfigSource = repositorySource(io, opts.dir, env, opts.debounceMs)): Promise<number> {
   const { host, port } = parseListen(opts.listen);
-  const root = path.resolve(io.cwd, opts.dir);
-  const cache = new LoadCache();
   // The verifier keeps this map; a reload refills it in place.
   const issuers = new Map<string, Set<string>>();
   const namespaces = new Map<string, string>();
   const load = async (): Promise<GatewayConfig> => {
-    const { repo } = await loadValidRepository(opts.dir, io, { quietWarnings: true, cache });
-    const setup = gatewaySetup(compile(repo, env), opts.baseDomain ? { baseDomain: opts.baseDomain } : {});
+    const setup = gatewaySetup(await source.load(), opts.baseDomain ? { baseDomain: opts.baseDomain } : {});
     issuers.clear();
     for (const [issuer, tenants] of setup.issuers) issuers.set(issuer, tenants);
     namespaces.clear();
@@ -96,14 +118,14 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
         current = await load();
         io.err(`gateway: configuration loaded again: ${describe(current)}\n`);
       } catch (e) {
-        const why = e instanceof ConfigInvalidError ? 'the repository is invalid (see above)' : e instanceof SystemPromptError ? e.message : String(e);
+        const why = e instanceof ConfigInvalidError ? 'the configuration is invalid (see above)' : e instanceof SystemPromptError ? e.message : String(e);
         io.err(`gateway: ${why}; still serving the last valid configuration\n`);
       }
     });
   };
-  const stopWatching = await watchRepository(root, opts.debounceMs, reload, (m) => io.err(`gateway: watch: ${m}\n`));
+  const stopWatching = await source.watch(reload);
   // Said once changes are watched too: from here on a saved change is seen.
-  io.err(`gateway: listening on ${url}: ${describe(current)}; ${recorder ? "usage and audit go to each tenant's database" : 'usage and audit are not recorded'}; watching ${root} (Ctrl-C stops)\n`);
+  io.err(`gateway: listening on ${url}: ${describe(current)}; ${recorder ? "usage and audit go to each tenant's database" : 'usage and audit are not recorded'}; ${source.describe} (Ctrl-C stops)\n`);
   opts.onListening?.(url);
 
   await untilAborted(signal);

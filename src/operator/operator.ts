@@ -39,10 +39,10 @@ const LEADER_LEASE = 'systemprompt-operator';
 const APPLY_LEASE = 'systemprompt-apply';
 const STATUS_MANAGER = 'systemprompt-operator';
 
-type Log = ReturnType<typeof logger>;
+export type Log = ReturnType<typeof logger>;
 
 /** One JSON log line on stderr. */
-function logger(io: Io) {
+export function logger(io: Io) {
   return (level: 'info' | 'error', msg: string, fields: Record<string, unknown> = {}): void => io.err(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
 }
 
@@ -309,7 +309,7 @@ interface Caches {
   agents: Cache;
 }
 
-interface Cache {
+export interface Cache {
   list(): CustomResource[];
   /** Settles once the first list is in (rejects if leading ends first). */
   synced: Promise<void>;
@@ -322,7 +322,7 @@ interface Cache {
  * event touches; a change of metadata.generation or a deletion counts, our own status writes do
  * not. `onResync` runs after each (re)list.
  */
-function informer(kc: KubeConfig, api: CrApi, plural: string, log: Log, stop: AbortSignal, onChange: (keys: string[]) => void, onResync: () => void): Cache {
+export function informer(kc: KubeConfig, api: CrApi, plural: string, log: Log, stop: AbortSignal, onChange: (keys: string[]) => void, onResync: () => void): Cache {
   let listed = false;
   const inf = makeInformer<CustomResource & KubernetesObject>(kc, crPath(plural), async () => {
     const list = await listWithVersion(api, plural);
