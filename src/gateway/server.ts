@@ -23,6 +23,11 @@ export interface GatewayTenant {
   quotas: { requestsPerMinute?: number; requestsPerMinutePerUser?: number };
   /** The agents this tenant has, each with its compiled card. */
   cards: ReadonlyMap<string, Record<string, unknown>>;
+  /**
+   * Agent → its upstream as rendered for this tenant (`{{tenant_id}}` may put each tenant's calls on
+   * an agent of its own); an agent absent here uses GatewayAgent.upstream.
+   */
+  upstreams?: ReadonlyMap<string, string>;
 }
 
 /** One consistent view of the configuration; a reload swaps the whole object, requests in flight keep theirs. */
@@ -233,7 +238,8 @@ export function createGateway(opts: GatewayOptions): http.Server {
         }
         decided.value.allowed = true;
         const headers = upstreamHeaders(req.headers, principal, { forwardAuthorization: opts.forwardAuthorization ?? true, forwarded: forwardedOf(req) });
-        return proxy(req, res, entry, new URL(`${agent.upstream.replace(/\/+$/, '')}${r.path}`), headers);
+        const base = tenant.upstreams?.get(r.agent) ?? agent.upstream;
+        return proxy(req, res, entry, new URL(`${base.replace(/\/+$/, '')}${r.path}`), headers);
       }
     }
   }

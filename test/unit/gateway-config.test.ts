@@ -26,6 +26,10 @@ describe('gateway configuration from a compiled repository', () => {
       ['customer-b', 'http://assistant.tenant-customer-b.svc:8080'],
       ['default', 'http://assistant.tenant-default.svc:8080'],
     ]);
+    // The gateway sends each tenant's calls to its own rendering, never the first tenant's.
+    const { config } = gatewaySetup(desired);
+    expect(config.tenants.get('customer-b')!.upstreams!.get('assistant')).toBe('http://assistant.tenant-customer-b.svc:8080');
+    expect(config.tenants.get('customer-a')!.upstreams!.get('assistant')).toBe('http://assistant.tenant-customer-a.svc:8080');
   });
 
   it("gives each tenant its realm, its request quotas and its agents' cards, and each realm only its own tenant", () => {

@@ -70,7 +70,7 @@ function config(baseDomain?: string): GatewayConfig {
     ]),
     tenants: new Map([
       ['acme', { issuer: issuerOf('acme'), quotas, cards: new Map([['assistant', card], ['writer', card]]) }],
-      ['globex', { issuer: issuerOf('globex'), quotas, cards: new Map([['assistant', card]]) }],
+      ['globex', { issuer: issuerOf('globex'), quotas, cards: new Map([['assistant', card]]), upstreams: new Map([['assistant', `${upstreamUrl}/globex`]]) }],
     ]),
   };
 }
@@ -174,6 +174,16 @@ describe('gateway server', () => {
     expect([res.status, JSON.parse(res.body)]).toEqual([403, { error: 'wrong_tenant' }]);
     expect(seen).toEqual([]);
     expect((await call(port, 'GET', '/api/v1/agents/assistant/x', { host: 'acme.gw.test', authorization: `Bearer ${t}` })).status).toBe(200);
+  });
+
+  it("sends each tenant's calls to the agent's upstream as rendered for that tenant", async () => {
+    const { port } = await startGateway();
+    expect((await call(port, 'GET', '/api/v1/agents/assistant/x', { authorization: `Bearer ${await token({ tenant: 'globex' })}` })).status).toBe(200);
+    expect((await call(port, 'GET', '/api/v1/agents/assistant/x', { authorization: `Bearer ${await token({ tenant: 'acme' })}` })).status).toBe(200);
+    expect(seen.map((x) => [x.url, x.headers['x-systemprompt-tenant']])).toEqual([
+      ['/globex/x', 'globex'],
+      ['/base/x', 'acme'],
+    ]);
   });
 
   it('answers 429 with Retry-After over the per-user limit while another user of the tenant still passes', async () => {
