@@ -1,8 +1,9 @@
+import type pg from 'pg';
 import type { Io } from '../cli/io.js';
 import { compile } from '../compile/compile.js';
 import { DEFAULT_ENVIRONMENT } from '../compile/desired.js';
-import { UsageError } from '../errors.js';
-import { TenantDatabases, type SecretSource } from '../runtime/tenant-db.js';
+import { SystemPromptError, UsageError } from '../errors.js';
+import { TenantDatabaseError, TenantDatabases, type SecretSource } from '../runtime/tenant-db.js';
 import { USAGE_SCHEMA } from '../runtime/usage.js';
 import { loadValidRepository } from './load.js';
 import { findTenant } from './lookup.js';
@@ -41,7 +42,7 @@ export function parseSince(v: string, now: number): Date {
 }
 
 /** The tenant's namespace as the repository compiles it, and a pool on its database with its own credentials. */
-async function openTenant(io: Io, o: Common): Promise<{ dbs: TenantDatabases; close: () => Promise<void> }> {
+async function openTenant(io: Io, o: Common): Promise<{ read: <T>(work: (c: pg.PoolClient) => Promise<T>) => Promise<T>; close: () => Promise<void> }> {
   const { repo } = await loadValidRepository(o.dir, io, { quietWarnings: true });
   findTenant(repo, o.tenant);
   const namespace = compile(repo, DEFAULT_ENVIRONMENT).tenants.find((t) => t.name === o.tenant)!.namespace;
@@ -53,7 +54,14 @@ async function openTenant(io: Io, o: Common): Promise<{ dbs: TenantDatabases; cl
   }
   const dbs = new TenantDatabases({ secrets, namespaceOf: (t) => (t === o.tenant ? namespace : undefined), max: 1 });
   return {
-    dbs,
+    read: async <T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> => {
+      try {
+        return await dbs.withClient(o.tenant, work);
+      } catch (e) {
+        if (e instanceof TenantDatabaseError) throw new SystemPromptError(e.message, { hint: 'usage and audit are read with the tenant\'s own credentials (its systemprompt-database Secret): is the tenant applied, and are KUBECONFIG and the database reachable from here?', cause: e });
+        throw e;
+      }
+    },
     close: async () => {
       await dbs.close();
       await session?.close();
@@ -78,10 +86,10 @@ export interface UsageJson {
 /** `systemprompt admin usage --tenant T`: requests, denials and bytes per day, user and agent, from the tenant's own database. */
 export async function runUsage(io: Io, o: UsageOptions, now = Date.now()): Promise<number> {
   const since = o.since !== undefined ? parseSince(o.since, now) : new Date(now - 30 * DAY_MS);
-  const { dbs, close } = await openTenant(io, o);
+  const { read, close } = await openTenant(io, o);
   let rows: UsageJson[];
   try {
-    rows = await dbs.withClient(o.tenant, async (c) => {
+    rows = await read(async (c) => {
       try {
         const r = await c.query<{ day: string; user_id: string; email: string | null; agent: string; requests: string; denials: string; bytes_in: string; bytes_out: string }>(
           `SELECT to_char(day, 'YYYY-MM-DD') AS day, user_id, email, agent, requests, denials, bytes_in, bytes_out
@@ -135,10 +143,10 @@ export interface AuditJson {
 export async function runAudit(io: Io, o: AuditOptions, now = Date.now()): Promise<number> {
   const since = o.since !== undefined ? parseSince(o.since, now) : new Date(now - DAY_MS);
   if (!Number.isInteger(o.limit) || o.limit < 1) throw new UsageError(`--limit ${o.limit}: expected a whole number of at least 1`);
-  const { dbs, close } = await openTenant(io, o);
+  const { read, close } = await openTenant(io, o);
   let rows: AuditJson[];
   try {
-    rows = await dbs.withClient(o.tenant, async (c) => {
+    rows = await read(async (c) => {
       try {
         const r = await c.query<{ at: Date; user_id: string; email: string | null; agent: string; method: string; path: string; scopes_required: string[]; scopes_held: string[]; decision: 'allowed' | 'denied'; status: number; reason: string | null }>(
           `SELECT * FROM (
