@@ -12,11 +12,13 @@ import { isDnsLabel } from '../compile/names.js';
  *   points: `.../api/v1/agents/<agent>`). Never proxied.
  * - `/api/v1/agents/<agent>` and anything under it: proxied to the agent's upstream; `path` is
  *   the rest of the path (`/` at least) with the query as sent.
+ * - `/healthz`: the gateway's own liveness (for a Deployment's probes).
  */
 export type Route =
   | { kind: 'oauth'; endpoint: 'authorize' | 'token'; tenant: string | undefined }
   | { kind: 'card'; agent: string; tenant: string | undefined }
   | { kind: 'agent'; agent: string; tenant: string | undefined; path: string }
+  | { kind: 'health' }
   | { kind: 'not_found' }
   | { kind: 'bad_request'; reason: BadRequest };
 
@@ -42,6 +44,7 @@ export function route(host: string | undefined, url: string, opts: RouteOptions 
   const tenant = urlTenant(host, query, opts);
   if (tenant.kind === 'bad_request') return tenant;
 
+  if (path === '/healthz') return { kind: 'health' };
   if (path === `${OAUTH_PREFIX}authorize` || path === `${OAUTH_PREFIX}token`) {
     return { kind: 'oauth', endpoint: path.endsWith('token') ? 'token' : 'authorize', tenant: tenant.tenant };
   }

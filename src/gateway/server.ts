@@ -174,6 +174,11 @@ export function createGateway(opts: GatewayOptions): http.Server {
         return reply(res, 400, r.reason);
       case 'not_found':
         return reply(res, 404, 'not_found');
+      case 'health': {
+        res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' });
+        res.end('ok\n');
+        return;
+      }
       case 'card': {
         entry.agent = r.agent;
         if (req.method !== 'GET' && req.method !== 'HEAD') return reply(res, 405, 'method_not_allowed', { allow: 'GET, HEAD' });

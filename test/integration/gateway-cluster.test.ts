@@ -8,12 +8,14 @@ import { runGateway } from '../../src/commands/gateway.js';
 import { compileEnvironment } from '../../src/targets/environment.js';
 import { KubernetesTarget } from '../../src/targets/kubernetes.js';
 import { until } from '../helpers/wait.js';
-import { cleanUpOperatorNamespace, endpoints, kubeHttp, operatorAccount, prepareOperatorNamespace, startOperator, waitFor, type OperatorProcess } from './helpers.js';
+import pg from 'pg';
+import { cleanUpOperatorNamespace, gatewayAccount, kubeHttp, operatorAccount, prepareOperatorNamespace, secretValue, startOperator, waitFor, type OperatorProcess } from './helpers.js';
 import { KC, assistantAgent, login, scopes, setPassword } from './oidc.js';
 
 /**
  * `systemprompt gateway --from-cluster`: the gateway serves the Tenant and Agent resources the
- * operator reconciles (no repository), and follows a change to them.
+ * operator reconciles (no repository), and follows a change to them. It runs as the service account
+ * deploy/ gives it, so these tests also prove those rights are enough, and no more than that.
  */
 const NS = 'sp-gateway-cluster-it';
 const crs = (plural: string, name = '') => `/apis/systemprompt.io/v1alpha1/namespaces/${NS}/${plural}${name ? `/${name}` : ''}`;
@@ -36,6 +38,7 @@ describe('the gateway serving the Tenant and Agent resources of the cluster', ()
   let gw = '';
   let upstreamUrl = '';
   const log: string[] = [];
+  let asGateway: KubernetesTarget;
 
   beforeAll(async () => {
     await prepareOperatorNamespace(NS);
@@ -57,8 +60,9 @@ describe('the gateway serving the Tenant and Agent resources of the cluster', ()
     await setPassword('gwc-a', 'ann@a.example.com');
     const io: Io = { out: (t) => log.push(t), err: (t) => log.push(t), interactive: false, env: {}, cwd: '/' };
     const env = compileEnvironment({ keycloakUrl: KC });
-    const source = clusterSource(io, KubernetesTarget.connect(endpoints.kubeconfigPath, endpoints.context), env, { debounceMs: 50 });
-    running = runGateway(io, { dir: '.', listen: '127.0.0.1:0', debounceMs: 50, onListening: (u) => (gw = u) }, env, stop.signal, source);
+    asGateway = KubernetesTarget.connect((await gatewayAccount()).KUBECONFIG);
+    const source = clusterSource(io, asGateway, env, { debounceMs: 50 });
+    running = runGateway(io, { dir: '.', listen: '127.0.0.1:0', debounceMs: 50, secrets: asGateway, usageFlushMs: 100, onListening: (u) => (gw = u) }, env, stop.signal, source);
     await until('the gateway listening', async () => gw !== '', 30_000);
   });
 
@@ -79,6 +83,19 @@ describe('the gateway serving the Tenant and Agent resources of the cluster', ()
     expect(res.status, await res.clone().text()).toBe(200);
     expect(seen.at(-1)!['x-systemprompt-tenant']).toBe('gwc-a');
     expect(seen.at(-1)!['x-systemprompt-user-email']).toBe('ann@a.example.com');
+    // Audited in the tenant's database, written with credentials the gateway's account may read.
+    const db = new pg.Client({ connectionString: await secretValue('tenant-gwc-a', 'systemprompt-database', 'DATABASE_URL') });
+    await db.connect();
+    try {
+      await until('the call audited', async () => {
+        const r = await db.query("SELECT count(*)::int AS n FROM systemprompt.audit WHERE email = 'ann@a.example.com' AND decision = 'allowed'").catch(() => ({ rows: [{ n: 0 }] }));
+        return r.rows[0].n === 1;
+      }, 15_000);
+    } finally {
+      await db.end();
+    }
+    // That account reads no other Secret.
+    await expect(asGateway.readSecretValue('tenant-gwc-a', 'systemprompt-oidc', 'OIDC_CLIENT_ID')).rejects.toMatchObject({ status: 403 });
 
     // The card now requires write, which ann does not hold: the gateway follows the resource.
     await kubeHttp().request('PATCH', crs('agents', 'assistant'), { contentType: 'application/merge-patch+json', body: { spec: { card: { security: [{ oauth2: ['write'] }] } } } });

@@ -192,7 +192,7 @@ export const deployManifests = (): Manifest[] =>
 /** The API path of a deploy/ object. */
 export function manifestPath(o: Manifest): string {
   const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
-  const plural = { Namespace: 'namespaces', ServiceAccount: 'serviceaccounts', ClusterRole: 'clusterroles', ClusterRoleBinding: 'clusterrolebindings', Role: 'roles', RoleBinding: 'rolebindings', Deployment: 'deployments' }[o.kind];
+  const plural = { Namespace: 'namespaces', ServiceAccount: 'serviceaccounts', ClusterRole: 'clusterroles', ClusterRoleBinding: 'clusterrolebindings', Role: 'roles', RoleBinding: 'rolebindings', Deployment: 'deployments', Service: 'services' }[o.kind];
   if (!plural) throw new Error(`no path for ${o.kind}`);
   const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
   return `${base}${o.metadata.namespace ? `/namespaces/${o.metadata.namespace}` : ''}/${plural}/${o.metadata.name}`;
@@ -208,6 +208,15 @@ export const applyManifest = (o: Manifest, dryRun = false) =>
  * Pass the returned environment to startOperator() so the operator runs with exactly those rights.
  */
 export async function operatorAccount(): Promise<{ KUBECONFIG: string }> {
+  return deployedAccount('systemprompt-operator');
+}
+
+/** The gateway's identity as deploy/ defines it (see operatorAccount). */
+export async function gatewayAccount(): Promise<{ KUBECONFIG: string }> {
+  return deployedAccount('systemprompt-gateway');
+}
+
+async function deployedAccount(serviceAccount: string): Promise<{ KUBECONFIG: string }> {
   // deploy.test deletes its namespace when it ends; nothing can be created in it until it is gone.
   await waitFor(
     async () => {
@@ -218,8 +227,8 @@ export async function operatorAccount(): Promise<{ KUBECONFIG: string }> {
     },
     { timeoutMs: 120_000, intervalMs: 250, what: 'namespace systemprompt-system to finish terminating', onTimeout: (w) => new Error(`timed out waiting for ${w}`) },
   );
-  for (const o of deployManifests()) if (o.kind !== 'Deployment') await applyManifest(o);
-  const { status } = await kubeHttp().request<{ status: { token: string } }>('POST', '/api/v1/namespaces/systemprompt-system/serviceaccounts/systemprompt-operator/token', {
+  for (const o of deployManifests()) if (o.kind !== 'Deployment' && o.kind !== 'Service') await applyManifest(o);
+  const { status } = await kubeHttp().request<{ status: { token: string } }>('POST', `/api/v1/namespaces/systemprompt-system/serviceaccounts/${serviceAccount}/token`, {
     body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
   });
   const admin = new KubeConfig();
@@ -232,9 +241,9 @@ export async function operatorAccount(): Promise<{ KUBECONFIG: string }> {
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [{ name: 'c', cluster: { server: cluster.server, ...(cluster.caData ? { 'certificate-authority-data': cluster.caData } : {}), ...(cluster.caFile ? { 'certificate-authority': cluster.caFile } : {}) } }],
-      users: [{ name: 'operator', user: { token: status.token } }],
-      contexts: [{ name: 'operator', context: { cluster: 'c', user: 'operator' } }],
-      'current-context': 'operator',
+      users: [{ name: 'account', user: { token: status.token } }],
+      contexts: [{ name: 'account', context: { cluster: 'c', user: 'account' } }],
+      'current-context': 'account',
     }),
     { mode: 0o600 },
   );

@@ -62,6 +62,8 @@ describe('gateway routing', () => {
 
   it('answers not found for anything else', () => {
     expect(route(undefined, '/')).toEqual({ kind: 'not_found' });
+    expect(route(undefined, '/healthz')).toEqual({ kind: 'health' });
+    expect(route(undefined, '/healthz/x')).toEqual({ kind: 'not_found' });
     expect(route(undefined, '/api/v1/core/oauth/userinfo')).toEqual({ kind: 'not_found' });
     expect(route(undefined, '/api/v1/agentsx/assistant')).toEqual({ kind: 'not_found' });
   });
