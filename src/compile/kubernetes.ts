@@ -3,9 +3,9 @@ import { resourceKey, type DesiredResource, type JsonObject } from '../model/res
 import type { CompileEnvironment, TenantDesired } from './desired.js';
 import { minQuantity } from './quantity.js';
 import { organizationScope } from './organization.js';
+import { DATABASE_SECRET, OIDC_SECRET } from './secret-names.js';
 
-export const DATABASE_SECRET = 'systemprompt-database';
-export const OIDC_SECRET = 'systemprompt-oidc';
+export { DATABASE_SECRET, OIDC_SECRET };
 export const WORKLOAD_NAME = 'systemprompt-tenant';
 export const QUOTA_NAME = 'systemprompt-quota';
 export const LIMITS_NAME = 'systemprompt-limits';

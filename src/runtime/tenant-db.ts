@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { isDnsLabel } from '../compile/names.js';
-import { DATABASE_SECRET } from '../compile/kubernetes.js';
+import { DATABASE_SECRET } from '../compile/secret-names.js';
 
 /** Where Secret values are read from: the Kubernetes API (KubernetesTarget), or a test's map. */
 export interface SecretSource {

@@ -228,7 +228,12 @@ async function deployedAccount(serviceAccount: string): Promise<{ KUBECONFIG: st
     { timeoutMs: 120_000, intervalMs: 250, what: 'namespace systemprompt-system to finish terminating', onTimeout: (w) => new Error(`timed out waiting for ${w}`) },
   );
   for (const o of deployManifests()) if (o.kind !== 'Deployment' && o.kind !== 'Service') await applyManifest(o);
-  const { status } = await kubeHttp().request<{ status: { token: string } }>('POST', `/api/v1/namespaces/systemprompt-system/serviceaccounts/${serviceAccount}/token`, {
+  return { KUBECONFIG: await serviceAccountKubeconfig('systemprompt-system', serviceAccount) };
+}
+
+/** A kubeconfig (a 0600 file in a new temporary folder) holding only a token of the service account `namespace/name`, valid for an hour. */
+export async function serviceAccountKubeconfig(namespace: string, name: string): Promise<string> {
+  const { status } = await kubeHttp().request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
     body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
   });
   const admin = new KubeConfig();
@@ -241,13 +246,13 @@ async function deployedAccount(serviceAccount: string): Promise<{ KUBECONFIG: st
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [{ name: 'c', cluster: { server: cluster.server, ...(cluster.caData ? { 'certificate-authority-data': cluster.caData } : {}), ...(cluster.caFile ? { 'certificate-authority': cluster.caFile } : {}) } }],
-      users: [{ name: 'account', user: { token: status.token } }],
-      contexts: [{ name: 'account', context: { cluster: 'c', user: 'account' } }],
-      'current-context': 'account',
+      users: [{ name, user: { token: status.token } }],
+      contexts: [{ name, context: { cluster: 'c', user: name } }],
+      'current-context': name,
     }),
     { mode: 0o600 },
   );
-  return { KUBECONFIG: kubeconfig };
+  return kubeconfig;
 }
 
 /** `systemprompt operator` as its own process against the test stack, its stderr kept as it arrives. */
