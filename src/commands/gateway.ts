@@ -7,7 +7,8 @@ import { LoadCache } from '../config/load-cache.js';
 import { ConfigInvalidError, SystemPromptError, UsageError } from '../errors.js';
 import { gatewaySetup } from '../gateway/config.js';
 import { httpJwksFetcher, JwksCache } from '../gateway/jwks.js';
-import { MemoryRateLimiter } from '../gateway/ratelimit.js';
+import { MemoryRateLimiter, type RateLimiter } from '../gateway/ratelimit.js';
+import { parseRedisUrl, RedisRateLimiter } from '../gateway/ratelimit-redis.js';
 import { createGateway, type GatewayConfig } from '../gateway/server.js';
 import { TokenVerifier } from '../gateway/tokens.js';
 import { loadValidRepository } from './load.js';
@@ -22,6 +23,11 @@ export interface GatewayCommandOptions {
   maxBodyBytes?: number;
   /** Quiet time after the last saved change before the configuration is loaded again. */
   debounceMs: number;
+  /**
+   * Rate-limit counters in this Redis, shared with every replica using it (else in memory);
+   * `source` names where the URL came from in errors (`--redis`, `SYSTEMPROMPT_REDIS_URL`).
+   */
+  redis?: { url: string; source: string; prefix?: string; commandTimeoutMs?: number };
   /** Told the address once the server listens (tests use port 0). */
   onListening?: (url: string) => void;
 }
@@ -42,6 +48,7 @@ export function parseListen(listen: string): { host: string; port: number } {
  */
 export async function runGateway(io: Io, opts: GatewayCommandOptions, env: CompileEnvironment, signal: AbortSignal): Promise<number> {
   const { host, port } = parseListen(opts.listen);
+  const redis = opts.redis ? parseRedisUrl(opts.redis.url, opts.redis.source) : undefined;
   const root = path.resolve(io.cwd, opts.dir);
   const cache = new LoadCache();
   // The verifier keeps this map; a reload refills it in place.
@@ -57,10 +64,19 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
   const describe = (c: GatewayConfig): string => `${c.tenants.size} tenant${c.tenants.size === 1 ? '' : 's'}, ${c.agents.size} agent${c.agents.size === 1 ? '' : 's'} with an upstream`;
 
   const verifier = new TokenVerifier({ issuers, keys: new JwksCache(httpJwksFetcher()) });
+  const limiter: RateLimiter = redis
+    ? new RedisRateLimiter({
+        redis,
+        ...(opts.redis?.prefix !== undefined ? { prefix: opts.redis.prefix } : {}),
+        ...(opts.redis?.commandTimeoutMs !== undefined ? { commandTimeoutMs: opts.redis.commandTimeoutMs } : {}),
+        warn: (m) => io.err(`${m}\n`),
+      })
+    : new MemoryRateLimiter();
+  const limits = redis ? `rate limits in Redis at ${redis.display}` : 'rate limits in memory';
   const server = createGateway({
     config: () => current,
     verifier,
-    limiter: new MemoryRateLimiter(),
+    limiter,
     log: (entry) => io.out(`${JSON.stringify(entry)}\n`),
     ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
     ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
@@ -68,6 +84,9 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => reject(new UsageError(`--listen ${opts.listen}: ${e.code ?? e.message}`)));
     server.listen(port, host, () => resolve());
+  }).catch(async (e: unknown) => {
+    await limiter.close?.();
+    throw e;
   });
   const addr = server.address() as AddressInfo;
   const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
@@ -86,7 +105,7 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
   };
   const stopWatching = await watchRepository(root, opts.debounceMs, reload, (m) => io.err(`gateway: watch: ${m}\n`));
   // Said once changes are watched too: from here on a saved change is seen.
-  io.err(`gateway: listening on ${url}: ${describe(current)}; watching ${root} (Ctrl-C stops)\n`);
+  io.err(`gateway: listening on ${url}: ${describe(current)}; ${limits}; watching ${root} (Ctrl-C stops)\n`);
   opts.onListening?.(url);
 
   await untilAborted(signal);
@@ -94,6 +113,7 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
   await loading;
   // Stop taking connections; requests in flight finish.
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  await limiter.close?.();
   io.err('gateway: stopped\n');
   return 0;
 }
