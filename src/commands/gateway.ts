@@ -7,7 +7,8 @@ import { LoadCache } from '../config/load-cache.js';
 import { ConfigInvalidError, SystemPromptError, UsageError } from '../errors.js';
 import { gatewaySetup } from '../gateway/config.js';
 import { httpJwksFetcher, JwksCache } from '../gateway/jwks.js';
-import { MemoryRateLimiter } from '../gateway/ratelimit.js';
+import { MemoryRateLimiter, type RateLimiter } from '../gateway/ratelimit.js';
+import { parseRedisUrl, RedisRateLimiter } from '../gateway/ratelimit-redis.js';
 import { createGateway, type GatewayConfig } from '../gateway/server.js';
 import { TokenVerifier } from '../gateway/tokens.js';
 import { TenantDatabases, type SecretSource } from '../runtime/tenant-db.js';
@@ -56,6 +57,11 @@ export interface GatewayCommandOptions {
   secrets?: SecretSource;
   /** How often usage and audit are written; default 1 s. */
   usageFlushMs?: number;
+  /**
+   * Rate-limit counters in this Redis, shared with every replica using it (else in memory);
+   * `source` names where the URL came from in errors (`--redis`, `SYSTEMPROMPT_REDIS_URL`).
+   */
+  redis?: { url: string; source: string; prefix?: string; commandTimeoutMs?: number };
   /** Told the address once the server listens (tests use port 0). */
   onListening?: (url: string) => void;
 }
@@ -76,6 +82,7 @@ export function parseListen(listen: string): { host: string; port: number } {
  */
 export async function runGateway(io: Io, opts: GatewayCommandOptions, env: CompileEnvironment, signal: AbortSignal, source: ConfigSource = repositorySource(io, opts.dir, env, opts.debounceMs)): Promise<number> {
   const { host, port } = parseListen(opts.listen);
+  const redis = opts.redis ? parseRedisUrl(opts.redis.url, opts.redis.source) : undefined;
   // The verifier keeps this map; a reload refills it in place.
   const issuers = new Map<string, Set<string>>();
   const namespaces = new Map<string, string>();
@@ -95,10 +102,19 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
   const recorder = databases
     ? new UsageRecorder({ store: new TenantUsageStore(databases), flushMs: opts.usageFlushMs ?? 1000, warn: (m) => io.err(`gateway: ${m}\n`) })
     : undefined;
+  const limiter: RateLimiter = redis
+    ? new RedisRateLimiter({
+        redis,
+        ...(opts.redis?.prefix !== undefined ? { prefix: opts.redis.prefix } : {}),
+        ...(opts.redis?.commandTimeoutMs !== undefined ? { commandTimeoutMs: opts.redis.commandTimeoutMs } : {}),
+        warn: (m) => io.err(`${m}\n`),
+      })
+    : new MemoryRateLimiter();
+  const limits = redis ? `rate limits in Redis at ${redis.display}` : 'rate limits in memory';
   const server = createGateway({
     config: () => current,
     verifier,
-    limiter: new MemoryRateLimiter(),
+    limiter,
     ...(recorder ? { record: (r: Parameters<UsageRecorder['record']>[0]) => recorder.record(r) } : {}),
     log: (entry) => io.out(`${JSON.stringify(entry)}\n`),
     ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
@@ -107,6 +123,9 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => reject(new UsageError(`--listen ${opts.listen}: ${e.code ?? e.message}`)));
     server.listen(port, host, () => resolve());
+  }).catch(async (e: unknown) => {
+    await limiter.close?.();
+    throw e;
   });
   const addr = server.address() as AddressInfo;
   const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
@@ -125,7 +144,7 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
   };
   const stopWatching = await source.watch(reload);
   // Said once changes are watched too: from here on a saved change is seen.
-  io.err(`gateway: listening on ${url}: ${describe(current)}; ${recorder ? "usage and audit go to each tenant's database" : 'usage and audit are not recorded'}; ${source.describe} (Ctrl-C stops)\n`);
+  io.err(`gateway: listening on ${url}: ${describe(current)}; ${limits}; ${recorder ? "usage and audit go to each tenant's database" : 'usage and audit are not recorded'}; ${source.describe} (Ctrl-C stops)\n`);
   opts.onListening?.(url);
 
   await untilAborted(signal);
@@ -136,6 +155,7 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
   // The decisions of the last requests are written before the pools close.
   await recorder?.close();
   await databases?.close();
+  await limiter.close?.();
   io.err('gateway: stopped\n');
   return 0;
 }

@@ -23,8 +23,9 @@ export async function devStackEndpoints(env: NodeJS.ProcessEnv, deps: { stoppedC
   });
   if (!state?.keycloak || !state.kube || !state.postgres) throw noStack;
   const down = await (deps.stoppedComponents ?? stoppedComponents)(env);
-  // The second PostgreSQL server is needed only by postgres.servers: without it, one server is offered.
-  const stopped = down.filter((c) => c !== 'postgres2');
+  // The second PostgreSQL server is needed only by postgres.servers (without it, one server is
+  // offered), Redis only by the gateway (devStackRedisUrl): neither is a target.
+  const stopped = down.filter((c) => c !== 'postgres2' && c !== 'redis');
   if (stopped.length) {
     throw new SystemPromptError(`no targets: the local stack in ${paths.stackDir} is not running (${stopped.join(', ')} down)`, {
       hint: 'run `systemprompt dev up`, or set SYSTEMPROMPT_KEYCLOAK_URL, SYSTEMPROMPT_KEYCLOAK_USER, SYSTEMPROMPT_KEYCLOAK_PASSWORD, KUBECONFIG and SYSTEMPROMPT_POSTGRES_URL',
@@ -45,3 +46,19 @@ export async function devStackEndpoints(env: NodeJS.ProcessEnv, deps: { stoppedC
   };
 }
 
+
+/**
+ * The stack's Redis as a URL with its password (for the gateway's `--redis` and tests), or
+ * undefined when the stack has none running.
+ */
+export async function devStackRedisUrl(env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const status = await stackStatus({ env });
+  const rec = status.state?.redis;
+  if (!rec || !status.components.find((c) => c.name === 'redis')?.running) return undefined;
+  const password = await readSecret(rec.passwordFile);
+  if (!password) return undefined;
+  const url = new URL(rec.url);
+  url.username = rec.user;
+  url.password = password;
+  return url.toString().replace(/\/$/, '');
+}

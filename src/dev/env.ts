@@ -43,6 +43,11 @@ export function renderEnv(state: StackState): string {
     lines.push(`# export SYSTEMPROMPT_POSTGRES_URL_<NAME>="${dq(prefix)}${catSecret(state.postgres2.passwordFile)}${dq(`@${url.host}${url.pathname}`)}"`);
     lines.push(`# (without them, commands use the stack itself, which serves postgres.servers in order)`);
   }
+  if (state.redis) {
+    // For `systemprompt gateway` (its rate-limit counters); the password is the stack's, read at eval time.
+    const url = new URL(state.redis.url);
+    lines.push(`export SYSTEMPROMPT_REDIS_URL="${dq(`${url.protocol}//${encodeURIComponent(state.redis.user)}:`)}${catSecret(state.redis.passwordFile)}${dq(`@${url.host}`)}"`);
+  }
   if (state.kube) lines.push(`# kubectl for this stack: ${state.kube.kubectl}`);
   return lines.length ? `${lines.join('\n')}\n` : '';
 }

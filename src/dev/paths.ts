@@ -28,6 +28,8 @@ export interface StackPaths {
   /** The second PostgreSQL server, set up like the first (its own cluster, logins and passwords). */
   readonly postgres2: PostgresPaths;
   readonly keycloak: { readonly dir: string; readonly dbDir: string; readonly txLogDir: string; readonly passwordFile: string };
+  /** The stack's Redis: its working folder (nothing is persisted there), its 0600 config file (which holds the password) and the password file. */
+  readonly redis: { readonly dir: string; readonly configFile: string; readonly passwordFile: string };
   readonly kube: { readonly dir: string; readonly pkiDir: string; readonly etcdDir: string; readonly certDir: string; readonly kubeconfig: string; readonly controllerManagerKubeconfig: string };
 }
 
@@ -67,6 +69,7 @@ export function stackPaths(env: NodeJS.ProcessEnv, home = homedir(), cwd = proce
     postgres: postgresPaths(pg, secretsDir, 'postgres'),
     postgres2: postgresPaths(join(stackDir, 'postgres-2'), secretsDir, 'postgres-2'),
     keycloak: { dir: kc, dbDir: join(kc, 'h2'), txLogDir: join(kc, 'transaction-logs'), passwordFile: join(secretsDir, 'keycloak-admin-password') },
+    redis: { dir: join(stackDir, 'redis'), configFile: join(stackDir, 'redis', 'redis.conf'), passwordFile: join(secretsDir, 'redis-password') },
     kube: {
       dir: kube,
       pkiDir: pki,

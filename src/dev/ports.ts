@@ -12,6 +12,8 @@ export interface StackPorts {
   readonly etcdClient: number;
   readonly etcdPeer: number;
   readonly apiserver: number;
+  /** The stack's Redis (the gateway's shared rate-limit counters). */
+  readonly redis: number;
 }
 
 export type PortName = keyof StackPorts;
@@ -24,6 +26,7 @@ export const DEFAULT_PORTS: StackPorts = {
   etcdClient: 12379,
   etcdPeer: 12380,
   apiserver: 16443,
+  redis: 16379,
 };
 
 /** Names accepted in `--ports` / `SYSTEMPROMPT_DEV_PORTS` (kebab-case of the fields). */
@@ -37,6 +40,7 @@ const PORT_KEYS: Record<string, PortName> = {
   'etcd-peer': 'etcdPeer',
   etcd: 'etcdClient',
   apiserver: 'apiserver',
+  redis: 'redis',
 };
 
 export const PORT_LABELS: Record<PortName, string> = {
@@ -47,6 +51,7 @@ export const PORT_LABELS: Record<PortName, string> = {
   etcdClient: 'etcd-client',
   etcdPeer: 'etcd-peer',
   apiserver: 'apiserver',
+  redis: 'redis',
 };
 
 /** Parses one port number; 1024..65535 (the stack never needs a privileged port). */

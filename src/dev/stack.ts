@@ -8,15 +8,17 @@ import { stackPaths, type StackPaths } from './paths.js';
 import { PORT_LABELS, isPortFree, listeningPids, parsePortOverrides, type PortName, type StackPorts } from './ports.js';
 import { postgresInstance, postgresRunning, startPostgres, stopPostgres } from './postgres.js';
 import { cmdlineOf } from './process.js';
+import { redisRunning, startRedis, stopRedis } from './redis.js';
 import { readState, writeState, type StackState } from './state.js';
 
-/** `postgres2`: a second PostgreSQL server, set up like the first, for postgres.servers. */
-export type ComponentName = 'postgres' | 'postgres2' | 'keycloak' | 'kube';
-export const COMPONENTS: readonly ComponentName[] = ['postgres', 'postgres2', 'keycloak', 'kube'];
+/** `postgres2`: a second PostgreSQL server, set up like the first, for postgres.servers. `redis`: the gateway's shared rate-limit counters. */
+export type ComponentName = 'postgres' | 'postgres2' | 'redis' | 'keycloak' | 'kube';
+export const COMPONENTS: readonly ComponentName[] = ['postgres', 'postgres2', 'redis', 'keycloak', 'kube'];
 
 const COMPONENT_PORTS: Record<ComponentName, PortName[]> = {
   postgres: ['postgres'],
   postgres2: ['postgres2'],
+  redis: ['redis'],
   keycloak: ['keycloakHttp', 'keycloakManagement'],
   kube: ['etcdClient', 'etcdPeer', 'apiserver'],
 };
@@ -61,6 +63,8 @@ async function running(ctx: DevContext, state: StackState | undefined, name: Com
     case 'postgres':
     case 'postgres2':
       return postgresRunning(postgresInstance(ctx, name), state[name]);
+    case 'redis':
+      return redisRunning(ctx, state.redis);
     case 'keycloak':
       return keycloakRunning(ctx, state.keycloak);
     case 'kube':
@@ -96,6 +100,10 @@ async function stopComponent(ctx: DevContext, state: StackState, name: Component
       delete state[name];
       return;
     }
+    case 'redis':
+      if (state.redis) await stopRedis(ctx, state.redis);
+      delete state.redis;
+      return;
     case 'keycloak':
       if (state.keycloak) await stopKeycloak(ctx, state.keycloak);
       delete state.keycloak;
@@ -159,6 +167,9 @@ export async function stackUp(opts: StackOptions): Promise<UpResult> {
         case 'postgres2':
           state[name] = await startPostgres(ctx, postgresInstance(ctx, name));
           break;
+        case 'redis':
+          state.redis = await startRedis(ctx);
+          break;
         case 'keycloak':
           state.keycloak = await startKeycloak(ctx);
           break;
@@ -195,7 +206,7 @@ export async function stackDown(opts: StackOptions & { purge?: boolean }): Promi
     const release = await acquireLock(paths.lockFile);
     try {
       const ctx = context(paths, parsePortOverrides(undefined, state.ports), opts);
-      for (const name of ['kube', 'keycloak', 'postgres2', 'postgres'] as const) {
+      for (const name of ['kube', 'keycloak', 'redis', 'postgres2', 'postgres'] as const) {
         if (!state[name]) continue;
         const t0 = Date.now();
         await stopComponent(ctx, state, name);

@@ -22,6 +22,8 @@ export interface StackState {
     passwordFile: string;
     version: string;
   };
+  /** The stack's Redis; its password is in `passwordFile` (and in the 0600 config file redis-server reads). */
+  redis?: RedisState;
   kube?: {
     pids: { etcd: number; apiserver: number; controllerManager: number };
     server: string;
@@ -31,6 +33,15 @@ export interface StackState {
     binary: string;
     kubectl: string;
   };
+}
+
+export interface RedisState {
+  pid: number;
+  /** Without the password: `redis://127.0.0.1:<port>`. */
+  url: string;
+  user: string;
+  passwordFile: string;
+  configFile: string;
 }
 
 export interface PostgresState {

@@ -109,6 +109,17 @@ function compareVersions(a: string, b: string): number {
   return 0;
 }
 
+/** The `redis-server` command (Debian's `redis-server` package: /usr/bin/redis-server). */
+export async function findRedisServer(env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const path = (await which('redis-server', env)) ?? (await access('/usr/bin/redis-server', constants.X_OK).then(() => '/usr/bin/redis-server', () => undefined));
+  if (!path) {
+    throw new MissingToolError('the local stack runs a Redis, and `redis-server` was not found', {
+      hint: 'install it: `bash scripts/install-system-deps.sh` (Debian: apt-get install redis-server)',
+    });
+  }
+  return path;
+}
+
 /** PostgreSQL server binaries (initdb, pg_ctl, postgres): the newest /usr/lib/postgresql/N/bin, else PATH. */
 export async function findPostgresBin(env: NodeJS.ProcessEnv = process.env, root = '/usr/lib/postgresql'): Promise<string> {
   const versions = (await readdir(root).catch(() => [] as string[])).filter((v) => /^\d+(\.\d+)*$/.test(v)).sort(compareVersions).reverse();

@@ -4,7 +4,8 @@
  * around a window's edge; in exchange `Retry-After` is exact (the window's end), and a shared store
  * implements it with what such stores are made for: `INCR key:window` + `EXPIRE` (or, for several
  * keys at once, a short script that reads every counter and increments them only if all are under
- * their limits), so that several gateway replicas count together.
+ * their limits), so that several gateway replicas count together: RedisRateLimiter
+ * (ratelimit-redis.ts) does that.
  */
 
 export const WINDOW_MS = 60_000;
@@ -24,6 +25,11 @@ export interface RateDecision {
   remaining: number;
   /** The key that denied the request. */
   deniedBy?: string;
+  /**
+   * Allowed without being counted: the shared store could not be asked (see RedisRateLimiter's
+   * failure policy). The memory limiter never sets it.
+   */
+  unchecked?: true;
 }
 
 export interface RateLimiter {
@@ -35,10 +41,13 @@ export interface RateLimiter {
    * and the reverse). `now` is milliseconds since the epoch.
    */
   hitAll(checks: readonly RateCheck[], now: number): Promise<RateDecision>;
+  /** Releases what the limiter holds (a connection); called once the gateway has stopped serving. */
+  close?(): Promise<void>;
 }
 
 export const windowOf = (now: number): number => Math.floor(now / WINDOW_MS);
-const secondsLeft = (now: number): number => Math.max(1, Math.ceil(((windowOf(now) + 1) * WINDOW_MS - now) / 1000));
+/** `Retry-After` for a request denied at `now`: whole seconds until its window ends, at least 1. */
+export const secondsLeft = (now: number): number => Math.max(1, Math.ceil(((windowOf(now) + 1) * WINDOW_MS - now) / 1000));
 
 interface Counter {
   window: number;

@@ -53,6 +53,8 @@ export interface AccessLogEntry {
   agent?: string;
   /** Why the gateway answered as it did when it refused or failed (a TokenFailure, `rate_limited`, ...). */
   reason?: string;
+  /** `unchecked`: the request passed without its rate limits being checked (their shared store was unavailable). */
+  rateLimit?: 'unchecked';
 }
 
 export interface GatewayOptions {
@@ -237,6 +239,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
         const tenant = cfg.tenants.get(principal.tenant);
         if (!tenant?.cards.has(r.agent)) return reply(res, 403, (entry.reason = 'agent_not_in_tenant'));
         const decision = await opts.limiter.hitAll(requestChecks(principal.tenant, principal.userId, tenant.quotas), now());
+        if (decision.unchecked) entry.rateLimit = 'unchecked';
         if (!decision.allowed) {
           entry.reason = 'rate_limited';
           return reply(res, 429, 'rate_limited', { 'retry-after': String(decision.retryAfterSeconds) });

@@ -15,6 +15,13 @@ import { PROJECT_ROOT } from '../helpers/repo.js';
 
 export const endpoints = inject('endpoints');
 
+/** The Redis the tests use (SYSTEMPROMPT_REDIS_URL, else the stack's); it holds a password: never print it. */
+export function redisUrl(): string {
+  const url = inject('redisUrl');
+  if (!url) throw new Error('no Redis for the tests: set SYSTEMPROMPT_REDIS_URL or run the local stack (`systemprompt dev up` starts its Redis)');
+  return url;
+}
+
 /** The environment of DESIGN §2, pointing at the stack the tests run against. */
 export function targetEnv(): NodeJS.ProcessEnv {
   return {

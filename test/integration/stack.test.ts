@@ -2,8 +2,10 @@ import KcAdminClient from '@keycloak/keycloak-admin-client';
 import { ApiException, AuthorizationV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { createClient } from 'redis';
 import { describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../../src/dev/process.js';
+import { redisUrl } from './helpers.js';
 
 const endpoints = inject('endpoints');
 const suffix = () => randomBytes(4).toString('hex');
@@ -181,6 +183,38 @@ describe('PostgreSQL', () => {
       await ddl(`'DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text`, db);
       await ddl(`'DROP ROLE IF EXISTS %I', $1::text`, role);
       await admin.end();
+    }
+  });
+});
+
+describe('Redis', () => {
+  it("answers only with its password, listens on loopback only and persists nothing (the stack's own redis-server)", async () => {
+    const url = new URL(redisUrl());
+    const client = createClient({ url: url.toString() });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      expect(await client.ping()).toBe('PONG');
+      const config = async (name: string) => Object.values(await client.configGet(name))[0];
+      expect(await config('bind')).toBe('127.0.0.1');
+      expect(await config('protected-mode')).toBe('yes');
+      expect(await config('save')).toBe('');
+      expect(await config('appendonly')).toBe('no');
+      expect(String(await config('dir'))).not.toMatch(/^\/var\//);
+    } finally {
+      client.destroy();
+    }
+    // Without the password: refused.
+    const anonymous = new URL(url);
+    anonymous.username = '';
+    anonymous.password = '';
+    const stranger = createClient({ url: anonymous.toString(), socket: { reconnectStrategy: false } });
+    stranger.on('error', () => undefined);
+    await stranger.connect();
+    try {
+      await expect(stranger.ping()).rejects.toThrow(/NOAUTH/);
+    } finally {
+      stranger.destroy();
     }
   });
 });

@@ -6,6 +6,7 @@ import { keycloakArgs, keycloakDbUrl, keycloakMarkers } from '../../src/dev/keyc
 import { CONTROLLERS, apiserverArgs, controllerManagerArgs, kubeLdflags, kubeSourceHash } from '../../src/dev/kube.js';
 import { stackPaths } from '../../src/dev/paths.js';
 import { DEFAULT_PORTS, parsePortOverrides } from '../../src/dev/ports.js';
+import { pingOutcome, pingRequest, redisArgs, redisConfig, redisMarkers } from '../../src/dev/redis.js';
 
 const paths = stackPaths({ SYSTEMPROMPT_STACK_DIR: '/s', SYSTEMPROMPT_CACHE_DIR: '/c' });
 
@@ -26,6 +27,42 @@ describe('keycloak command line', () => {
     expect(args.some((a) => a.includes('/c/'))).toBe(false);
     // the marker that recognises the process is on its command line
     expect(args.join(' ')).toContain(keycloakMarkers({ paths })[0]);
+  });
+});
+
+describe('redis-server command line', () => {
+  it('loopback, protected mode, its own port, no persistence, its folder in the stack, recognisable by its config file', () => {
+    const args = redisArgs({ paths, ports: parsePortOverrides('redis=26379') });
+    expect(args[0]).toBe('/s/redis/redis.conf');
+    const opt = (name: string) => args[args.indexOf(name) + 1];
+    expect(opt('--port')).toBe('26379');
+    expect(opt('--bind')).toBe('127.0.0.1');
+    expect(opt('--protected-mode')).toBe('yes');
+    expect(opt('--save')).toBe('');
+    expect(opt('--appendonly')).toBe('no');
+    expect(opt('--dir')).toBe('/s/redis');
+    expect(opt('--daemonize')).toBe('no');
+    // The process title stays its command line, which holds the marker.
+    expect(opt('--set-proc-title')).toBe('no');
+    expect(args.join(' ')).toContain(redisMarkers({ paths })[0]);
+    expect(args.some((a) => a.startsWith('/var') || a.includes('/c/'))).toBe(false);
+    expect(redisArgs({ paths, ports: DEFAULT_PORTS })[2]).toBe('16379');
+  });
+
+  it('keeps the password in the config file only, quoted', () => {
+    expect(redisConfig('abc-DEF_123')).toMatch(/^requirepass "abc-DEF_123"$/m);
+    expect(redisConfig('a"b\\c')).toContain('requirepass "a\\"b\\\\c"');
+    expect(redisArgs({ paths, ports: DEFAULT_PORTS }).join(' ')).not.toContain('requirepass');
+  });
+
+  it('checks readiness with AUTH then PING, and tells a refusal from a partial answer', () => {
+    expect(pingRequest('pw')).toBe('*3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$2\r\npw\r\n*1\r\n$4\r\nPING\r\n');
+    expect(pingOutcome('')).toBeUndefined();
+    expect(pingOutcome('+OK\r\n+PO')).toBeUndefined();
+    expect(pingOutcome('+OK\r\n+PONG\r\n')).toBe('pong');
+    expect(pingOutcome('-WRONGPASS invalid username-password pair or user is disabled.\r\n')).toBe('refused');
+    expect(pingOutcome('-ERR AUTH <password> called without any password configured for the default user.\r\n-NOAUTH x\r\n')).toBe('refused');
+    expect(pingOutcome('+OK\r\n-LOADING Redis is loading the dataset in memory\r\n')).toBe('refused');
   });
 });
 

@@ -54,6 +54,19 @@ describe('renderEnv', () => {
     expect(text.split('\n').filter((l) => l.startsWith('export ')).length).toBe(5);
   });
 
+  it("exports the stack's Redis as SYSTEMPROMPT_REDIS_URL, its password read at evaluation", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sp-env-'));
+    const s: StackState = { ...state(dir), redis: { pid: 7, url: 'redis://127.0.0.1:16379', user: 'default', passwordFile: join(dir, 'secrets', 'redis pw'), configFile: join(dir, 'redis', 'redis.conf') } };
+    const text = renderEnv(s);
+    expect(text).toContain(`export SYSTEMPROMPT_REDIS_URL="redis://default:$(cat '${dir}/secrets/redis pw')@127.0.0.1:16379"\n`);
+    execFileSync('mkdir', ['-p', join(dir, 'secrets')]);
+    for (const f of [s.keycloak!.passwordFile, s.postgres!.passwordFile]) writeFileSync(f, 'other');
+    writeFileSync(s.redis!.passwordFile, 'rd-Secret_3');
+    const out = execFileSync('sh', ['-c', `eval "$(cat)"`], { input: `${text}printf '%s' "$SYSTEMPROMPT_REDIS_URL"`, encoding: 'utf8' });
+    expect(out).toBe('redis://default:rd-Secret_3@127.0.0.1:16379');
+    expect(text).not.toContain('rd-Secret_3');
+  });
+
   it('prints nothing for components that are not recorded', () => {
     expect(renderEnv({ version: 1, stackDir: '/s', ports: DEFAULT_PORTS })).toBe('');
   });

@@ -23,5 +23,7 @@ describe('stack and cache folders', () => {
     expect(p.keycloak.passwordFile).toBe('/s/secrets/keycloak-admin-password');
     expect(p.keycloak.dbDir.startsWith('/s/')).toBe(true);
     expect(p.kube.kubeconfig).toBe('/s/kube/pki/admin.kubeconfig');
+    // Redis: its password in secrets/, its config file (which holds it too) and working folder in the stack.
+    expect(p.redis).toEqual({ dir: '/s/redis', configFile: '/s/redis/redis.conf', passwordFile: '/s/secrets/redis-password' });
   });
 });

@@ -19,7 +19,7 @@ describe('parsePortOverrides', () => {
   });
   it('overrides by name, case-insensitively, over a base', () => {
     const p = parsePortOverrides('Postgres=25432, keycloak=28080,keycloak-management=29000,apiserver=26443,etcd-client=22379,etcd-peer=22380');
-    expect(p).toEqual({ postgres: 25432, postgres2: 25433, keycloakHttp: 28080, keycloakManagement: 29000, apiserver: 26443, etcdClient: 22379, etcdPeer: 22380 });
+    expect(p).toEqual({ postgres: 25432, postgres2: 25433, keycloakHttp: 28080, keycloakManagement: 29000, apiserver: 26443, etcdClient: 22379, etcdPeer: 22380, redis: 16379 });
     expect(parsePortOverrides('postgres=25432', { ...DEFAULT_PORTS, apiserver: 26443 }).apiserver).toBe(26443);
   });
   it('puts the second PostgreSQL server on the port after the first unless it is named', () => {
@@ -37,10 +37,18 @@ describe('parsePortOverrides', () => {
     expect(() => parsePortOverrides('pg=1')).toThrow(/unknown port name "pg"/);
     expect(() => parsePortOverrides('postgres')).toThrow(/not NAME=PORT/);
     try {
-      parsePortOverrides('redis=6379');
+      parsePortOverrides('memcached=11211');
     } catch (e) {
       expect((e as UsageError).hint).toContain('keycloak-management');
     }
+  });
+  it("gives the stack's Redis a port of its own, never the system Redis' 6379, and lets it move", () => {
+    expect(DEFAULT_PORTS.redis).toBe(16379);
+    expect(parsePortOverrides('Redis=26379').redis).toBe(26379);
+    // A stack recorded before it had a Redis gets the default.
+    const { redis: _, ...older } = DEFAULT_PORTS;
+    expect(parsePortOverrides(undefined, older).redis).toBe(16379);
+    expect(() => parsePortOverrides('redis=15432')).toThrow(/postgres and redis both use port 15432/);
   });
   it('rejects two services on one port', () => {
     expect(() => parsePortOverrides('postgres=18080')).toThrow(/keycloak-http and postgres both use port 18080|postgres and keycloak-http both use port 18080/);

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { JwksCache } from '../../src/gateway/jwks.js';
-import { MemoryRateLimiter } from '../../src/gateway/ratelimit.js';
+import { MemoryRateLimiter, type RateLimiter } from '../../src/gateway/ratelimit.js';
+import { RedisRateLimiter } from '../../src/gateway/ratelimit-redis.js';
 import { createGateway, type AccessLogEntry, type GatewayConfig } from '../../src/gateway/server.js';
 import { TokenVerifier } from '../../src/gateway/tokens.js';
 import type { DecisionRecord } from '../../src/runtime/usage.js';
@@ -75,7 +76,7 @@ function config(baseDomain?: string): GatewayConfig {
   };
 }
 
-async function startGateway(opts: { baseDomain?: string; maxBodyBytes?: number; upstreamTimeoutMs?: number } = {}) {
+async function startGateway(opts: { baseDomain?: string; maxBodyBytes?: number; upstreamTimeoutMs?: number; limiter?: RateLimiter } = {}) {
   const logs: AccessLogEntry[] = [];
   const records: DecisionRecord[] = [];
   const keys = new JwksCache({ fetchJwks: () => Promise.resolve({ keys: [jwk] }) }, { now: () => T0 });
@@ -84,7 +85,7 @@ async function startGateway(opts: { baseDomain?: string; maxBodyBytes?: number; 
   const server = createGateway({
     config: () => cfg,
     verifier,
-    limiter: new MemoryRateLimiter(),
+    limiter: opts.limiter ?? new MemoryRateLimiter(),
     now: () => T0,
     log: (e) => logs.push(e),
     record: (r) => records.push(r),
@@ -218,6 +219,32 @@ describe('gateway server', () => {
     ]);
     expect(records[0]).toMatchObject({ required: [['read']], held: ['openid', 'read'], bytesIn: 7, bytesOut: 11, time: T0 });
     expect(records[1]!.required).toEqual([['write']]);
+  });
+
+  it('lets a request through, marked unchecked in the access log, when its limits cannot be checked (the shared store is down: fail open)', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const deadPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const warnings: string[] = [];
+    const limiter = new RedisRateLimiter({ redis: `redis://127.0.0.1:${deadPort}`, warn: (m) => warnings.push(m) });
+    try {
+      const { port, logs } = await startGateway({ limiter });
+      const ann = `Bearer ${await token({ sub: 'ann' })}`;
+      // The per-user limit is 2: all three pass, unchecked.
+      for (let i = 0; i < 3; i++) expect((await call(port, 'GET', '/api/v1/agents/assistant/x', { authorization: ann })).status).toBe(200);
+      await logged(logs, 3);
+      expect(logs.map((l) => [l.status, l.rateLimit])).toEqual([
+        [200, 'unchecked'],
+        [200, 'unchecked'],
+        [200, 'unchecked'],
+      ]);
+      expect(seen).toHaveLength(3);
+      expect(limiter.uncheckedCount).toBe(3);
+      expect(warnings).toHaveLength(1);
+    } finally {
+      await limiter.close();
+    }
   });
 
   it('refuses bodies over the limit, declared or streamed, before the upstream answers', async () => {

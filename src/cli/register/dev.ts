@@ -17,6 +17,7 @@ export function statusDocument(s: StackStatus) {
   const endpoint = {
     postgres: st?.postgres ? { url: st.postgres.url, pid: st.postgres.pid, passwordFile: st.postgres.passwordFile } : undefined,
     postgres2: st?.postgres2 ? { url: st.postgres2.url, pid: st.postgres2.pid, passwordFile: st.postgres2.passwordFile } : undefined,
+    redis: st?.redis ? { url: st.redis.url, pid: st.redis.pid, user: st.redis.user, passwordFile: st.redis.passwordFile } : undefined,
     keycloak: st?.keycloak ? { url: st.keycloak.url, adminConsole: st.keycloak.adminConsoleUrl, pid: st.keycloak.pid, user: st.keycloak.user, passwordFile: st.keycloak.passwordFile } : undefined,
     kube: st?.kube ? { server: st.kube.server, kubeconfig: st.kube.kubeconfig, context: st.kube.context, pids: st.kube.pids, kubectl: st.kube.kubectl } : undefined,
   };
@@ -39,12 +40,12 @@ function renderStatusText(doc: ReturnType<typeof statusDocument>): string {
 
 /** `systemprompt dev up|down|status|env` — the local stack (DESIGN §5). */
 export function registerDevCommands(program: Command, io: Io): void {
-  const dev = program.command('dev').description('run the local stack: Keycloak, a Kubernetes control plane, PostgreSQL');
+  const dev = program.command('dev').description('run the local stack: Keycloak, a Kubernetes control plane, PostgreSQL, Redis');
 
   dev
     .command('up')
     .description('start the local stack (idempotent: what already runs is left alone)')
-    .option('--ports <list>', 'port overrides, e.g. postgres=25432,postgres-2=25433,keycloak=28080,keycloak-management=29000,apiserver=26443,etcd-client=22379,etcd-peer=22380')
+    .option('--ports <list>', 'port overrides, e.g. postgres=25432,postgres-2=25433,keycloak=28080,keycloak-management=29000,apiserver=26443,etcd-client=22379,etcd-peer=22380,redis=26379')
     .action(async (opts: { ports?: string }) => {
       const r = await stackUp({ env: io.env, ports: opts.ports, progress: progress(io) });
       io.out(r.started.length ? `stack is up (${r.stackDir}); for its variables: eval "$(systemprompt dev env)"\n` : `stack already running (${r.stackDir})\n`);
