@@ -38,6 +38,9 @@ export interface JwksCacheOptions {
   onFetchError?: (issuer: string, err: unknown) => void;
 }
 
+/** One fetched key set of an issuer; compared by identity only (see JwksCache.keySet). */
+export type KeySet = LocalJWKSet;
+
 interface Entry {
   keys?: LocalJWKSet;
   fetchedAt: number;
@@ -74,24 +77,42 @@ export class JwksCache {
 
   /** The key that verifies a token of `issuer` with this protected header. */
   async resolve(issuer: string, header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey> {
+    return (await this.resolveFrom(issuer, header, token)).key;
+  }
+
+  /** resolve(), also telling which key set (as keySet() names it) the key came from. */
+  async resolveFrom(issuer: string, header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<{ key: CryptoKey; keys: KeySet }> {
     const entry = this.entry(issuer);
     if (!entry.keys || this.now() - entry.fetchedAt >= this.maxAge) await this.refresh(issuer, entry);
-    if (!entry.keys) throw new TokenError('jwks_unavailable');
+    const held = entry.keys;
+    if (!held) throw new TokenError('jwks_unavailable');
     try {
-      return await entry.keys(header, token);
+      return { key: await held(header, token), keys: held };
     } catch (err) {
       if (codeOf(err) !== NO_MATCHING_KEY) throw err;
       // An unknown kid: the realm may have rotated its keys. Fetch again, if not done too recently.
       const before = entry.keys;
       await this.refresh(issuer, entry);
-      if (entry.keys === before) throw new TokenError('unknown_key', { cause: err });
+      const after = entry.keys;
+      if (after === before || after === undefined) throw new TokenError('unknown_key', { cause: err });
       try {
-        return await entry.keys(header, token);
+        return { key: await after(header, token), keys: after };
       } catch (again) {
         if (codeOf(again) === NO_MATCHING_KEY) throw new TokenError('unknown_key', { cause: again });
         throw again;
       }
     }
+  }
+
+  /**
+   * The key set resolve() would use for `issuer` now, after the same freshness check (fetched when
+   * none is held or it is older than `maxAgeMs`); undefined when none could be fetched. Every fetch
+   * that succeeds gives a new one, so a key set is still the issuer's while keySet() returns it.
+   */
+  async keySet(issuer: string): Promise<KeySet | undefined> {
+    const entry = this.entry(issuer);
+    if (!entry.keys || this.now() - entry.fetchedAt >= this.maxAge) await this.refresh(issuer, entry);
+    return entry.keys;
   }
 
   /** Drops what is cached (for a configuration reload that removed an issuer). */

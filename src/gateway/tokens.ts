@@ -1,7 +1,8 @@
+import { hash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import { isDnsLabel } from '../compile/names.js';
 import { TokenError, type TokenFailure } from './errors.js';
-import { codeOf, type JwksCache } from './jwks.js';
+import { codeOf, type JwksCache, type KeySet } from './jwks.js';
 import { missingScopes, UNSATISFIABLE, type ScopeRequirement } from './scopes.js';
 
 /** Who a verified token speaks for. The tenant is the token's `tenant_id` claim, never the client's word. */
@@ -30,7 +31,25 @@ export interface TokenVerifierOptions {
   clockToleranceSeconds?: number;
   /** Milliseconds since the epoch; injected in tests. */
   now?: () => number;
+  /**
+   * How many verified tokens to remember (default 10,000; 0: none), so that a token sent again is
+   * not verified again while the key set that verified it is still its issuer's. An entry is the
+   * token's SHA-256 and the few claims verify() reads, a few hundred bytes.
+   */
+  verifiedCacheSize?: number;
 }
+
+/** What verify() remembers of a token whose signature and claims jwtVerify accepted. */
+interface Verified {
+  issuer: string;
+  /** The key set the signature was verified with: the entry holds only while it is still the issuer's. */
+  keys: KeySet;
+  /** The claims verify() reads after jwtVerify (not the whole payload: memory stays small). */
+  payload: JWTPayload;
+}
+
+/** The claims verify() reads once the signature is verified. */
+const READ_CLAIMS = ['typ', 'tenant_id', 'sub', 'aud', 'scope', 'scp', 'email', 'preferred_username', 'exp', 'nbf'] as const;
 
 export interface VerifyRequest {
   /** The request's `Authorization` header, as received. */
@@ -65,43 +84,25 @@ export function bearerToken(authorization: string | undefined): string {
  * the realm's key (asymmetric algorithms only); `exp`/`nbf` with a small tolerance; an access token
  * (Keycloak's `typ: Bearer`, not an ID token, which carries the same `aud`); `tenant_id` a tenant
  * this issuer serves (401), the URL's tenant (403); `aud` holds the agent (403); the card's scopes (403).
+ * A token it verified before (clients send the same access token until it expires) skips the
+ * signature while the realm's keys are unchanged: the most expensive step, done once per token.
  */
 export class TokenVerifier {
   private readonly tolerance: number;
   private readonly now: () => number;
+  /** By the SHA-256 of the compact token; oldest first (dropped first past verifiedCacheSize). */
+  private readonly verified = new Map<string, Verified>();
+  private readonly cacheSize: number;
 
   constructor(private readonly opts: TokenVerifierOptions) {
     this.tolerance = opts.clockToleranceSeconds ?? 30;
     this.now = opts.now ?? Date.now;
+    this.cacheSize = opts.verifiedCacheSize ?? 10_000;
   }
 
   async verify(req: VerifyRequest): Promise<Principal> {
     const token = bearerToken(req.authorization);
-
-    let unverified: JWTPayload;
-    try {
-      decodeProtectedHeader(token);
-      unverified = decodeJwt(token);
-    } catch (err) {
-      throw new TokenError('malformed_token', { cause: err });
-    }
-    const issuer = unverified.iss;
-    const tenants = typeof issuer === 'string' ? this.opts.issuers.get(issuer) : undefined;
-    if (issuer === undefined || tenants === undefined) throw new TokenError('unknown_issuer');
-
-    let payload: JWTPayload;
-    try {
-      ({ payload } = await jwtVerify(token, (header, jws) => this.opts.keys.resolve(issuer, header, jws), {
-        issuer,
-        algorithms: ALGORITHMS,
-        clockTolerance: this.tolerance,
-        currentDate: new Date(this.now()),
-        requiredClaims: ['exp', 'sub'],
-      }));
-    } catch (err) {
-      if (err instanceof TokenError) throw err;
-      throw new TokenError(failureOf(err), { cause: err });
-    }
+    const { issuer, tenants, payload } = await this.verifiedClaims(token);
 
     if (payload.typ !== undefined && (typeof payload.typ !== 'string' || payload.typ.toLowerCase() !== 'bearer')) throw new TokenError('not_an_access_token');
     const tenant = payload.tenant_id;
@@ -117,6 +118,75 @@ export class TokenVerifier {
     const missing = missingScopes(principal.scopes, req.required);
     if (missing.length) throw new TokenError('missing_scope', { missingScopes: missing.filter((s) => s !== UNSATISFIABLE), principal });
     return principal;
+  }
+
+  /**
+   * The token's issuer (one of ours), the tenants it serves, and its claims once its signature, `exp`
+   * and `nbf` are verified. A token verified before is not verified again while the key set that
+   * verified it is still the issuer's (JwksCache.keySet: same freshness check, same refetch after
+   * maxAgeMs, a new set after every successful fetch): the signature and every claim check but the
+   * clock's would come out the same, so only `exp` and `nbf` are checked again, as jwtVerify checks them.
+   */
+  private async verifiedClaims(token: string): Promise<{ issuer: string; tenants: ReadonlySet<string>; payload: JWTPayload }> {
+    const id = this.cacheSize > 0 ? hash('sha256', token, 'base64') : undefined;
+    const hit = id === undefined ? undefined : this.verified.get(id);
+    if (hit) {
+      const tenants = this.opts.issuers.get(hit.issuer);
+      if (tenants === undefined) throw new TokenError('unknown_issuer');
+      if ((await this.opts.keys.keySet(hit.issuer)) === hit.keys) {
+        const now = Math.floor(this.now() / 1000);
+        const { nbf, exp } = hit.payload;
+        if (nbf !== undefined && nbf > now + this.tolerance) throw new TokenError('not_yet_valid');
+        if (exp !== undefined && exp <= now - this.tolerance) {
+          this.verified.delete(id!);
+          throw new TokenError('expired');
+        }
+        return { issuer: hit.issuer, tenants, payload: hit.payload };
+      }
+      this.verified.delete(id!);
+    }
+
+    let unverified: JWTPayload;
+    try {
+      decodeProtectedHeader(token);
+      unverified = decodeJwt(token);
+    } catch (err) {
+      throw new TokenError('malformed_token', { cause: err });
+    }
+    const issuer = unverified.iss;
+    const tenants = typeof issuer === 'string' ? this.opts.issuers.get(issuer) : undefined;
+    if (issuer === undefined || tenants === undefined) throw new TokenError('unknown_issuer');
+
+    let payload: JWTPayload;
+    let keys: KeySet | undefined;
+    try {
+      ({ payload } = await jwtVerify(
+        token,
+        async (header, jws) => {
+          const resolved = await this.opts.keys.resolveFrom(issuer, header, jws);
+          keys = resolved.keys;
+          return resolved.key;
+        },
+        {
+          issuer,
+          algorithms: ALGORITHMS,
+          clockTolerance: this.tolerance,
+          currentDate: new Date(this.now()),
+          requiredClaims: ['exp', 'sub'],
+        },
+      ));
+    } catch (err) {
+      if (err instanceof TokenError) throw err;
+      throw new TokenError(failureOf(err), { cause: err });
+    }
+    if (id !== undefined && keys !== undefined) {
+      const read: Record<string, unknown> = {};
+      for (const claim of READ_CLAIMS) if (Object.hasOwn(payload, claim)) read[claim] = payload[claim];
+      this.verified.delete(id);
+      this.verified.set(id, { issuer, keys, payload: read as JWTPayload });
+      if (this.verified.size > this.cacheSize) this.verified.delete(this.verified.keys().next().value!);
+    }
+    return { issuer, tenants, payload };
   }
 }
 

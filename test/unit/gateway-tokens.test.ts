@@ -1,5 +1,5 @@
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JSONWebKeySet, type JWK } from 'jose';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { TokenError, wwwAuthenticate } from '../../src/gateway/errors.js';
 import { httpJwksFetcher, JwksCache, jwksUrl, type JwksFetcher } from '../../src/gateway/jwks.js';
 import { bearerToken, TokenVerifier } from '../../src/gateway/tokens.js';
@@ -51,23 +51,27 @@ beforeAll(async () => {
   [k1, k2, attacker] = await Promise.all([makeKey('k1'), makeKey('k2'), makeKey('k1')]);
 });
 
-function setup(opts: { minRefetchIntervalMs?: number; maxAgeMs?: number } = {}) {
+function setup(opts: { minRefetchIntervalMs?: number; maxAgeMs?: number; verifiedCacheSize?: number } = {}) {
   let now = T0;
   const realms = new FakeRealms();
   realms.keys.set(ACME, [k1.jwk]);
   realms.keys.set(GLOBEX, [k2.jwk]);
   const keys = new JwksCache(realms, { now: () => now, minRefetchIntervalMs: opts.minRefetchIntervalMs ?? 10_000, maxAgeMs: opts.maxAgeMs ?? 600_000 });
+  const issuers = new Map([
+    [ACME, new Set(['acme'])],
+    [GLOBEX, new Set(['globex'])],
+    [SHARED, new Set(['initech', 'hooli'])],
+  ]);
   const verifier = new TokenVerifier({
-    issuers: new Map([
-      [ACME, new Set(['acme'])],
-      [GLOBEX, new Set(['globex'])],
-      [SHARED, new Set(['initech', 'hooli'])],
-    ]),
+    issuers,
     keys,
     now: () => now,
+    ...(opts.verifiedCacheSize !== undefined ? { verifiedCacheSize: opts.verifiedCacheSize } : {}),
   });
   return {
     realms,
+    keys,
+    issuers,
     verifier,
     advance: (ms: number) => void (now += ms),
     now: () => now,
@@ -340,5 +344,80 @@ describe('gateway JWKS cache', () => {
 
     const failing = httpJwksFetcher({ fetch: (async () => new Response('nope', { status: 500 })) as typeof fetch });
     await expect(failing.fetchJwks(ACME)).rejects.toThrow(/HTTP 500/);
+  });
+});
+
+describe('gateway verified-token cache', () => {
+  it('verifies a token sent again without its signature, but still checks its expiry', async () => {
+    const { verifier, keys, advance } = setup();
+    const resolves = vi.spyOn(keys, 'resolveFrom');
+    const t = bearer(await token({ expIn: 60 }));
+    for (let i = 0; i < 3; i++) await expect(verifier.verify({ authorization: t, audience: 'assistant', required: READ })).resolves.toMatchObject({ tenant: 'acme', userId: 'user-1' });
+    expect(resolves).toHaveBeenCalledTimes(1);
+    advance(60_000 + 29_000);
+    await expect(verifier.verify({ authorization: t, audience: 'assistant', required: READ })).resolves.toMatchObject({ tenant: 'acme' });
+    advance(1_000);
+    const err = await refusal(verifier.verify({ authorization: t, audience: 'assistant', required: READ }));
+    expect([err.status, err.reason]).toEqual([401, 'expired']);
+    expect(resolves).toHaveBeenCalledTimes(1);
+  });
+
+  it('checks the request and the configuration every time: audience, tenant, scopes, issuer', async () => {
+    const { verifier, issuers } = setup();
+    const t = bearer(await token({ claims: { scope: 'openid read' } }));
+    await verifier.verify({ authorization: t, audience: 'assistant', required: READ });
+    expect((await refusal(verifier.verify({ authorization: t, audience: 'billing', required: READ }))).reason).toBe('wrong_audience');
+    expect((await refusal(verifier.verify({ authorization: t, audience: 'assistant', required: READ, expectedTenant: 'globex' }))).reason).toBe('wrong_tenant');
+    expect((await refusal(verifier.verify({ authorization: t, audience: 'assistant', required: [['write']] }))).reason).toBe('missing_scope');
+    issuers.set(ACME, new Set(['other']));
+    expect((await refusal(verifier.verify({ authorization: t, audience: 'assistant', required: READ }))).reason).toBe('unknown_tenant');
+    issuers.delete(ACME);
+    expect((await refusal(verifier.verify({ authorization: t, audience: 'assistant', required: READ }))).reason).toBe('unknown_issuer');
+  });
+
+  it('verifies the signature again once the realm keys were fetched again, and refuses a token of a dropped key', async () => {
+    const { verifier, keys, realms, advance } = setup({ maxAgeMs: 60_000 });
+    const resolves = vi.spyOn(keys, 'resolveFrom');
+    const t = bearer(await token({ expIn: 3600 }));
+    await verifier.verify({ authorization: t, audience: 'assistant', required: READ });
+    // Keys older than maxAge are fetched again: a new key set, so the token is verified again.
+    advance(61_000);
+    await verifier.verify({ authorization: t, audience: 'assistant', required: READ });
+    expect(resolves).toHaveBeenCalledTimes(2);
+    expect(realms.fetches).toHaveLength(2);
+    // A failed refresh keeps the held keys, and the token stays verified with them.
+    realms.failing = true;
+    advance(61_000);
+    await verifier.verify({ authorization: t, audience: 'assistant', required: READ });
+    expect(realms.fetches).toHaveLength(3);
+    expect(resolves).toHaveBeenCalledTimes(2);
+    // The realm dropped k1: once its keys are fetched again, the token is refused as a new one would be.
+    realms.failing = false;
+    realms.keys.set(ACME, [k2.jwk]);
+    advance(11_000);
+    const err = await refusal(verifier.verify({ authorization: t, audience: 'assistant', required: READ }));
+    expect([err.status, err.reason]).toEqual([401, 'unknown_key']);
+  });
+
+  it('keeps at most verifiedCacheSize tokens, and none with 0', async () => {
+    const [a, b] = [bearer(await token()), bearer(await token({ sub: 'user-2' }))];
+    for (const [size, calls] of [
+      [1, 4],
+      [2, 2],
+      [0, 4],
+    ] as const) {
+      const { verifier, keys } = setup({ verifiedCacheSize: size });
+      const resolves = vi.spyOn(keys, 'resolveFrom');
+      for (const t of [a, b, a, b]) await verifier.verify({ authorization: t, audience: 'assistant', required: READ });
+      expect(resolves).toHaveBeenCalledTimes(calls);
+    }
+  });
+
+  it('does not remember a token it refused', async () => {
+    const { verifier, keys } = setup();
+    const resolves = vi.spyOn(keys, 'resolveFrom');
+    const forged = bearer(await token({ key: attacker }));
+    for (let i = 0; i < 2; i++) expect((await refusal(verifier.verify({ authorization: forged, audience: 'assistant', required: READ }))).reason).toBe('bad_signature');
+    expect(resolves).toHaveBeenCalledTimes(2);
   });
 });

@@ -1,0 +1,350 @@
+// The gateway's cost per request against calling the agent directly, measured in the same run.
+//
+// One agent upstream (a minimal node:http server answering a small JSON-RPC result) and one
+// gateway (src/gateway, wired as `systemprompt gateway` wires it; bench/gateway/gateway.js) in
+// front of it. The same request (an A2A-style JSON-RPC POST with a bearer token) is sent
+// (a) straight to the upstream and (b) through the gateway, which verifies the token (RS256,
+// signing key already cached), checks the per-user and per-tenant per-minute limits (quotas so high
+// they never deny), adds the X-SystemPrompt-* headers and proxies. Everything is generated here: an
+// RS256 key pair and its JWKS, and access tokens shaped like the realms' Keycloak tokens (iss, aud
+// = the agent's client id, sub, typ Bearer, azp, scope, email, tenant_id, exp, ...), several users
+// over several tenants, used in turn. No network beyond 127.0.0.1, no Keycloak.
+//
+// Cores: the gateway runs in its own process pinned to core 0 (`taskset -c 0`); this process (the
+// load generator and the upstream) is pinned to core 1. Without taskset or with fewer than 2 CPUs
+// nothing is pinned, and the output says so. The load generator is a closed loop of keep-alive
+// connections (node:http, one Agent per connection), no dependency.
+//
+// Three targets, each phase runs them one after the other (after a warm-up of each): the direct
+// call; a bare node:http pass-through proxy in the gateway's process (no checks: what any Node
+// proxy costs on that core, the floor for the gateway); the gateway.
+// - throughput: --saturate connections (default 32), unpaced, as fast as answers come: req/s.
+//   The proxy process's CPU time per request is also reported; 1e6 / that is what one core
+//   carries even when something else (the load generator's core, other processes) limits req/s.
+// - latency: --connections connections (default 10) paced to --rate requests/s in total (default:
+//   a quarter of the gateway's req/s in the throughput phase, so it is busy but not saturated);
+//   p50/p99/p99.9 of the time from sending a request to the last byte of its answer.
+//   Overhead = gateway - direct at the same rate.
+// Each phase also reports how busy other processes kept the two cores meanwhile (from /proc/stat):
+// on a shared machine, wall-clock figures are only as good as that.
+//
+// Usage: npm run bench:gateway -- [--duration 10] [--warmup 3] [--connections 10] [--rate N]
+//        [--saturate 32] [--users 100] [--tenants 10] [--method POST|GET] [--no-log] [--no-token-cache] [--cpu-prof DIR] [-o json]
+// (or, after `npm run build`: node bench/gateway/run.js ...). Measured figures and where the gateway's
+// time goes: bench/gateway/README.md. In short (2026-11-30, Node 20, 2-core machine, one core each):
+// direct 4,600 req/s, bare proxy 3,300, gateway 1,270 (780 µs of CPU per request); at 320 req/s the
+// gateway adds about 0.95 ms to the p50 and 3.4–3.9 ms to the p99.
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { requiredScopes } from '../../dist/gateway/scopes.js';
+
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
+const durationMs = Number(arg('duration', 10)) * 1000;
+const warmupMs = Number(arg('warmup', 3)) * 1000;
+const connections = Number(arg('connections', 10));
+const fixedRate = arg('rate', undefined);
+const saturate = Number(arg('saturate', 32));
+const userCount = Number(arg('users', 100));
+const tenantCount = Number(arg('tenants', 10));
+const method = String(arg('method', 'POST')).toUpperCase();
+const accessLog = !process.argv.includes('--no-log');
+const tokenCache = !process.argv.includes('--no-token-cache'); // off: every request's signature is verified
+const json = process.argv.includes('-o') && process.argv[process.argv.indexOf('-o') + 1] === 'json';
+const progress = (msg) => process.stderr.write(`[bench gateway] ${msg}\n`);
+
+// --- Cores -----------------------------------------------------------------------------------
+function pinning() {
+  if (process.platform !== 'linux' || os.availableParallelism() < 2) return undefined;
+  try {
+    execFileSync('taskset', ['-a', '-c', '-p', '1', String(process.pid)], { stdio: 'ignore' });
+    return { gateway: '0', loadAndUpstream: '1' };
+  } catch {
+    return undefined;
+  }
+}
+const pinned = pinning();
+
+// --- Data: keys, tokens, configuration -------------------------------------------------------
+const KID = 'bench-rs256';
+const { publicKey, privateKey } = await generateKeyPair('RS256', { modulusLength: 2048 });
+const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: KID, kty: 'RSA', alg: 'RS256', use: 'sig' }] };
+const AGENT = 'assistant';
+const tenants = Array.from({ length: tenantCount }, (_, t) => `tenant-${String(t).padStart(3, '0')}`);
+const issuerOf = (tenant) => `http://keycloak.bench.invalid/realms/${tenant}`;
+const TENANT_SCOPE = 'read';
+
+/** The card a tenant serves for the agent (as compile/card.ts builds it), whose `security` the gateway enforces. */
+const cardOf = (tenant) => ({
+  protocolVersion: '0.3.0',
+  name: AGENT,
+  description: 'The assistant agent',
+  url: `http://localhost:8080/api/v1/agents/${AGENT}`,
+  preferredTransport: 'JSONRPC',
+  version: '1.0.0',
+  capabilities: {},
+  defaultInputModes: ['text/plain'],
+  defaultOutputModes: ['text/plain'],
+  skills: [],
+  securitySchemes: {
+    oauth2: {
+      type: 'oauth2',
+      flows: { authorizationCode: { authorizationUrl: `${issuerOf(tenant)}/protocol/openid-connect/auth`, tokenUrl: `${issuerOf(tenant)}/protocol/openid-connect/token`, scopes: { user: 'Authenticated user access', read: 'Read tenant data' } } },
+    },
+  },
+  security: [{ oauth2: ['user', TENANT_SCOPE] }],
+});
+
+/** A Keycloak access token of `tenant`'s realm for `user`, audience the agent's client, valid for an hour. */
+async function accessToken(tenant, u) {
+  const now = Math.floor(Date.now() / 1000);
+  const sub = `${String(u).padStart(8, '0')}-7e1c-4b7a-9d3e-${String(u * 7919).padStart(12, '0')}`;
+  const email = `user${u}@${tenant}.example.com`;
+  return new SignJWT({
+    typ: 'Bearer',
+    azp: 'systemprompt-web',
+    sid: `${sub.slice(0, 8)}-session`,
+    acr: '1',
+    'allowed-origins': ['https://app.example.com'],
+    realm_access: { roles: ['default-roles', 'offline_access', 'uma_authorization'] },
+    resource_access: { account: { roles: ['manage-account', 'view-profile'] } },
+    scope: `openid email profile user ${TENANT_SCOPE}`,
+    email_verified: true,
+    name: `User ${u}`,
+    preferred_username: email,
+    given_name: 'User',
+    family_name: String(u),
+    email,
+    tenant_id: tenant,
+  })
+    .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: KID })
+    .setIssuer(issuerOf(tenant))
+    .setAudience([AGENT, 'account'])
+    .setSubject(sub)
+    .setJti(`${sub}-${u}`)
+    .setIssuedAt(now)
+    .setExpirationTime(now + 3600)
+    .sign(privateKey);
+}
+const tokens = await Promise.all(Array.from({ length: userCount }, (_, u) => accessToken(tenants[u % tenants.length], u)));
+const authorizations = tokens.map((t) => `Bearer ${t}`);
+
+// --- The upstream ----------------------------------------------------------------------------
+const answer = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { kind: 'message', role: 'agent', messageId: 'm-1', parts: [{ kind: 'text', text: 'ok' }] } }));
+const seen = { direct: 0, gateway: 0 };
+const upstream = http.createServer((req, res) => {
+  req.on('data', () => {});
+  req.on('end', () => {
+    if (req.headers['x-systemprompt-tenant']) seen.gateway++;
+    else seen.direct++;
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': answer.length });
+    res.end(answer);
+  });
+});
+upstream.keepAliveTimeout = 60_000;
+await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
+const upstreamPort = upstream.address().port;
+
+// --- The gateway, in its own process ---------------------------------------------------------
+const gatewayScript = fileURLToPath(new URL('./gateway.js', import.meta.url));
+const profDir = arg('cpu-prof', undefined); // a directory: the gateway process writes a .cpuprofile there
+const nodeArgs = [...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), gatewayScript];
+const [cmd, argv] = pinned ? ['taskset', ['-c', pinned.gateway, process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
+const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+let waiting;
+child.on('message', (m) => waiting?.resolve(m));
+child.on('exit', (code) => waiting?.reject(new Error(`the gateway process exited (${code})`)));
+const fromChild = () => new Promise((resolve, reject) => (waiting = { resolve, reject }));
+const tenantEntry = (t) => [t, { issuer: issuerOf(t), quotas: { requestsPerMinute: 1e12, requestsPerMinutePerUser: 1e12 }, cards: [[AGENT, cardOf(t)]] }];
+const listening = fromChild();
+child.send({
+  jwks,
+  log: accessLog,
+  tokenCache,
+  issuers: tenants.map((t) => [issuerOf(t), [t]]),
+  agents: [[AGENT, { upstream: `http://127.0.0.1:${upstreamPort}`, required: requiredScopes(cardOf(tenants[0])) }]],
+  tenants: tenants.map(tenantEntry),
+  upstreamPort,
+});
+const { port: gatewayPort, barePort } = await listening;
+const gatewayCpu = async () => {
+  const m = fromChild();
+  child.send('cpu');
+  return m;
+};
+
+// --- The load generator ----------------------------------------------------------------------
+const body = method === 'GET' ? undefined : Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'message/send', params: { message: { role: 'user', messageId: 'm-0', parts: [{ kind: 'text', text: 'Hello, agent.' }] } } }));
+const targets = {
+  direct: { port: upstreamPort, path: '/' },
+  bare_proxy: { port: barePort, path: '/' },
+  gateway: { port: gatewayPort, path: `/api/v1/agents/${AGENT}` },
+};
+let turn = 0;
+
+function send(agent, target) {
+  return new Promise((resolve, reject) => {
+    const headers = { authorization: authorizations[turn++ % authorizations.length], accept: 'application/json' };
+    if (body) Object.assign(headers, { 'content-type': 'application/json', 'content-length': body.length });
+    const req = http.request({ host: '127.0.0.1', port: target.port, path: target.path, method, headers, agent }, (res) => {
+      res.on('data', () => {});
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode} from ${target.path}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** `conns` keep-alive connections, each sending its next request when the last is answered (and, with `perSecond`, not before its turn). */
+async function load(target, { conns, ms, perSecond }) {
+  const latencies = [];
+  const agents = Array.from({ length: conns }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+  const start = performance.now();
+  const end = start + ms;
+  let last = start;
+  const interval = perSecond ? (1000 * conns) / perSecond : 0;
+  await Promise.all(agents.map(async (agent, i) => {
+    let next = start + (interval * i) / conns;
+    while (performance.now() < end) {
+      if (interval) {
+        const wait = next - performance.now();
+        if (wait >= 1) await sleep(wait);
+        next = Math.max(next + interval, performance.now() - interval); // behind schedule: no burst to catch up
+      }
+      const t0 = performance.now();
+      await send(agent, target);
+      last = performance.now();
+      latencies.push(last - t0);
+    }
+  }));
+  for (const a of agents) a.destroy();
+  latencies.sort((a, b) => a - b);
+  const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
+  return { requests: latencies.length, seconds: (last - start) / 1000, reqPerSec: latencies.length / ((last - start) / 1000), p50: at(0.5), p99: at(0.99), p999: at(0.999), max: latencies[latencies.length - 1] };
+}
+
+/** Busy and steal time of each CPU so far, in µs (Linux; undefined elsewhere). */
+function cpuTimes() {
+  try {
+    const hz = 100; // USER_HZ
+    return Object.fromEntries(readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu\d/.test(l)).map((l) => {
+      const [name, user, nice, system, , , irq, softirq, steal] = l.split(/\s+/);
+      return [name.slice(3), { busy: ((+user + +nice + +system + +irq + +softirq) * 1e6) / hz, steal: (+steal * 1e6) / hz }];
+    }));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A phase for one target, with the CPU time (µs) of the gateway process, of this one, and of everything else on the two cores. */
+async function measure(name, target, opts) {
+  const g0 = (await gatewayCpu()).cpuMicros;
+  const m0 = process.cpuUsage();
+  const s0 = cpuTimes();
+  const r = await load(target, opts);
+  const s1 = cpuTimes();
+  const m1 = process.cpuUsage(m0);
+  const g1 = (await gatewayCpu()).cpuMicros;
+  r.gatewayCpuMicros = g1 - g0;
+  r.loadCpuMicros = m1.user + m1.system;
+  if (pinned && s0 && s1) {
+    const a = pinned.gateway;
+    const b = pinned.loadAndUpstream;
+    // Others = what the CPU did minus what our two processes did on it (each pinned to its own).
+    r.othersMicros = { gatewayCore: s1[a].busy - s0[a].busy - r.gatewayCpuMicros, loadCore: s1[b].busy - s0[b].busy - r.loadCpuMicros, steal: s1[a].steal - s0[a].steal + s1[b].steal - s0[b].steal };
+  }
+  progress(`${name}: ${Math.round(r.reqPerSec)} req/s, p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms`);
+  return r;
+}
+
+progress(`cores: ${pinned ? `gateway on ${pinned.gateway}, load generator + upstream on ${pinned.loadAndUpstream}` : 'not pinned'}; warm-up ${warmupMs / 1000} s each`);
+for (const target of Object.values(targets)) await load(target, { conns: saturate, ms: warmupMs });
+const latency = {};
+const throughput = {};
+for (const [name, target] of Object.entries(targets)) throughput[name] = await measure(`throughput ${name}`, target, { conns: saturate, ms: durationMs });
+const rate = fixedRate !== undefined ? Number(fixedRate) : Math.max(10, Math.round(throughput.gateway.reqPerSec / 4 / 10) * 10);
+for (const [name, target] of Object.entries(targets)) latency[name] = await measure(`latency ${name}`, target, { conns: connections, ms: durationMs, perSecond: rate });
+const { jwksFetches } = await gatewayCpu();
+child.send('exit');
+upstream.closeAllConnections();
+upstream.close();
+
+// --- Report ----------------------------------------------------------------------------------
+const ms = (x) => Number(x.toFixed(3));
+const share = (micros, r) => Number((micros / 1e6 / r.seconds).toFixed(2));
+const phase = (r, proxied) => ({
+  requests: r.requests,
+  req_per_s: Math.round(r.reqPerSec),
+  p50_ms: ms(r.p50),
+  p99_ms: ms(r.p99),
+  p999_ms: ms(r.p999),
+  max_ms: ms(r.max),
+  ...(proxied ? { proxy_cpu_us_per_req: Number((r.gatewayCpuMicros / r.requests).toFixed(1)), proxy_core_busy: share(r.gatewayCpuMicros, r) } : {}),
+  load_core_busy: share(r.loadCpuMicros, r),
+  // How busy other processes kept each core meanwhile (0 on a quiet machine); hypervisor steal of both.
+  ...(r.othersMicros ? { others_on_proxy_core: share(r.othersMicros.gatewayCore, r), others_on_load_core: share(r.othersMicros.loadCore, r), steal: share(r.othersMicros.steal, r) } : {}),
+});
+const overhead = (a, b) => ({ p50_ms: ms(a.p50 - b.p50), p99_ms: ms(a.p99 - b.p99), ratio_p50: Number((a.p50 / b.p50).toFixed(2)), ratio_p99: Number((a.p99 / b.p99).toFixed(2)) });
+const cpuPerReq = (r) => r.gatewayCpuMicros / r.requests;
+const result = {
+  node: process.version,
+  cores: pinned ? { gateway_and_bare_proxy: `cpu ${pinned.gateway} (taskset)`, load_generator_and_upstream: `cpu ${pinned.loadAndUpstream} (taskset)` } : 'not pinned (no taskset or fewer than 2 CPUs)',
+  request: { method, body_bytes: body?.length ?? 0, answer_bytes: answer.length, token_bytes: tokens[0].length, users: userCount, tenants: tenantCount, access_log: accessLog ? 'JSON lines to /dev/null' : 'off', verified_token_cache: tokenCache },
+  duration_s: durationMs / 1000,
+  throughput: {
+    load: `${saturate} connections, unpaced (saturation)`,
+    direct: phase(throughput.direct, false),
+    bare_proxy: phase(throughput.bare_proxy, true),
+    gateway: phase(throughput.gateway, true),
+    ratio_gateway_to_direct: Number((throughput.gateway.reqPerSec / throughput.direct.reqPerSec).toFixed(2)),
+    ratio_gateway_to_bare_proxy: Number((throughput.gateway.reqPerSec / throughput.bare_proxy.reqPerSec).toFixed(2)),
+    // What one core of gateway carries from its CPU time per request, whatever limited req/s here.
+    gateway_one_core_capacity_req_per_s: Math.round(1e6 / cpuPerReq(throughput.gateway)),
+    bare_proxy_one_core_capacity_req_per_s: Math.round(1e6 / cpuPerReq(throughput.bare_proxy)),
+  },
+  latency: {
+    load: `${connections} connections paced to ${rate} req/s in total${fixedRate === undefined ? " (a quarter of the gateway's saturated req/s)" : ''}`,
+    direct: phase(latency.direct, false),
+    bare_proxy: phase(latency.bare_proxy, true),
+    gateway: phase(latency.gateway, true),
+    gateway_overhead: overhead(latency.gateway, latency.direct),
+    gateway_over_bare_proxy: overhead(latency.gateway, latency.bare_proxy),
+  },
+  goals: {
+    p99_overhead_under_2ms: latency.gateway.p99 - latency.direct.p99 < 2,
+    at_least_5000_req_per_s_on_one_core: throughput.gateway.reqPerSec >= 5000,
+  },
+  checks: { upstream_saw_direct_or_bare_proxy: seen.direct, upstream_saw_via_gateway: seen.gateway, jwks_fetches: jwksFetches },
+};
+// One fetch per realm (each tenant has its own issuer here), during the warm-up; none after.
+if (jwksFetches !== tenantCount) throw new Error(`the gateway fetched JWKS ${jwksFetches} times for ${tenantCount} realms; the keys were meant to stay cached`);
+
+if (json) {
+  console.log(JSON.stringify(result, null, 2));
+} else {
+  const row = (label, r, proxied) => {
+    const p = phase(r, proxied);
+    const others = p.others_on_proxy_core !== undefined ? `  others busy: cpu ${pinned.gateway} ${p.others_on_proxy_core}, cpu ${pinned.loadAndUpstream} ${p.others_on_load_core}` : '';
+    return `  ${label.padEnd(10)} ${String(p.req_per_s).padStart(6)} req/s  p50 ${r.p50.toFixed(3).padStart(7)} ms  p99 ${r.p99.toFixed(3).padStart(7)} ms  p99.9 ${r.p999.toFixed(3).padStart(7)} ms${proxied ? `  ${p.proxy_cpu_us_per_req} µs CPU/req` : ''}${others}`;
+  };
+  const rows = (phases) => [row('direct', phases.direct, false), row('bare proxy', phases.bare_proxy, true), row('gateway', phases.gateway, true)];
+  const o = result.latency.gateway_overhead;
+  console.log([
+    `node ${process.version}; ${pinned ? `gateway (and bare proxy) on cpu ${pinned.gateway}, load generator + upstream on cpu ${pinned.loadAndUpstream}` : result.cores}`,
+    `${method} ${result.request.body_bytes} B, answer ${answer.length} B, RS256 token ${result.request.token_bytes} B, ${userCount} users / ${tenantCount} tenants, access log ${result.request.access_log}, verified-token cache ${tokenCache ? 'on' : 'off'}`,
+    `throughput (${result.throughput.load}, ${durationMs / 1000} s):`,
+    ...rows(throughput),
+    `  gateway/direct req/s x${result.throughput.ratio_gateway_to_direct}, gateway/bare proxy x${result.throughput.ratio_gateway_to_bare_proxy}; one core carries ~${result.throughput.gateway_one_core_capacity_req_per_s} req/s of gateway, ~${result.throughput.bare_proxy_one_core_capacity_req_per_s} of bare proxy (from CPU time per request)`,
+    `latency (${result.latency.load}, ${durationMs / 1000} s):`,
+    ...rows(latency),
+    `  gateway overhead: p50 +${o.p50_ms} ms, p99 +${o.p99_ms} ms (x${o.ratio_p50} / x${o.ratio_p99}); over the bare proxy: p50 +${result.latency.gateway_over_bare_proxy.p50_ms} ms, p99 +${result.latency.gateway_over_bare_proxy.p99_ms} ms`,
+    `goals: p99 overhead < 2 ms: ${result.goals.p99_overhead_under_2ms ? 'yes' : 'NO'}; >= 5,000 req/s on one core: ${result.goals.at_least_5000_req_per_s_on_one_core ? 'yes' : 'NO'}`,
+  ].join('\n'));
+}
