@@ -1,6 +1,5 @@
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import { Transform, pipeline, type TransformCallback } from 'node:stream';
 import { gatewayCard } from './card.js';
 import { TokenError, wwwAuthenticate } from './errors.js';
 import { downstreamHeaders, forwardableHeaders, HeaderValueError, upstreamHeaders } from './headers.js';
@@ -97,23 +96,6 @@ interface Decided {
 
 class BodyTooLarge extends Error {}
 class UpstreamTimeout extends Error {}
-
-/** Counts bytes through it (telling `onBytes` the total so far); fails with BodyTooLarge past `max`. */
-class Counter extends Transform {
-  private bytes = 0;
-  constructor(
-    private readonly onBytes: (total: number) => void,
-    private readonly max = Infinity,
-  ) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    this.onBytes(this.bytes);
-    if (this.bytes > this.max) cb(new BodyTooLarge());
-    else cb(null, chunk);
-  }
-}
 
 /**
  * The gateway's HTTP server (not listening yet): routes each request (route.ts), serves cards,
@@ -253,6 +235,13 @@ export function createGateway(opts: GatewayOptions): http.Server {
   }
 
   /** Streams the request to `target` and its answer back, within the body limit and the upstream timeout. */
+  /**
+   * Streams the request to `target` and its answer back, within the body limit and the upstream
+   * timeout. Plain `pipe()` with byte counting on `data` (not `stream.pipeline` and Transform
+   * streams, which cost an AbortController, its DOMException and two stream objects per request:
+   * most of the gateway's own CPU at load), with the teardown pipeline would do written out: a
+   * failure on either side destroys the other, and a request that ends is resolved once.
+   */
   function proxy(req: IncomingMessage, res: ServerResponse, entry: AccessLogEntry, target: URL, headers: OutgoingHttpHeaders): Promise<void> {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > maxBody) {
@@ -262,11 +251,12 @@ export function createGateway(opts: GatewayOptions): http.Server {
     }
     return new Promise<void>((resolve) => {
       const client = target.protocol === 'https:' ? https : http;
-      const inCount = new Counter((n) => (entry.bytesIn = n), maxBody);
       let failed = false;
+      let responded = false;
       const fail = (err: unknown) => {
-        if (failed) return;
+        if (failed || (responded && res.writableFinished)) return;
         failed = true;
+        req.unpipe(upstream);
         upstream.destroy();
         const [status, reason] =
           err instanceof BodyTooLarge ? [413, 'body_too_large'] : err instanceof UpstreamTimeout ? [504, 'upstream_timeout'] : req.destroyed && !req.complete ? [400, 'client_aborted'] : [502, 'upstream_unreachable'];
@@ -279,21 +269,42 @@ export function createGateway(opts: GatewayOptions): http.Server {
       upstream.setTimeout(upstreamTimeout, () => fail(new UpstreamTimeout()));
       upstream.on('error', fail);
       upstream.on('response', (up) => {
+        responded = true;
         res.writeHead(up.statusCode ?? 502, downstreamHeaders(up.headers));
-        pipeline(up, new Counter((n) => (entry.bytesOut = n)), res, (err) => {
-          if (err && !failed) {
-            failed = true;
-            entry.reason = 'upstream_aborted';
-            res.destroy();
-          }
-          resolve();
+        up.on('data', (chunk: Buffer) => {
+          entry.bytesOut += chunk.length;
         });
+        // The upstream broke off mid-answer: the client must not take a cut answer for a whole one.
+        const aborted = () => {
+          if (failed || up.complete) return;
+          failed = true;
+          entry.reason = 'upstream_aborted';
+          res.destroy();
+        };
+        up.on('error', aborted);
+        up.on('close', aborted);
+        up.pipe(res);
       });
-      pipeline(req, inCount, upstream, (err) => {
-        if (err) fail(err);
+      // The client went away: nothing more is sent to the upstream, nor read from it.
+      res.once('close', () => {
+        if (!res.writableFinished) {
+          req.unpipe(upstream);
+          upstream.destroy();
+        }
+        resolve();
       });
+      req.on('data', (chunk: Buffer) => {
+        entry.bytesIn += chunk.length;
+        if (entry.bytesIn > maxBody) fail(new BodyTooLarge());
+      });
+      req.on('error', fail);
+      req.on('close', () => {
+        if (!req.complete) fail(new Error('client aborted'));
+      });
+      req.pipe(upstream);
     });
   }
+
 }
 
 function forwardedOf(req: IncomingMessage): { for?: string; proto: 'http' } {

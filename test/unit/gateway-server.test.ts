@@ -8,6 +8,7 @@ import { RedisRateLimiter } from '../../src/gateway/ratelimit-redis.js';
 import { createGateway, type AccessLogEntry, type GatewayConfig } from '../../src/gateway/server.js';
 import { TokenVerifier } from '../../src/gateway/tokens.js';
 import type { DecisionRecord } from '../../src/runtime/usage.js';
+import { until } from '../helpers/wait.js';
 
 interface Seen {
   method: string;
@@ -23,18 +24,33 @@ let upstream: http.Server;
 let upstreamUrl: string;
 const seen: Seen[] = [];
 /** What the fake upstream does with a request; default: 200 with a small JSON body. */
-let behaviour: 'ok' | 'hang' = 'ok';
+let behaviour: 'ok' | 'hang' | 'cut' = 'ok';
+/** Settles when the fake upstream saw its request end or break off (for the abort tests). */
+let upstreamRequestEnded: Promise<'end' | 'aborted'> = Promise.resolve('end');
+/** Requests the fake upstream has started to receive. */
+let upstreamRequests = 0;
 
 beforeAll(async () => {
   const pair = await generateKeyPair('ES256');
   privateKey = pair.privateKey;
   jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
   upstream = http.createServer((req, res) => {
+    upstreamRequests++;
+    upstreamRequestEnded = new Promise((resolve) => {
+      req.once('end', () => resolve('end'));
+      req.once('close', () => resolve(req.complete ? 'end' : 'aborted'));
+    });
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
       if (behaviour === 'hang') return;
+      if (behaviour === 'cut') {
+        // A head promising 1,000 bytes, 10 of them, then the connection dropped.
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+        res.write('{"partial"', () => res.socket?.destroy());
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive', 'keep-alive': 'timeout=5' });
       res.end(JSON.stringify({ ok: true }));
     });
@@ -255,6 +271,43 @@ describe('gateway server', () => {
     expect(seen).toEqual([]);
     const chunked = await call(port, 'POST', '/api/v1/agents/assistant/x', { ...auth, 'transfer-encoding': 'chunked' }, Buffer.alloc(64 * 1024, 'x'));
     expect(chunked.status).toBe(413);
+  });
+
+  it('cuts the answer off (never a whole-looking one) when the upstream breaks off mid-answer', async () => {
+    const { port, logs } = await startGateway();
+    behaviour = 'cut';
+    const outcome = await new Promise<string>((resolve) => {
+      const req = http.request({ host: '127.0.0.1', port, path: '/api/v1/agents/assistant/x', headers: { authorization: '' }, agent: false });
+      void token().then((t) => {
+        req.setHeader('authorization', `Bearer ${t}`);
+        req.end();
+      });
+      req.on('response', (res) => {
+        res.on('data', () => undefined);
+        res.on('end', () => resolve(res.complete ? 'complete' : 'incomplete'));
+        res.on('aborted', () => resolve('aborted'));
+        res.on('error', () => resolve('aborted'));
+      });
+      req.on('error', () => resolve('aborted'));
+    });
+    expect(outcome).not.toBe('complete');
+    await logged(logs, 1);
+    expect(logs[0]).toMatchObject({ status: 200, reason: 'upstream_aborted', bytesOut: 10 });
+  });
+
+  it('stops the upstream request when the client breaks off mid-body, and logs it as client_aborted', async () => {
+    const { port, logs } = await startGateway();
+    behaviour = 'hang';
+    const t = await token();
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/api/v1/agents/assistant/x', headers: { authorization: `Bearer ${t}`, 'content-length': '100' }, agent: false });
+    req.on('error', () => undefined);
+    const before = upstreamRequests;
+    req.write('x'.repeat(10));
+    await until('the upstream receiving the request', async () => upstreamRequests === before + 1, 5_000);
+    req.destroy();
+    expect(await upstreamRequestEnded).toBe('aborted');
+    await logged(logs, 1);
+    expect(logs[0]).toMatchObject({ reason: 'client_aborted', bytesIn: 10 });
   });
 
   it('answers 504 when the upstream does not answer in time, and 502 when it cannot be reached', async () => {
