@@ -42,7 +42,7 @@ export function parseSince(v: string, now: number): Date {
 }
 
 /** The tenant's namespace as the repository compiles it, and a pool on its database with its own credentials. */
-async function openTenant(io: Io, o: Common): Promise<{ read: <T>(work: (c: pg.PoolClient) => Promise<T>) => Promise<T>; close: () => Promise<void> }> {
+async function openTenant(io: Io, o: Common): Promise<{ read: <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<R[]>; close: () => Promise<void> }> {
   const { repo } = await loadValidRepository(o.dir, io, { quietWarnings: true });
   findTenant(repo, o.tenant);
   const namespace = compile(repo, DEFAULT_ENVIRONMENT).tenants.find((t) => t.name === o.tenant)!.namespace;
@@ -54,9 +54,17 @@ async function openTenant(io: Io, o: Common): Promise<{ read: <T>(work: (c: pg.P
   }
   const dbs = new TenantDatabases({ secrets, namespaceOf: (t) => (t === o.tenant ? namespace : undefined), max: 1 });
   return {
-    read: async <T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> => {
+    read: async <R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> => {
       try {
-        return await dbs.withClient(o.tenant, work);
+        return await dbs.withClient(o.tenant, async (c) => {
+          try {
+            return (await c.query<R>(text, values)).rows;
+          } catch (e) {
+            // Nothing recorded yet: the gateway creates the schema and tables on its first write.
+            if (['42P01', '3F000'].includes((e as { code?: string }).code ?? '')) return [];
+            throw e;
+          }
+        });
       } catch (e) {
         if (e instanceof TenantDatabaseError) throw new SystemPromptError(e.message, { hint: 'usage and audit are read with the tenant\'s own credentials (its systemprompt-database Secret): is the tenant applied, and are KUBECONFIG and the database reachable from here?', cause: e });
         throw e;
@@ -68,9 +76,6 @@ async function openTenant(io: Io, o: Common): Promise<{ read: <T>(work: (c: pg.P
     },
   };
 }
-
-/** Nothing recorded yet: the schema or table does not exist in the tenant's database. */
-const notRecordedYet = (e: unknown): boolean => ['42P01', '3F000'].includes((e as { code?: string }).code ?? '');
 
 export interface UsageJson {
   day: string;
@@ -89,22 +94,15 @@ export async function runUsage(io: Io, o: UsageOptions, now = Date.now()): Promi
   const { read, close } = await openTenant(io, o);
   let rows: UsageJson[];
   try {
-    rows = await read(async (c) => {
-      try {
-        const r = await c.query<{ day: string; user_id: string; email: string | null; agent: string; requests: string; denials: string; bytes_in: string; bytes_out: string }>(
-          `SELECT to_char(day, 'YYYY-MM-DD') AS day, user_id, email, agent, requests, denials, bytes_in, bytes_out
-             FROM ${USAGE_SCHEMA}.usage_daily
-            WHERE day >= ($1::timestamptz AT TIME ZONE 'UTC')::date
-              AND ($2::text IS NULL OR user_id = $2 OR lower(email) = lower($2))
-            ORDER BY day, email, user_id, agent`,
-          [since.toISOString(), o.user ?? null],
-        );
-        return r.rows.map((x) => ({ day: x.day, userId: x.user_id, email: x.email, agent: x.agent, requests: Number(x.requests), denials: Number(x.denials), bytesIn: Number(x.bytes_in), bytesOut: Number(x.bytes_out) }));
-      } catch (e) {
-        if (notRecordedYet(e)) return [];
-        throw e;
-      }
-    });
+    const r = await read<{ day: string; user_id: string; email: string | null; agent: string; requests: string; denials: string; bytes_in: string; bytes_out: string }>(
+      `SELECT to_char(day, 'YYYY-MM-DD') AS day, user_id, email, agent, requests, denials, bytes_in, bytes_out
+         FROM ${USAGE_SCHEMA}.usage_daily
+        WHERE day >= ($1::timestamptz AT TIME ZONE 'UTC')::date
+          AND ($2::text IS NULL OR user_id = $2 OR lower(email) = lower($2))
+        ORDER BY day, email, user_id, agent`,
+      [since.toISOString(), o.user ?? null],
+    );
+    rows = r.map((x) => ({ day: x.day, userId: x.user_id, email: x.email, agent: x.agent, requests: Number(x.requests), denials: Number(x.denials), bytesIn: Number(x.bytes_in), bytesOut: Number(x.bytes_out) }));
   } finally {
     await close();
   }
@@ -146,25 +144,18 @@ export async function runAudit(io: Io, o: AuditOptions, now = Date.now()): Promi
   const { read, close } = await openTenant(io, o);
   let rows: AuditJson[];
   try {
-    rows = await read(async (c) => {
-      try {
-        const r = await c.query<{ at: Date; user_id: string; email: string | null; agent: string; method: string; path: string; scopes_required: string[]; scopes_held: string[]; decision: 'allowed' | 'denied'; status: number; reason: string | null }>(
-          `SELECT * FROM (
-             SELECT id, at, user_id, email, agent, method, path, scopes_required, scopes_held, decision, status, reason
-               FROM ${USAGE_SCHEMA}.audit
-              WHERE at >= $1::timestamptz
-                AND ($2::text IS NULL OR user_id = $2 OR lower(email) = lower($2))
-              ORDER BY at DESC, id DESC
-              LIMIT $3) newest
-           ORDER BY at, id`,
-          [since.toISOString(), o.user ?? null, o.limit],
-        );
-        return r.rows.map((x) => ({ time: x.at.toISOString(), userId: x.user_id, email: x.email, agent: x.agent, method: x.method, path: x.path, scopesRequired: x.scopes_required, scopesHeld: x.scopes_held, decision: x.decision, status: x.status, reason: x.reason }));
-      } catch (e) {
-        if (notRecordedYet(e)) return [];
-        throw e;
-      }
-    });
+    const r = await read<{ at: Date; user_id: string; email: string | null; agent: string; method: string; path: string; scopes_required: string[]; scopes_held: string[]; decision: 'allowed' | 'denied'; status: number; reason: string | null }>(
+      `SELECT * FROM (
+         SELECT id, at, user_id, email, agent, method, path, scopes_required, scopes_held, decision, status, reason
+           FROM ${USAGE_SCHEMA}.audit
+          WHERE at >= $1::timestamptz
+            AND ($2::text IS NULL OR user_id = $2 OR lower(email) = lower($2))
+          ORDER BY at DESC, id DESC
+          LIMIT $3) newest
+       ORDER BY at, id`,
+      [since.toISOString(), o.user ?? null, o.limit],
+    );
+    rows = r.map((x) => ({ time: x.at.toISOString(), userId: x.user_id, email: x.email, agent: x.agent, method: x.method, path: x.path, scopesRequired: x.scopes_required, scopesHeld: x.scopes_held, decision: x.decision, status: x.status, reason: x.reason }));
   } finally {
     await close();
   }

@@ -1,24 +1,15 @@
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JSONWebKeySet, type JWK } from 'jose';
+import { SignJWT, type JSONWebKeySet, type JWK } from 'jose';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { TokenError, wwwAuthenticate } from '../../src/gateway/errors.js';
 import { httpJwksFetcher, JwksCache, jwksUrl, type JwksFetcher } from '../../src/gateway/jwks.js';
 import { bearerToken, TokenVerifier } from '../../src/gateway/tokens.js';
+import { makeKey, type Key } from '../helpers/keys.js';
 
 const ACME = 'http://kc.test/realms/acme';
 const GLOBEX = 'http://kc.test/realms/globex';
 const SHARED = 'http://kc.test/realms/shared';
 const T0 = 1_700_000_000_000;
 
-interface Key {
-  kid: string;
-  privateKey: CryptoKey;
-  jwk: JWK;
-}
-
-async function makeKey(kid: string): Promise<Key> {
-  const { publicKey, privateKey } = await generateKeyPair('ES256');
-  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
-}
 
 /** A realm's key set, as the fetcher serves it; counts fetches per issuer. */
 class FakeRealms implements JwksFetcher {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JSONWebKeySet, type JWK } from 'jose';
+import { SignJWT, type JSONWebKeySet } from 'jose';
 import type pg from 'pg';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { JwksCache, type JwksFetcher } from '../../src/gateway/jwks.js';
@@ -21,21 +21,12 @@ import {
   type SystemPromptOptions,
 } from '../../src/sdk/index.js';
 import { PROJECT_ROOT } from '../helpers/repo.js';
+import { makeKey, type Key } from '../helpers/keys.js';
 
 const ACME = 'http://kc.test/realms/acme';
 const GLOBEX = 'http://kc.test/realms/globex';
 const ISSUERS = { [ACME]: ['acme'], [GLOBEX]: ['globex'] };
 
-interface Key {
-  kid: string;
-  privateKey: CryptoKey;
-  jwk: JWK;
-}
-
-async function makeKey(kid: string): Promise<Key> {
-  const { publicKey, privateKey } = await generateKeyPair('ES256');
-  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
-}
 
 let acmeKey: Key;
 let globexKey: Key;
