@@ -295,19 +295,18 @@ describe('gateway server', () => {
     expect(logs[0]).toMatchObject({ status: 200, reason: 'upstream_aborted', bytesOut: 10 });
   });
 
-  it('stops the upstream request when the client breaks off mid-body, and logs it as client_aborted', async () => {
+  it('never sends the upstream a request whose client broke off mid-body, and logs it as client_aborted', async () => {
     const { port, logs } = await startGateway();
-    behaviour = 'hang';
     const t = await token();
+    const before = upstreamRequests;
     const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/api/v1/agents/assistant/x', headers: { authorization: `Bearer ${t}`, 'content-length': '100' }, agent: false });
     req.on('error', () => undefined);
-    const before = upstreamRequests;
-    req.write('x'.repeat(10));
-    await until('the upstream receiving the request', async () => upstreamRequests === before + 1, 5_000);
+    // TCP keeps order: the gateway reads the head and these 10 bytes before it sees the connection go.
+    await new Promise<void>((r) => req.write('x'.repeat(10), () => r()));
     req.destroy();
-    expect(await upstreamRequestEnded).toBe('aborted');
     await logged(logs, 1);
     expect(logs[0]).toMatchObject({ reason: 'client_aborted', bytesIn: 10 });
+    expect(upstreamRequests).toBe(before);
   });
 
   it('answers 504 when the upstream does not answer in time, and 502 when it cannot be reached', async () => {
