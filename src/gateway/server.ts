@@ -115,6 +115,8 @@ export function createGateway(opts: GatewayOptions): http.Server {
     const entry: AccessLogEntry = { time: new Date().toISOString(), method: req.method ?? '', path: url.split('?')[0]!, route: 'unknown', status: 0, durationMs: 0, bytesIn: 0, bytesOut: 0 };
     const decided: { value?: Decided } = {};
     res.once('close', () => {
+      // The client went away before it had sent its whole request (whatever the handler was doing).
+      if (!req.complete && entry.reason === undefined) entry.reason = 'client_aborted';
       entry.status = res.statusCode;
       entry.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       log(entry);
@@ -356,6 +358,8 @@ export function createGateway(opts: GatewayOptions): http.Server {
         if (!req.complete) aborted();
       });
       req.once('error', aborted);
+      // Gone already while its token was being checked: 'close' has been and will not come again.
+      if (req.destroyed && !req.complete) aborted();
     });
   }
 

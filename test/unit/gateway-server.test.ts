@@ -305,7 +305,9 @@ describe('gateway server', () => {
     await new Promise<void>((r) => req.write('x'.repeat(10), () => r()));
     req.destroy();
     await logged(logs, 1);
-    expect(logs[0]).toMatchObject({ reason: 'client_aborted', bytesIn: 10 });
+    expect(logs[0]!.reason).toBe('client_aborted');
+    // 10 when the gateway read them before the connection went, 0 when it went while the token was checked.
+    expect([0, 10]).toContain(logs[0]!.bytesIn);
     expect(upstreamRequests).toBe(before);
   });
 
