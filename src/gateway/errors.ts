@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Principal } from './tokens.js';
 
 /**
@@ -79,4 +80,17 @@ export function wwwAuthenticate(err: TokenError, realm = 'systemprompt'): string
     parts.push('error="invalid_token"', `error_description="${err.reason}"`);
   }
   return `Bearer ${parts.join(', ')}`;
+}
+
+/** The headers of a refused token's answer: never cached, with the RFC 6750 challenge when there is one. */
+export function refusalHeaders(err: TokenError): Record<string, string> {
+  const challenge = wwwAuthenticate(err);
+  return { 'cache-control': 'no-store', ...(challenge ? { 'www-authenticate': challenge } : {}) };
+}
+
+/** A JSON `{"error": ...}` answer, never cached: how the gateway and the SDK refuse or fail a request. */
+export function replyError(res: ServerResponse, status: number, error: string, headers: OutgoingHttpHeaders = {}): void {
+  const body = JSON.stringify({ error });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
 }

@@ -1,7 +1,7 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
 import { gatewayCard } from './card.js';
-import { TokenError, wwwAuthenticate } from './errors.js';
+import { refusalHeaders, replyError as reply, TokenError } from './errors.js';
 import { downstreamHeaders, forwardableHeaders, HeaderValueError, upstreamHeaders } from './headers.js';
 import { requestChecks, type RateLimiter } from './ratelimit.js';
 import { hostAndPort, route } from './route.js';
@@ -225,8 +225,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
             entry.user = err.principal.userId;
             decided.value = { principal: err.principal, agent: r.agent, required: agent.required, allowed: false };
           }
-          const challenge = wwwAuthenticate(err);
-          return reply(res, err.status, err.reason, challenge ? { 'www-authenticate': challenge } : {});
+          return reply(res, err.status, err.reason, refusalHeaders(err));
         }
         entry.tenant = principal.tenant;
         entry.user = principal.userId;
@@ -387,8 +386,3 @@ function forwardedOf(req: IncomingMessage): { for?: string; proto: 'http' } {
   return ip ? { for: ip, proto: 'http' } : { proto: 'http' };
 }
 
-function reply(res: ServerResponse, status: number, error: string, headers: OutgoingHttpHeaders = {}): void {
-  const body = JSON.stringify({ error });
-  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-  res.end(body);
-}

@@ -1,6 +1,6 @@
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { renderTemplate, usesVariable } from '../compile/templates.js';
-import { TokenError, wwwAuthenticate } from '../gateway/errors.js';
+import { refusalHeaders, replyError, TokenError } from '../gateway/errors.js';
 import { httpJwksFetcher, JwksCache } from '../gateway/jwks.js';
 import { TokenVerifier } from '../gateway/tokens.js';
 import { TenantDatabaseError, TenantDatabases, type TenantDatabasesOptions } from '../runtime/tenant-db.js';
@@ -203,19 +203,13 @@ function guard(check: (holder: Holder) => Promise<void>, onError: SystemPromptOp
 
 /** The gateway's answer to a refused token: status, `{error}`, and the RFC 6750 challenge. */
 function refusal(err: TokenError): { status: number; headers: Record<string, string>; body: { error: string } } {
-  const challenge = wwwAuthenticate(err);
-  return { status: err.status, headers: { 'cache-control': 'no-store', ...(challenge ? { 'www-authenticate': challenge } : {}) }, body: { error: err.reason } };
+  return { status: err.status, headers: refusalHeaders(err), body: { error: err.reason } };
 }
 
 function answer(res: ServerResponse, err: unknown): void {
-  let status = 500;
-  let headers: OutgoingHttpHeaders = { 'cache-control': 'no-store' };
-  let error = 'internal_error';
-  if (err instanceof TokenError) ({ status, headers, body: { error } } = refusal(err));
-  else if (err instanceof TenantDatabaseError) [status, error] = [503, 'database_unavailable'];
-  const body = JSON.stringify({ error });
-  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+  if (err instanceof TokenError) replyError(res, err.status, err.reason, refusalHeaders(err));
+  else if (err instanceof TenantDatabaseError) replyError(res, 503, 'database_unavailable');
+  else replyError(res, 500, 'internal_error');
 }
 
 function logError(err: unknown, req: IncomingMessage): void {
