@@ -4,13 +4,26 @@
 // stdout at /dev/null; with --no-log, no log); only the JWKS fetcher is local instead of HTTP.
 // The setup (JWKS, issuers, agents, tenants, log and verified-token cache on or off) comes from
 // run.js over the IPC channel; the reply is the ports listened on: the gateway's and that of a bare
-// pass-through proxy (the reference for what any node:http proxy costs on this core). Then it
-// answers `cpu` messages with its CPU time so far (user + system, all threads).
+// pass-through proxy (the reference for what any node:http proxy costs on this core) and that of the
+// same on undici, the gateway's upstream client. Then it answers `cpu` messages with its CPU time so
+// far (user + system, all threads; system apart) and its garbage-collection pauses.
 import http from 'node:http';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { Pool } from 'undici';
 import { JwksCache } from '../../dist/gateway/jwks.js';
 import { MemoryRateLimiter } from '../../dist/gateway/ratelimit.js';
 import { createGateway } from '../../dist/gateway/server.js';
 import { TokenVerifier } from '../../dist/gateway/tokens.js';
+
+// Garbage-collection pauses of this process (each stops every request in flight): for the latency figures.
+const gc = { pauses: 0, totalMs: 0, maxMs: 0 };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gc.pauses++;
+    gc.totalMs += e.duration;
+    gc.maxMs = Math.max(gc.maxMs, e.duration);
+  }
+}).observe({ entryTypes: ['gc'] });
 
 process.once('message', (setup) => {
   const issuers = new Map(setup.issuers.map(([iss, tenants]) => [iss, new Set(tenants)]));
@@ -37,15 +50,44 @@ process.once('message', (setup) => {
     req.pipe(up);
   });
   bare.keepAliveTimeout = 60_000;
-  server.listen(0, '127.0.0.1', () => bare.listen(0, '127.0.0.1', () => {
-    process.send({ port: server.address().port, barePort: bare.address().port });
+  // The same on undici's Pool, as the gateway sends upstream: the body read whole, the answer streamed.
+  // No checks either: the floor for the gateway's way of proxying.
+  const pool = new Pool(`http://127.0.0.1:${setup.upstreamPort}`);
+  const bareUndici = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const headers = {};
+      for (const [k, v] of Object.entries(req.headers)) if (k !== 'connection' && k !== 'content-length' && k !== 'host') headers[k] = v;
+      const body = chunks.length ? Buffer.concat(chunks) : null;
+      pool.dispatch({ path: req.url, method: req.method, headers, body }, {
+        onConnect() {},
+        onError: () => res.destroy(),
+        onHeaders(status, raw) {
+          const list = [];
+          for (let i = 0; i < raw.length; i += 2) {
+            const name = raw[i].toString('latin1').toLowerCase();
+            if (name !== 'connection' && name !== 'keep-alive') list.push(name, raw[i + 1].toString('latin1'));
+          }
+          res.writeHead(status, list);
+          return true;
+        },
+        onData: (chunk) => res.write(chunk),
+        onComplete: () => res.end(),
+      });
+    });
+  });
+  bareUndici.keepAliveTimeout = 60_000;
+  server.listen(0, '127.0.0.1', () => bare.listen(0, '127.0.0.1', () => bareUndici.listen(0, '127.0.0.1', () => {
+    process.send({ port: server.address().port, barePort: bare.address().port, bareUndiciPort: bareUndici.address().port });
     process.on('message', (m) => {
       if (m === 'cpu') {
         const { user, system } = process.cpuUsage();
-        process.send({ cpuMicros: user + system, jwksFetches: fetches });
+        process.send({ cpuMicros: user + system, systemMicros: system, jwksFetches: fetches, gc: { ...gc } });
+        gc.maxMs = 0; // the next answer's max is that since this one
       } else if (m === 'exit') {
         process.exit(0);
       }
     });
-  }));
+  })));
 });

@@ -10,6 +10,7 @@ import { httpJwksFetcher, JwksCache } from '../gateway/jwks.js';
 import { MemoryRateLimiter, type RateLimiter } from '../gateway/ratelimit.js';
 import { parseRedisUrl, RedisRateLimiter } from '../gateway/ratelimit-redis.js';
 import { createGateway, type GatewayConfig } from '../gateway/server.js';
+import { batchedLines } from '../gateway/lines.js';
 import { TokenVerifier } from '../gateway/tokens.js';
 import { TenantDatabases, type SecretSource } from '../runtime/tenant-db.js';
 import { TenantUsageStore, UsageRecorder } from '../runtime/usage.js';
@@ -111,12 +112,13 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
       })
     : new MemoryRateLimiter();
   const limits = redis ? `rate limits in Redis at ${redis.display}` : 'rate limits in memory';
+  const accessLog = batchedLines((chunk) => io.out(chunk));
   const server = createGateway({
     config: () => current,
     verifier,
     limiter,
     ...(recorder ? { record: (r: Parameters<UsageRecorder['record']>[0]) => recorder.record(r) } : {}),
-    log: (entry) => io.out(`${JSON.stringify(entry)}\n`),
+    log: (entry) => accessLog.push(`${JSON.stringify(entry)}\n`),
     ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
     ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
   });
@@ -152,6 +154,7 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
   await loading;
   // Stop taking connections; requests in flight finish.
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  accessLog.flush();
   // The decisions of the last requests are written before the pools close.
   await recorder?.close();
   await databases?.close();

@@ -46,15 +46,14 @@ export interface UpstreamHeaderOptions {
  * `X-Forwarded-*`. What the gateway forwards anywhere (an agent, a realm's token endpoint) starts here.
  */
 export function forwardableHeaders(incoming: IncomingHttpHeaders, opts: UpstreamHeaderOptions = {}): OutgoingHttpHeaders {
-  const connectionNamed = new Set<string>();
-  for (const v of [incoming.connection].flat()) {
-    if (typeof v === 'string') for (const name of v.split(',')) if (name.trim()) connectionNamed.add(name.trim().toLowerCase());
-  }
+  const connectionNamed = namedByConnection(incoming.connection);
   const out: OutgoingHttpHeaders = {};
-  for (const [rawName, value] of Object.entries(incoming)) {
+  // for...in over Node's header object (own, enumerable, already lowercased; lowercased again for other callers).
+  for (const rawName in incoming) {
+    const value = incoming[rawName];
     if (value === undefined) continue;
     const name = rawName.toLowerCase();
-    if (HOP_BY_HOP.has(name) || connectionNamed.has(name) || FORWARDING.has(name) || name.startsWith(RESERVED_PREFIX)) continue;
+    if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || name.startsWith(RESERVED_PREFIX) || connectionNamed?.has(name)) continue;
     if (name === 'authorization' && opts.forwardAuthorization === false) continue;
     out[name] = value;
   }
@@ -63,6 +62,22 @@ export function forwardableHeaders(incoming: IncomingHttpHeaders, opts: Upstream
   if (f?.host !== undefined) out['x-forwarded-host'] = checkHeaderValue('x-forwarded-host', f.host);
   if (f?.proto !== undefined) out['x-forwarded-proto'] = f.proto;
   return out;
+}
+
+/** The field names a `Connection` header lists (lowercased), beyond `keep-alive` and `close`; undefined when none. */
+function namedByConnection(connection: string | string[] | undefined): Set<string> | undefined {
+  if (connection === undefined) return undefined;
+  let named: Set<string> | undefined;
+  for (const v of typeof connection === 'string' ? [connection] : connection) {
+    const lower = v.toLowerCase();
+    // The common values name no other field: no split, no set.
+    if (lower === 'keep-alive' || lower === 'close') continue;
+    for (const part of lower.split(',')) {
+      const name = part.trim();
+      if (name) (named ??= new Set()).add(name);
+    }
+  }
+  return named;
 }
 
 /**
@@ -79,13 +94,27 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, principal: Princi
   return out;
 }
 
-/** Response headers from an upstream, minus hop-by-hop fields (Node sets its own framing). */
-export function downstreamHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const connectionNamed = new Set(String(incoming.connection ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || connectionNamed.has(name)) continue;
-    out[name] = value;
+/**
+ * An upstream's raw response headers (undici's `name, value, name, value, ...`) as the flat list
+ * `res.writeHead` takes, minus hop-by-hop fields and those its `Connection` names (Node sets its own
+ * framing). Repeated fields stay repeated, in order.
+ */
+export function downstreamHeaderList(raw: readonly (Buffer | string)[] | null): string[] {
+  const out: string[] = [];
+  if (!raw) return out;
+  let connectionNamed: Set<string> | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase();
+    if (name === 'connection') {
+      const named = namedByConnection(raw[i + 1]!.toString('latin1'));
+      if (named) for (const n of named) (connectionNamed ??= new Set()).add(n);
+      continue;
+    }
+    if (HOP_BY_HOP.has(name)) continue;
+    out.push(name, raw[i + 1]!.toString('latin1'));
   }
-  return out;
+  if (!connectionNamed) return out;
+  const kept: string[] = [];
+  for (let i = 0; i < out.length; i += 2) if (!connectionNamed.has(out[i]!)) kept.push(out[i]!, out[i + 1]!);
+  return kept;
 }

@@ -115,6 +115,12 @@ export class JwksCache {
     return entry.keys;
   }
 
+  /** keySet() without waiting: the key set when one is held and fresh, else undefined (then ask keySet()). */
+  freshKeySet(issuer: string): KeySet | undefined {
+    const entry = this.entries.get(issuer);
+    return entry?.keys && this.now() - entry.fetchedAt < this.maxAge ? entry.keys : undefined;
+  }
+
   /** Drops what is cached (for a configuration reload that removed an issuer). */
   forget(issuer: string): void {
     this.entries.delete(issuer);

@@ -84,22 +84,25 @@ export class MemoryRateLimiter implements RateLimiter {
   private decide(checks: readonly RateCheck[], now: number): RateDecision {
     const window = windowOf(now);
     this.sweep(window);
-    const counts = checks.map((c) => {
-      const counter = this.counters.get(c.key);
-      return counter && counter.window === window ? counter.count : 0;
-    });
+    // Live counters of this window (sweep() dropped older windows' unless this one just began).
+    const counters: (Counter | undefined)[] = [];
     for (let i = 0; i < checks.length; i++) {
       const c = checks[i]!;
-      if (counts[i]! >= Math.max(0, c.limitPerMinute)) return { allowed: false, retryAfterSeconds: secondsLeft(now), remaining: 0, deniedBy: c.key };
+      const found = this.counters.get(c.key);
+      const counter = found && found.window === window ? found : undefined;
+      if ((counter?.count ?? 0) >= Math.max(0, c.limitPerMinute)) return { allowed: false, retryAfterSeconds: secondsLeft(now), remaining: 0, deniedBy: c.key };
+      counters.push(counter);
     }
     let remaining = Infinity;
     for (let i = 0; i < checks.length; i++) {
       const c = checks[i]!;
-      const count = counts[i]! + 1;
+      let counter = counters[i];
+      if (counter) counter.count++;
+      else counter = { window, count: 1 };
       // Delete first so that Map order is least recently hit first, which evict() drops first.
       this.counters.delete(c.key);
-      this.counters.set(c.key, { window, count });
-      remaining = Math.min(remaining, c.limitPerMinute - count);
+      this.counters.set(c.key, counter);
+      remaining = Math.min(remaining, c.limitPerMinute - counter.count);
     }
     this.evict();
     return { allowed: true, retryAfterSeconds: 0, remaining };

@@ -61,14 +61,19 @@ export function route(host: string | undefined, url: string, opts: RouteOptions 
 }
 
 /**
- * No `.`/`..` segments (raw or percent-encoded), no encoded `/` or `\`, no empty segments, no
- * control characters: what reaches the upstream is the path the gateway matched, not something a
- * server behind it would normalise into another agent's or the card's path.
+ * No `.`/`..` segments (raw or percent-encoded), no encoded `/` or `\`, no empty segments, only
+ * visible ASCII (no controls, spaces or raw non-ASCII bytes; percent-encode them): what reaches the
+ * upstream is the path the gateway matched, not something a server behind it would normalise into
+ * another agent's or the card's path.
  */
 function safePath(path: string): boolean {
-  if (/[\x00-\x20\x7f\\]/.test(path) || /%(2f|5c|00)/i.test(path)) return false;
-  for (const seg of path.split('/').slice(1, -1)) if (seg === '') return false;
-  for (const seg of path.split('/')) {
+  if (/[^\x21-\x5b\x5d-\x7e]/.test(path)) return false; // controls, space, `\`, DEL, non-ASCII
+  const segments = path.split('/');
+  for (let i = 1; i < segments.length - 1; i++) if (segments[i] === '') return false;
+  // Without `%` or `.`, no segment is (or decodes to) `.` or `..`.
+  if (!path.includes('%')) return !path.includes('.') || segments.every((seg) => seg !== '.' && seg !== '..');
+  if (/%(2f|5c|00)/i.test(path)) return false;
+  for (const seg of segments) {
     let decoded: string;
     try {
       decoded = decodeURIComponent(seg);

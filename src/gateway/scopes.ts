@@ -41,7 +41,10 @@ export const UNSATISFIABLE = ' unsatisfiable';
  */
 export function missingScopes(held: Iterable<string>, requirement: ScopeRequirement): string[] {
   if (requirement.length === 0) return [];
-  const have = new Set(held);
+  // The common case first, without a set: some alternative fully held (the token's few scopes).
+  const list = Array.isArray(held) ? (held as readonly string[]) : [...held];
+  for (const alternative of requirement) if (alternative.every((s) => list.includes(s))) return [];
+  const have = new Set(list);
   let best: string[] | undefined;
   for (const alternative of requirement) {
     const missing = alternative.filter((s) => !have.has(s));

@@ -1,8 +1,9 @@
-import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
 import { gatewayCard } from './card.js';
 import { refusalHeaders, replyError as reply, TokenError } from './errors.js';
-import { downstreamHeaders, forwardableHeaders, HeaderValueError, upstreamHeaders } from './headers.js';
+import { downstreamHeaderList, forwardableHeaders, HeaderValueError, upstreamHeaders } from './headers.js';
+import { batchedLines } from './lines.js';
 import { requestChecks, type RateLimiter } from './ratelimit.js';
 import { hostAndPort, route } from './route.js';
 import type { DecisionRecord } from '../runtime/usage.js';
@@ -61,7 +62,7 @@ export interface GatewayOptions {
   config: () => GatewayConfig;
   verifier: { verify(req: VerifyRequest): Promise<Principal> };
   limiter: RateLimiter;
-  /** Default: one JSON line per request on stdout. */
+  /** Default: one JSON line per request on stdout (written once per event-loop turn, see batchedLines). */
   log?: (entry: AccessLogEntry) => void;
   /** Milliseconds since the epoch, for rate-limit windows. */
   now?: () => number;
@@ -94,8 +95,12 @@ interface Decided {
   allowed: boolean;
 }
 
-class BodyTooLarge extends Error {}
-class UpstreamTimeout extends Error {}
+/** Where an upstream request goes: the pool's origin, the `Host` it is sent with, the base path its path is appended to. */
+interface Target {
+  origin: string;
+  host: string;
+  path: string;
+}
 
 /**
  * The gateway's HTTP server (not listening yet): routes each request (route.ts), serves cards,
@@ -104,7 +109,8 @@ class UpstreamTimeout extends Error {}
  * X-SystemPrompt-* headers (headers.ts). Every request ends in one access-log line.
  */
 export function createGateway(opts: GatewayOptions): http.Server {
-  const log = opts.log ?? ((e: AccessLogEntry) => process.stdout.write(`${JSON.stringify(e)}\n`));
+  const stdoutLines = opts.log ? undefined : batchedLines((chunk) => process.stdout.write(chunk));
+  const log = opts.log ?? ((e: AccessLogEntry) => stdoutLines!.push(`${JSON.stringify(e)}\n`));
   const now = opts.now ?? Date.now;
   const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
   const upstreamTimeout = opts.upstreamTimeoutMs ?? 30_000;
@@ -158,7 +164,20 @@ export function createGateway(opts: GatewayOptions): http.Server {
   server.on('close', () => {
     for (const pool of pools.values()) void pool.close().catch(() => undefined);
     pools.clear();
+    stdoutLines?.flush();
   });
+  /** An upstream base URL (`http://host:port[/base]`) parsed once: its origin, `Host` and base path. */
+  const bases = new Map<string, Target>();
+  const targetOf = (base: string): Target => {
+    let t = bases.get(base);
+    if (!t) {
+      const u = new URL(base);
+      t = { origin: u.origin, host: u.host, path: u.pathname.replace(/\/+$/, '') };
+      if (bases.size >= 1000) bases.clear(); // bounded: a configuration names few upstreams
+      bases.set(base, t);
+    }
+    return t;
+  };
   return server;
 
   async function handle(req: IncomingMessage, res: ServerResponse, entry: AccessLogEntry, decided: { value?: Decided }): Promise<void> {
@@ -208,7 +227,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
         }
         if (req.method !== 'POST') return reply(res, 405, 'method_not_allowed', { allow: 'POST' });
         // The token endpoint: the client's request as sent (its own credentials included), to the realm.
-        return proxy(req, res, entry, new URL(`${realm}/protocol/openid-connect/token`), forwardableHeaders(req.headers, { forwarded: forwardedOf(req) }));
+        return proxy(req, res, entry, targetOf(`${realm}/protocol/openid-connect/token`), '', forwardableHeaders(req.headers, { forwarded: forwardedOf(req) }));
       }
       case 'agent': {
         entry.agent = r.agent;
@@ -216,7 +235,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
         if (!agent) return reply(res, 404, 'not_found');
         let principal: Principal;
         try {
-          principal = await opts.verifier.verify({ authorization: req.headers.authorization, audience: r.agent, required: agent.required, ...(r.tenant !== undefined ? { expectedTenant: r.tenant } : {}) });
+          principal = await opts.verifier.verify({ authorization: req.headers.authorization, audience: r.agent, required: agent.required, expectedTenant: r.tenant });
         } catch (err) {
           if (!(err instanceof TokenError)) throw err;
           entry.reason = err.reason;
@@ -240,8 +259,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
         }
         decided.value.allowed = true;
         const headers = upstreamHeaders(req.headers, principal, { forwardAuthorization: opts.forwardAuthorization ?? true, forwarded: forwardedOf(req) });
-        const base = tenant.upstreams?.get(r.agent) ?? agent.upstream;
-        return proxy(req, res, entry, new URL(`${base.replace(/\/+$/, '')}${r.path}`), headers);
+        return proxy(req, res, entry, targetOf(tenant.upstreams?.get(r.agent) ?? agent.upstream), r.path, headers);
       }
     }
   }
@@ -254,13 +272,15 @@ export function createGateway(opts: GatewayOptions): http.Server {
    * backpressure, through undici's dispatch handler (one pool per origin). A client that goes away
    * aborts the upstream request; an upstream that breaks off cuts the client's answer.
    */
-  function proxy(req: IncomingMessage, res: ServerResponse, entry: AccessLogEntry, target: URL, headers: OutgoingHttpHeaders): Promise<void> {
+  function proxy(req: IncomingMessage, res: ServerResponse, entry: AccessLogEntry, target: Target, path: string, headers: OutgoingHttpHeaders): Promise<void> {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > maxBody) {
       entry.reason = 'body_too_large';
       reply(res, 413, 'body_too_large', { connection: 'close' });
       return Promise.resolve();
     }
+    const whole = bodyIfComplete(req, entry);
+    if (whole !== undefined) return send(whole);
     return readBody(req, res, entry).then((body) => (body === undefined ? undefined : send(body)));
 
     function send(body: Buffer | null): Promise<void> {
@@ -300,7 +320,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
           onHeaders: (statusCode, rawHeaders, resume) => {
             resumeUpstream = resume;
             if (res.destroyed) return false;
-            res.writeHead(statusCode, downstreamHeaders(headersOf(rawHeaders)));
+            res.writeHead(statusCode, downstreamHeaderList(rawHeaders));
             return true;
           },
           onData: (chunk) => {
@@ -313,14 +333,30 @@ export function createGateway(opts: GatewayOptions): http.Server {
           },
         };
         const out: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(headers)) {
+        for (const k in headers) {
+          const v = headers[k];
           if (v === undefined || k === 'content-length' || k === 'expect') continue;
           out[k] = typeof v === 'number' ? String(v) : v;
         }
         out.host = target.host;
-        poolFor(target.origin).dispatch({ path: target.pathname + target.search, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: out, body }, handler);
+        poolFor(target.origin).dispatch({ path: target.path + path || '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: out, body }, handler);
       });
     }
+  }
+
+  /**
+   * The request body when the whole of it has arrived already (small bodies usually have, by the
+   * time the token is checked): null when empty; undefined when more is to come (then readBody).
+   */
+  function bodyIfComplete(req: IncomingMessage, entry: AccessLogEntry): Buffer | null | undefined {
+    if (!req.complete || req.destroyed) return undefined;
+    if (req.readableLength === 0) return null;
+    if (req.readableLength > maxBody) return undefined;
+    const chunks: Buffer[] = [];
+    for (let chunk = req.read() as Buffer | null; chunk !== null; chunk = req.read() as Buffer | null) chunks.push(chunk);
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    entry.bytesIn += body.length;
+    return body.length === 0 ? null : body;
   }
 
   /** The request body, whole (null when empty); undefined when it was too large (413 sent) or the client went away. */
@@ -363,22 +399,6 @@ export function createGateway(opts: GatewayOptions): http.Server {
   }
 
 
-}
-
-/** undici's raw header list (name, value, name, value, ...) as Node's header object (names lowercased; repeats joined, set-cookie kept apart). */
-function headersOf(raw: Buffer[] | string[] | null): IncomingHttpHeaders {
-  const out: IncomingHttpHeaders = {};
-  if (!raw) return out;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase();
-    const value = raw[i + 1]!.toString('latin1');
-    if (name === 'set-cookie') (out['set-cookie'] ??= []).push(value);
-    else {
-      const before = out[name];
-      out[name] = before === undefined ? value : `${String(before)}, ${value}`;
-    }
-  }
-  return out;
 }
 
 function forwardedOf(req: IncomingMessage): { for?: string; proto: 'http' } {

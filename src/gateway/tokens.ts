@@ -46,6 +46,8 @@ interface Verified {
   keys: KeySet;
   /** The claims verify() reads after jwtVerify (not the whole payload: memory stays small). */
   payload: JWTPayload;
+  /** scopesOf(payload), once computed (never mutated: every request with this token shares it). */
+  scopes?: readonly string[];
 }
 
 /** The claims verify() reads once the signature is verified. */
@@ -101,15 +103,15 @@ export class TokenVerifier {
   }
 
   async verify(req: VerifyRequest): Promise<Principal> {
-    const token = bearerToken(req.authorization);
-    const { issuer, tenants, payload } = await this.verifiedClaims(token);
+    const { issuer, tenants, payload, entry } = await this.verifiedClaims(req.authorization);
 
     if (payload.typ !== undefined && (typeof payload.typ !== 'string' || payload.typ.toLowerCase() !== 'bearer')) throw new TokenError('not_an_access_token');
     const tenant = payload.tenant_id;
     if (typeof tenant !== 'string' || !isDnsLabel(tenant) || !tenants.has(tenant)) throw new TokenError('unknown_tenant');
     if (typeof payload.sub !== 'string' || payload.sub === '') throw new TokenError('invalid_claims');
     const email = typeof payload.email === 'string' ? payload.email : typeof payload.preferred_username === 'string' ? payload.preferred_username : undefined;
-    const principal: Principal = { tenant, userId: payload.sub, email, scopes: scopesOf(payload), issuer, expiresAt: payload.exp! };
+    const scopes = entry ? (entry.scopes ??= Object.freeze(scopesOf(payload))) : scopesOf(payload);
+    const principal: Principal = { tenant, userId: payload.sub, email, scopes: scopes as string[], issuer, expiresAt: payload.exp! };
     if (req.expectedTenant !== undefined && req.expectedTenant !== tenant) throw new TokenError('wrong_tenant', { principal });
 
     const aud = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
@@ -122,30 +124,31 @@ export class TokenVerifier {
 
   /**
    * The token's issuer (one of ours), the tenants it serves, and its claims once its signature, `exp`
-   * and `nbf` are verified. A token verified before is not verified again while the key set that
-   * verified it is still the issuer's (JwksCache.keySet: same freshness check, same refetch after
-   * maxAgeMs, a new set after every successful fetch): the signature and every claim check but the
-   * clock's would come out the same, so only `exp` and `nbf` are checked again, as jwtVerify checks them.
+   * and `nbf` are verified; with the cache entry when it was remembered. A token verified before is
+   * not verified again while the key set that verified it is still the issuer's (JwksCache.keySet:
+   * same freshness check, same refetch after maxAgeMs, a new set after every successful fetch): the
+   * signature and every claim check but the clock's would come out the same, so only `exp` and
+   * `nbf` are checked again, as jwtVerify checks them. A remembered token sent as `Bearer <token>`
+   * (as clients send it) is found before the header's shape is checked: it passed that check when
+   * it was first verified, and the header is exactly that again.
    */
-  private async verifiedClaims(token: string): Promise<{ issuer: string; tenants: ReadonlySet<string>; payload: JWTPayload }> {
-    const id = this.cacheSize > 0 ? hash('sha256', token, 'base64') : undefined;
-    const hit = id === undefined ? undefined : this.verified.get(id);
-    if (hit) {
-      const tenants = this.opts.issuers.get(hit.issuer);
-      if (tenants === undefined) throw new TokenError('unknown_issuer');
-      if ((await this.opts.keys.keySet(hit.issuer)) === hit.keys) {
-        const now = Math.floor(this.now() / 1000);
-        const { nbf, exp } = hit.payload;
-        if (nbf !== undefined && nbf > now + this.tolerance) throw new TokenError('not_yet_valid');
-        if (exp !== undefined && exp <= now - this.tolerance) {
-          this.verified.delete(id!);
-          throw new TokenError('expired');
-        }
-        return { issuer: hit.issuer, tenants, payload: hit.payload };
-      }
-      this.verified.delete(id!);
+  private async verifiedClaims(authorization: string | undefined): Promise<VerifiedClaims> {
+    let id: string | undefined;
+    let plain: string | undefined;
+    if (this.cacheSize > 0 && authorization !== undefined && authorization.length <= MAX_TOKEN_LENGTH && authorization.startsWith('Bearer ')) {
+      plain = authorization.slice(7);
+      id = hash('sha256', plain, 'base64');
+      const found = this.remembered(id);
+      const claims = found instanceof Promise ? await found : found;
+      if (claims) return claims;
     }
-
+    const token = bearerToken(authorization);
+    if (this.cacheSize > 0 && token !== plain) {
+      id = hash('sha256', token, 'base64');
+      const found = this.remembered(id);
+      const claims = found instanceof Promise ? await found : found;
+      if (claims) return claims;
+    }
     let unverified: JWTPayload;
     try {
       decodeProtectedHeader(token);
@@ -179,7 +182,7 @@ export class TokenVerifier {
       if (err instanceof TokenError) throw err;
       throw new TokenError(failureOf(err), { cause: err });
     }
-    if (id !== undefined && keys !== undefined) {
+    if (this.cacheSize > 0 && id !== undefined && keys !== undefined) {
       const read: Record<string, unknown> = {};
       for (const claim of READ_CLAIMS) if (Object.hasOwn(payload, claim)) read[claim] = payload[claim];
       this.verified.delete(id);
@@ -188,6 +191,43 @@ export class TokenVerifier {
     }
     return { issuer, tenants, payload };
   }
+
+  /**
+   * The claims of the remembered token `id` when its key set is still the issuer's and the clock
+   * still accepts it (throws as jwtVerify would when it does not); undefined when it must be verified
+   * again. Waits only when the issuer's keys are due to be fetched again.
+   */
+  private remembered(id: string): VerifiedClaims | undefined | Promise<VerifiedClaims | undefined> {
+    const hit = this.verified.get(id);
+    if (!hit) return undefined;
+    const tenants = this.opts.issuers.get(hit.issuer);
+    if (tenants === undefined) throw new TokenError('unknown_issuer');
+    const still = (keys: KeySet | undefined): VerifiedClaims | undefined => {
+      if (keys !== hit.keys) {
+        this.verified.delete(id);
+        return undefined;
+      }
+      const now = Math.floor(this.now() / 1000);
+      const { nbf, exp } = hit.payload;
+      if (nbf !== undefined && nbf > now + this.tolerance) throw new TokenError('not_yet_valid');
+      if (exp !== undefined && exp <= now - this.tolerance) {
+        this.verified.delete(id);
+        throw new TokenError('expired');
+      }
+      return { issuer: hit.issuer, tenants, payload: hit.payload, entry: hit };
+    };
+    const fresh = this.opts.keys.freshKeySet(hit.issuer);
+    return fresh !== undefined ? still(fresh) : this.opts.keys.keySet(hit.issuer).then(still);
+  }
+}
+
+/** What verifiedClaims() answers. */
+interface VerifiedClaims {
+  issuer: string;
+  tenants: ReadonlySet<string>;
+  payload: JWTPayload;
+  /** The cache entry, when the token was remembered. */
+  entry?: Verified;
 }
 
 /** The granted scopes: OAuth's space-separated `scope`, or an `scp` array some issuers use. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HeaderValueError, upstreamHeaders } from '../../src/gateway/headers.js';
+import { downstreamHeaderList, HeaderValueError, upstreamHeaders } from '../../src/gateway/headers.js';
 import type { Principal } from '../../src/gateway/tokens.js';
 
 const ann: Principal = { tenant: 'acme', userId: '5b1c-user', email: 'ann@acme.test', scopes: ['openid', 'read'], issuer: 'http://kc.test/realms/acme', expiresAt: 0 };
@@ -80,5 +80,11 @@ describe('gateway upstream headers', () => {
     for (const p of [{ ...ann, email: 'ann@acme.test\r\nX-SystemPrompt-Tenant: b' }, { ...ann, userId: 'u\n1' }, { ...ann, email: 'änn@acme.test' }, { ...ann, scopes: ['read\0'] }]) {
       expect(() => upstreamHeaders({}, p)).toThrow(HeaderValueError);
     }
+  });
+
+  it("passes an upstream's answer headers on without hop-by-hop fields or those its Connection names, repeats kept in order", () => {
+    const raw = ['Content-Type', 'application/json', 'Set-Cookie', 'a=1', 'Connection', 'keep-alive, X-Hop', 'Keep-Alive', 'timeout=5', 'X-Hop', 'secret', 'Transfer-Encoding', 'chunked', 'set-cookie', 'b=2'].map((v) => Buffer.from(v, 'latin1'));
+    expect(downstreamHeaderList(raw)).toEqual(['content-type', 'application/json', 'set-cookie', 'a=1', 'set-cookie', 'b=2']);
+    expect(downstreamHeaderList(null)).toEqual([]);
   });
 });

@@ -55,8 +55,19 @@ describe('gateway routing', () => {
       '/api/v1/agents/assistant/%zz',
       '//evil.test/api/v1/agents/assistant',
       'http://evil.test/api/v1/agents/assistant',
+      '/api/v1/agents/assistant/./x',
+      '/api/v1/agents/assistant/x/..',
+      '/api/v1/agents/assistant/caf\u00e9',
+      '/api/v1/agents/assistant/a b',
+      '/api/v1/agents/assistant/a\x7fb',
     ]) {
       expect(route(undefined, p), p).toEqual({ kind: 'bad_request', reason: 'bad_path' });
+    }
+  });
+
+  it('keeps dots that are not whole segments, and percent-encoded bytes that decode to no dot segment', () => {
+    for (const p of ['/api/v1/agents/assistant/v1.2/x', '/api/v1/agents/assistant/.well-known/other.json', '/api/v1/agents/assistant/...', '/api/v1/agents/assistant/caf%C3%A9']) {
+      expect(route(undefined, p), p).toMatchObject({ kind: 'agent', agent: 'assistant' });
     }
   });
 

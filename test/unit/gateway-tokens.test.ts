@@ -404,6 +404,20 @@ describe('gateway verified-token cache', () => {
     }
   });
 
+  it('finds a remembered token however the header spells Bearer, and never for a header that is not exactly a token', async () => {
+    const { verifier, keys } = setup();
+    const resolves = vi.spyOn(keys, 'resolveFrom');
+    const t = await token();
+    for (const authorization of [`Bearer ${t}`, `bearer ${t}`, `BEARER  ${t} `, `Bearer ${t}`]) {
+      await expect(verifier.verify({ authorization, audience: 'assistant', required: READ }), authorization.slice(0, 8)).resolves.toMatchObject({ tenant: 'acme', userId: 'user-1' });
+    }
+    expect(resolves).toHaveBeenCalledTimes(1);
+    for (const authorization of [`Bearer ${t}x`, `Bearer ${t}.x`, `Bearer ${t}\t`, `Token ${t}`]) {
+      const err = await refusal(verifier.verify({ authorization, audience: 'assistant', required: READ }));
+      expect(err.status, authorization.slice(0, 8)).toBe(401);
+    }
+  });
+
   it('does not remember a token it refused', async () => {
     const { verifier, keys } = setup();
     const resolves = vi.spyOn(keys, 'resolveFrom');
