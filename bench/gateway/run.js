@@ -13,27 +13,32 @@
 // Cores: the gateway runs in its own process pinned to core 0 (`taskset -c 0`); this process (the
 // load generator and the upstream) is pinned to core 1. Without taskset or with fewer than 2 CPUs
 // nothing is pinned, and the output says so. The load generator is a closed loop of keep-alive
-// connections (node:http, one Agent per connection), no dependency.
+// connections, each an undici Client (undici is already the gateway's upstream client): it costs its
+// core far less per request than node:http's client, so that the proxies, not the load generator,
+// are what saturates (with node:http's client even direct calls stopped near 4,800 req/s).
 //
-// Four targets, each phase runs them one after the other (after a warm-up of each): the direct
+// Four targets; each phase runs --rounds rounds (default 5) of every target in turn, after a warm-up
+// of each, so that whatever else the machine does falls on all of them alike: the direct
 // call; two bare pass-through proxies in the gateway's process, no checks, no log: one on node:http's
 // client (what any Node proxy costs on that core) and one on undici's Pool as the gateway uses it
 // (the floor for the gateway's own way of proxying); the gateway.
 // - throughput: --saturate connections (default 32), unpaced, as fast as answers come: req/s.
 //   The proxy process's CPU time per request is also reported; 1e6 / that is what one core
 //   carries even when something else (the load generator's core, other processes) limits req/s.
+//   Both are the median of the rounds.
 //   The goal "5,000 req/s on one core" is checked against that: the load generator shares its core
 //   with the upstream, and even direct calls saturate that core near 5,000 req/s.
 // - latency: --connections connections (default 10) paced to --rate requests/s in total (default:
 //   a quarter of the gateway's req/s in the throughput phase, so it is busy but not saturated);
-//   p50/p99/p99.9 of the time from sending a request to the last byte of its answer.
+//   p50/p99/p99.9 of the time from sending a request to the last byte of its answer, over all the
+//   rounds' requests.
 //   Overhead = gateway - direct at the same rate. The proxy process's garbage-collection pauses are
 //   reported with each phase.
 // Each phase also reports how busy other processes kept the two cores meanwhile (from /proc/stat):
 // on a shared machine, wall-clock figures are only as good as that.
 //
 // Usage: npm run bench:gateway -- [--duration 10] [--warmup 3] [--connections 10] [--rate N]
-//        [--saturate 32] [--users 100] [--tenants 10] [--method POST|GET] [--no-log] [--no-token-cache] [--cpu-prof DIR]
+//        [--saturate 32] [--rounds 5] [--users 100] [--tenants 10] [--method POST|GET] [--no-log] [--no-token-cache] [--cpu-prof DIR]
 //        [--targets gateway,...] [-o json]
 // (or, after `npm run build`: node bench/gateway/run.js ...). --targets runs only those (direct,
 // bare_proxy, bare_undici, gateway) and prints their figures alone (for a profile). Measured
@@ -44,6 +49,7 @@ import http from 'node:http';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { Client } from 'undici';
 import { requiredScopes } from '../../dist/gateway/scopes.js';
 
 const arg = (name, dflt) => {
@@ -55,6 +61,7 @@ const warmupMs = Number(arg('warmup', 3)) * 1000;
 const connections = Number(arg('connections', 10));
 const fixedRate = arg('rate', undefined);
 const saturate = Number(arg('saturate', 32));
+const roundCount = Number(arg('rounds', 5)); // each phase: this many rounds of every target in turn, durationMs in all per target
 const userCount = Number(arg('users', 100));
 const tenantCount = Number(arg('tenants', 10));
 const method = String(arg('method', 'POST')).toUpperCase();
@@ -159,7 +166,7 @@ const upstreamPort = upstream.address().port;
 // --- The gateway, in its own process ---------------------------------------------------------
 const gatewayScript = fileURLToPath(new URL('./gateway.js', import.meta.url));
 const profDir = arg('cpu-prof', undefined); // a directory: the gateway process writes a .cpuprofile there
-const nodeArgs = [...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), gatewayScript];
+const nodeArgs = [...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : []), ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), gatewayScript];
 const [cmd, argv] = pinned ? ['taskset', ['-c', pinned.gateway, process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
 const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
 let waiting;
@@ -195,16 +202,19 @@ const targets = {
 if (only) for (const name of Object.keys(targets)) if (!only.includes(name)) delete targets[name];
 let turn = 0;
 
-function send(agent, target) {
+/** One request on `client` (an undici Client: one keep-alive connection); resolves at the answer's last byte. */
+function send(client, target) {
   return new Promise((resolve, reject) => {
     const headers = { authorization: authorizations[turn++ % authorizations.length], accept: 'application/json' };
-    if (body) Object.assign(headers, { 'content-type': 'application/json', 'content-length': body.length });
-    const req = http.request({ host: '127.0.0.1', port: target.port, path: target.path, method, headers, agent }, (res) => {
-      res.on('data', () => {});
-      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode} from ${target.path}`))));
+    if (body) headers['content-type'] = 'application/json';
+    let status = 0;
+    client.dispatch({ path: target.path, method, headers, body: body ?? null }, {
+      onConnect() {},
+      onError: reject,
+      onHeaders: (code) => ((status = code), true),
+      onData: () => true,
+      onComplete: () => (status === 200 ? resolve() : reject(new Error(`HTTP ${status} from ${target.path}`))),
     });
-    req.on('error', reject);
-    req.end(body);
   });
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -212,7 +222,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** `conns` keep-alive connections, each sending its next request when the last is answered (and, with `perSecond`, not before its turn). */
 async function load(target, { conns, ms, perSecond }) {
   const latencies = [];
-  const agents = Array.from({ length: conns }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+  const agents = Array.from({ length: conns }, () => new Client(`http://127.0.0.1:${target.port}`, { keepAliveTimeout: 60_000 }));
   const start = performance.now();
   const end = start + ms;
   let last = start;
@@ -231,10 +241,8 @@ async function load(target, { conns, ms, perSecond }) {
       latencies.push(last - t0);
     }
   }));
-  for (const a of agents) a.destroy();
-  latencies.sort((a, b) => a - b);
-  const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-  return { requests: latencies.length, seconds: (last - start) / 1000, reqPerSec: latencies.length / ((last - start) / 1000), p50: at(0.5), p99: at(0.99), p999: at(0.999), max: latencies[latencies.length - 1] };
+  await Promise.all(agents.map((a) => a.close()));
+  return { latencies, seconds: (last - start) / 1000 };
 }
 
 /** Busy and steal time of each CPU so far, in µs (Linux; undefined elsewhere). */
@@ -250,38 +258,75 @@ function cpuTimes() {
   }
 }
 
-/** A phase for one target, with the CPU time (µs) of the gateway process, of this one, and of everything else on the two cores. */
-async function measure(name, target, opts) {
+/** One round of a phase for one target, with the CPU time (µs) of the proxy process, of this one, and of everything else on the two cores. */
+async function round(target, opts) {
   const c0 = await gatewayCpu();
-  const g0 = c0.cpuMicros;
   const m0 = process.cpuUsage();
   const s0 = cpuTimes();
-  const r = await load(target, opts);
+  const { latencies, seconds } = await load(target, opts);
   const s1 = cpuTimes();
   const m1 = process.cpuUsage(m0);
   const c1 = await gatewayCpu();
-  const g1 = c1.cpuMicros;
-  r.gatewayCpuMicros = g1 - g0;
-  r.gatewayGc = { pauses: c1.gc.pauses - c0.gc.pauses, totalMs: c1.gc.totalMs - c0.gc.totalMs, maxMs: c1.gc.maxMs };
-  r.gatewaySystemMicros = c1.systemMicros - c0.systemMicros; // of which in the kernel (system calls, loopback TCP)
-  r.loadCpuMicros = m1.user + m1.system;
+  const r = {
+    latencies,
+    seconds,
+    proxyCpuMicros: c1.cpuMicros - c0.cpuMicros,
+    proxySystemMicros: c1.systemMicros - c0.systemMicros, // of which in the kernel (system calls, loopback TCP)
+    gc: { pauses: c1.gc.pauses - c0.gc.pauses, totalMs: c1.gc.totalMs - c0.gc.totalMs, maxMs: c1.gc.maxMs },
+    loadCpuMicros: m1.user + m1.system,
+  };
   if (pinned && s0 && s1) {
-    const a = pinned.gateway;
-    const b = pinned.loadAndUpstream;
+    const [a, b] = [pinned.gateway, pinned.loadAndUpstream];
     // Others = what the CPU did minus what our two processes did on it (each pinned to its own).
-    r.othersMicros = { gatewayCore: s1[a].busy - s0[a].busy - r.gatewayCpuMicros, loadCore: s1[b].busy - s0[b].busy - r.loadCpuMicros, steal: s1[a].steal - s0[a].steal + s1[b].steal - s0[b].steal };
+    r.others = { proxyCore: s1[a].busy - s0[a].busy - r.proxyCpuMicros, loadCore: s1[b].busy - s0[b].busy - r.loadCpuMicros, steal: s1[a].steal - s0[a].steal + s1[b].steal - s0[b].steal };
   }
-  progress(`${name}: ${Math.round(r.reqPerSec)} req/s, p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms`);
   return r;
 }
 
-progress(`cores: ${pinned ? `gateway on ${pinned.gateway}, load generator + upstream on ${pinned.loadAndUpstream}` : 'not pinned'}; warm-up ${warmupMs / 1000} s each`);
+const median = (xs) => {
+  const v = [...xs].sort((x, y) => x - y);
+  return v.length % 2 ? v[v.length >> 1] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
+const sum = (xs) => xs.reduce((x, y) => x + y, 0);
+
+/**
+ * A phase: `rounds` rounds of every target in turn (so that whatever else the machine does falls on
+ * all of them alike). Per target: req/s and CPU per request are the median of its rounds; latency
+ * percentiles are over all of its requests.
+ */
+async function phase(label, opts) {
+  const rounds = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
+  for (let i = 0; i < roundCount; i++) for (const [name, target] of Object.entries(targets)) rounds[name].push(await round(target, { ...opts, ms: durationMs / roundCount }));
+  const out = {};
+  for (const [name, rs] of Object.entries(rounds)) {
+    const latencies = rs.flatMap((r) => r.latencies).sort((x, y) => x - y);
+    const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
+    const seconds = sum(rs.map((r) => r.seconds));
+    out[name] = {
+      requests: latencies.length,
+      seconds,
+      reqPerSec: median(rs.map((r) => r.latencies.length / r.seconds)),
+      p50: at(0.5),
+      p99: at(0.99),
+      p999: at(0.999),
+      max: latencies[latencies.length - 1],
+      proxyCpuPerReq: median(rs.map((r) => r.proxyCpuMicros / r.latencies.length)),
+      proxySystemPerReq: median(rs.map((r) => r.proxySystemMicros / r.latencies.length)),
+      proxyCoreBusy: sum(rs.map((r) => r.proxyCpuMicros)) / 1e6 / seconds,
+      loadCoreBusy: sum(rs.map((r) => r.loadCpuMicros)) / 1e6 / seconds,
+      gc: { pauses: sum(rs.map((r) => r.gc.pauses)), totalMs: sum(rs.map((r) => r.gc.totalMs)), maxMs: Math.max(...rs.map((r) => r.gc.maxMs)) },
+      ...(rs[0].others ? { others: { proxyCore: sum(rs.map((r) => r.others.proxyCore)) / 1e6 / seconds, loadCore: sum(rs.map((r) => r.others.loadCore)) / 1e6 / seconds, steal: sum(rs.map((r) => r.others.steal)) / 1e6 / seconds } } : {}),
+    };
+    progress(`${label} ${name}: ${Math.round(out[name].reqPerSec)} req/s, p50 ${out[name].p50.toFixed(3)} ms, p99 ${out[name].p99.toFixed(3)} ms${name === 'direct' ? '' : `, ${out[name].proxyCpuPerReq.toFixed(0)} µs CPU/req`}`);
+  }
+  return out;
+}
+
+progress(`cores: ${pinned ? `proxies on ${pinned.gateway}, load generator + upstream on ${pinned.loadAndUpstream}` : 'not pinned'}; warm-up ${warmupMs / 1000} s each; ${roundCount} rounds of each target per phase`);
 for (const target of Object.values(targets)) await load(target, { conns: saturate, ms: warmupMs });
-const latency = {};
-const throughput = {};
-for (const [name, target] of Object.entries(targets)) throughput[name] = await measure(`throughput ${name}`, target, { conns: saturate, ms: durationMs });
+const throughput = await phase('throughput', { conns: saturate });
 const rate = fixedRate !== undefined ? Number(fixedRate) : Math.max(10, Math.round((throughput.gateway ?? Object.values(throughput)[0]).reqPerSec / 4 / 10) * 10);
-for (const [name, target] of Object.entries(targets)) latency[name] = await measure(`latency ${name}`, target, { conns: connections, ms: durationMs, perSecond: rate });
+const latency = await phase('latency', { conns: connections, perSecond: rate });
 const { jwksFetches } = await gatewayCpu();
 child.send('exit');
 upstream.closeAllConnections();
@@ -290,13 +335,13 @@ upstream.close();
 // --- Report ----------------------------------------------------------------------------------
 if (only) {
   // Some targets only (for a profile): their figures, no comparison.
-  const brief = (r) => ({ req_per_s: Math.round(r.reqPerSec), p50_ms: r.p50, p99_ms: r.p99, proxy_cpu_us_per_req: r.gatewayCpuMicros / r.requests, proxy_system_us_per_req: r.gatewaySystemMicros / r.requests, proxy_gc: r.gatewayGc });
+  const brief = (r) => ({ req_per_s: Math.round(r.reqPerSec), p50_ms: r.p50, p99_ms: r.p99, proxy_cpu_us_per_req: r.proxyCpuPerReq, proxy_system_us_per_req: r.proxySystemPerReq, proxy_gc: r.gc });
   console.log(JSON.stringify({ throughput: Object.fromEntries(Object.entries(throughput).map(([k, r]) => [k, brief(r)])), latency: Object.fromEntries(Object.entries(latency).map(([k, r]) => [k, brief(r)])) }, null, 2));
   process.exit(0);
 }
 const ms = (x) => Number(x.toFixed(3));
-const share = (micros, r) => Number((micros / 1e6 / r.seconds).toFixed(2));
-const phase = (r, proxied) => ({
+const two = (x) => Number(x.toFixed(2));
+const summary = (r, proxied) => ({
   requests: r.requests,
   req_per_s: Math.round(r.reqPerSec),
   p50_ms: ms(r.p50),
@@ -305,20 +350,20 @@ const phase = (r, proxied) => ({
   max_ms: ms(r.max),
   ...(proxied
     ? {
-        proxy_cpu_us_per_req: Number((r.gatewayCpuMicros / r.requests).toFixed(1)),
-        proxy_system_us_per_req: Number((r.gatewaySystemMicros / r.requests).toFixed(1)),
-        proxy_core_busy: share(r.gatewayCpuMicros, r),
+        proxy_cpu_us_per_req: Number(r.proxyCpuPerReq.toFixed(1)),
+        proxy_system_us_per_req: Number(r.proxySystemPerReq.toFixed(1)),
+        proxy_core_busy: two(r.proxyCoreBusy),
         // Garbage-collection pauses of the proxy process during the phase (each holds every request in flight).
-        proxy_gc: { pauses: r.gatewayGc.pauses, total_ms: ms(r.gatewayGc.totalMs), max_ms: ms(r.gatewayGc.maxMs) },
+        proxy_gc: { pauses: r.gc.pauses, total_ms: ms(r.gc.totalMs), max_ms: ms(r.gc.maxMs) },
       }
     : {}),
-  load_core_busy: share(r.loadCpuMicros, r),
+  load_core_busy: two(r.loadCoreBusy),
   // How busy other processes kept each core meanwhile (0 on a quiet machine); hypervisor steal of both.
-  ...(r.othersMicros ? { others_on_proxy_core: share(r.othersMicros.gatewayCore, r), others_on_load_core: share(r.othersMicros.loadCore, r), steal: share(r.othersMicros.steal, r) } : {}),
+  ...(r.others ? { others_on_proxy_core: two(r.others.proxyCore), others_on_load_core: two(r.others.loadCore), steal: two(r.others.steal) } : {}),
 });
 const overhead = (a, b) => ({ p50_ms: ms(a.p50 - b.p50), p99_ms: ms(a.p99 - b.p99), ratio_p50: Number((a.p50 / b.p50).toFixed(2)), ratio_p99: Number((a.p99 / b.p99).toFixed(2)) });
 /** What one core carries of a proxy, from its CPU time per request (whatever limited req/s in the run). */
-const oneCore = (r) => Math.round((1e6 * r.requests) / r.gatewayCpuMicros);
+const oneCore = (r) => Math.round(1e6 / r.proxyCpuPerReq);
 const ratio = (a, b) => Number((a / b).toFixed(2));
 const PROXIES = ['bare_proxy', 'bare_undici', 'gateway'];
 const result = {
@@ -326,10 +371,11 @@ const result = {
   cores: pinned ? { proxies: `cpu ${pinned.gateway} (taskset)`, load_generator_and_upstream: `cpu ${pinned.loadAndUpstream} (taskset)` } : 'not pinned (no taskset or fewer than 2 CPUs)',
   request: { method, body_bytes: body?.length ?? 0, answer_bytes: answer.length, token_bytes: tokens[0].length, users: userCount, tenants: tenantCount, access_log: accessLog ? 'JSON lines to /dev/null' : 'off', verified_token_cache: tokenCache },
   duration_s: durationMs / 1000,
+  rounds: roundCount,
   throughput: {
     load: `${saturate} connections, unpaced (saturation)`,
-    direct: phase(throughput.direct, false),
-    ...Object.fromEntries(PROXIES.map((name) => [name, phase(throughput[name], true)])),
+    direct: summary(throughput.direct, false),
+    ...Object.fromEntries(PROXIES.map((name) => [name, summary(throughput[name], true)])),
     ratio_gateway_to_direct: ratio(throughput.gateway.reqPerSec, throughput.direct.reqPerSec),
     ratio_gateway_to_bare_proxy: ratio(throughput.gateway.reqPerSec, throughput.bare_proxy.reqPerSec),
     ratio_gateway_to_bare_undici: ratio(throughput.gateway.reqPerSec, throughput.bare_undici.reqPerSec),
@@ -339,8 +385,8 @@ const result = {
   },
   latency: {
     load: `${connections} connections paced to ${rate} req/s in total${fixedRate === undefined ? " (a quarter of the gateway's saturated req/s)" : ''}`,
-    direct: phase(latency.direct, false),
-    ...Object.fromEntries(PROXIES.map((name) => [name, phase(latency[name], true)])),
+    direct: summary(latency.direct, false),
+    ...Object.fromEntries(PROXIES.map((name) => [name, summary(latency[name], true)])),
     gateway_overhead: overhead(latency.gateway, latency.direct),
     bare_undici_overhead: overhead(latency.bare_undici, latency.direct),
     gateway_over_bare_undici: overhead(latency.gateway, latency.bare_undici),
@@ -358,7 +404,7 @@ if (json) {
   console.log(JSON.stringify(result, null, 2));
 } else {
   const row = (label, r, proxied) => {
-    const p = phase(r, proxied);
+    const p = summary(r, proxied);
     const others = p.others_on_proxy_core !== undefined ? `  others busy: cpu ${pinned.gateway} ${p.others_on_proxy_core}, cpu ${pinned.loadAndUpstream} ${p.others_on_load_core}` : '';
     return `  ${label.padEnd(11)} ${String(p.req_per_s).padStart(6)} req/s  p50 ${r.p50.toFixed(3).padStart(7)} ms  p99 ${r.p99.toFixed(3).padStart(7)} ms  p99.9 ${r.p999.toFixed(3).padStart(7)} ms${proxied ? `  ${p.proxy_cpu_us_per_req} µs CPU/req, GC ${p.proxy_gc.pauses}x max ${p.proxy_gc.max_ms} ms` : ''}${others}`;
   };

@@ -9,7 +9,7 @@ import { gatewaySetup } from '../gateway/config.js';
 import { httpJwksFetcher, JwksCache } from '../gateway/jwks.js';
 import { MemoryRateLimiter, type RateLimiter } from '../gateway/ratelimit.js';
 import { parseRedisUrl, RedisRateLimiter } from '../gateway/ratelimit-redis.js';
-import { createGateway, type GatewayConfig } from '../gateway/server.js';
+import { accessLogLine, createGateway, type GatewayConfig } from '../gateway/server.js';
 import { batchedLines } from '../gateway/lines.js';
 import { TokenVerifier } from '../gateway/tokens.js';
 import { TenantDatabases, type SecretSource } from '../runtime/tenant-db.js';
@@ -118,7 +118,7 @@ export async function runGateway(io: Io, opts: GatewayCommandOptions, env: Compi
     verifier,
     limiter,
     ...(recorder ? { record: (r: Parameters<UsageRecorder['record']>[0]) => recorder.record(r) } : {}),
-    log: (entry) => accessLog.push(`${JSON.stringify(entry)}\n`),
+    log: (entry) => accessLog.push(accessLogLine(entry)),
     ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
     ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
   });

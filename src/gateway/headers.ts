@@ -90,8 +90,19 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, principal: Princi
   out[TENANT_HEADER] = checkHeaderValue(TENANT_HEADER, principal.tenant);
   out[USER_HEADER] = checkHeaderValue(USER_HEADER, principal.userId);
   if (principal.email !== undefined) out[USER_EMAIL_HEADER] = checkHeaderValue(USER_EMAIL_HEADER, principal.email);
-  out[SCOPES_HEADER] = checkHeaderValue(SCOPES_HEADER, principal.scopes.join(' '));
+  out[SCOPES_HEADER] = scopesHeader(principal.scopes);
   return out;
+}
+
+/** Joined and checked once per scopes array: a remembered token's principal shares its (frozen) array across requests. */
+const joinedScopes = new WeakMap<readonly string[], string>();
+function scopesHeader(scopes: readonly string[]): string {
+  let value = joinedScopes.get(scopes);
+  if (value === undefined) {
+    value = checkHeaderValue(SCOPES_HEADER, scopes.join(' '));
+    if (Object.isFrozen(scopes)) joinedScopes.set(scopes, value);
+  }
+  return value;
 }
 
 /**

@@ -93,6 +93,7 @@ function urlTenant(host: string | undefined, query: string, opts: RouteOptions):
     const label = name.slice(0, -(base.length + 1));
     return isDnsLabel(label) ? { kind: 'ok', tenant: label } : { kind: 'bad_request', reason: 'bad_tenant' };
   }
+  if (query === '') return { kind: 'ok', tenant: undefined };
   const values = new URLSearchParams(query).getAll('tenant');
   if (values.length === 0) return { kind: 'ok', tenant: undefined };
   if (values.length > 1) return { kind: 'bad_request', reason: 'ambiguous_tenant' };

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { JwksCache } from '../../src/gateway/jwks.js';
 import { MemoryRateLimiter, type RateLimiter } from '../../src/gateway/ratelimit.js';
 import { RedisRateLimiter } from '../../src/gateway/ratelimit-redis.js';
-import { createGateway, type AccessLogEntry, type GatewayConfig } from '../../src/gateway/server.js';
+import { accessLogLine, createGateway, type AccessLogEntry, type GatewayConfig } from '../../src/gateway/server.js';
 import { TokenVerifier } from '../../src/gateway/tokens.js';
 import type { DecisionRecord } from '../../src/runtime/usage.js';
 import { until } from '../helpers/wait.js';
@@ -366,5 +366,17 @@ describe('gateway server', () => {
     await logged(logs, 3);
     expect(JSON.stringify(logs)).not.toContain('c0de');
     expect(JSON.stringify(logs)).not.toContain('code_challenge');
+  });
+});
+
+describe('gateway access-log line', () => {
+  it('is the JSON of the entry on one line, without the fields it does not have, whatever its strings hold', () => {
+    const base: AccessLogEntry = { time: '2026-11-30T03:00:00.000Z', method: 'POST', path: '/api/v1/agents/a/"x"\\y\u2028', route: 'agent', status: 200, durationMs: 1.25, bytesIn: 11, bytesOut: 0 };
+    for (const e of [base, { ...base, tenant: 'acme', user: 'u-1', agent: 'a', reason: 'rate_limited', rateLimit: 'unchecked' as const }, { ...base, tenant: undefined, reason: 'client_aborted' }]) {
+      const line = accessLogLine(e);
+      expect(line.endsWith('}\n')).toBe(true);
+      expect(line.slice(0, -1)).not.toContain('\n');
+      expect(JSON.parse(line)).toEqual(JSON.parse(JSON.stringify(e)));
+    }
   });
 });
