@@ -95,6 +95,74 @@ interface Decided {
   allowed: boolean;
 }
 
+/** One request's state, shared by its handler and its `close` listener. */
+interface Exchange {
+  entry: AccessLogEntry;
+  /** Set once a verified token's request is decided (for `record`). */
+  decided: Decided | undefined;
+  /** Set once the request is sent upstream. */
+  relay: Relay | undefined;
+}
+
+/**
+ * An upstream call's answer, relayed to the client as undici's dispatch handler: the status and
+ * headers (hop-by-hop fields dropped), then the body as it comes, with backpressure (undici is
+ * paused while the client's socket is full, resumed on its `drain`). An upstream that fails before
+ * answering gets 502 (504 when it timed out); one that breaks off mid-answer cuts the client's
+ * connection, so that a cut answer never looks whole.
+ */
+class Relay implements Dispatcher.DispatchHandlers {
+  private abort: ((reason?: Error) => void) | undefined;
+  private resume: (() => void) | undefined;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly entry: AccessLogEntry,
+  ) {}
+
+  /** The client went away before the whole answer: stop the upstream request. */
+  abortUpstream(): void {
+    this.abort?.();
+  }
+
+  onConnect(abort: (reason?: Error) => void): void {
+    this.abort = abort;
+  }
+
+  onError(err: Error): void {
+    const { res, entry } = this;
+    const code = (err as { code?: string }).code;
+    const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
+    if (!res.headersSent) {
+      entry.reason = timeout ? 'upstream_timeout' : 'upstream_unreachable';
+      reply(res, timeout ? 504 : 502, entry.reason, { connection: 'close' });
+    } else if (!res.destroyed) {
+      // Mid-answer: the client must not take a cut answer for a whole one.
+      entry.reason = timeout ? 'upstream_timeout' : 'upstream_aborted';
+      res.destroy();
+    }
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[] | string[] | null, resume: () => void): boolean {
+    this.resume = resume;
+    if (this.res.destroyed) return false;
+    this.res.writeHead(statusCode, downstreamHeaderList(rawHeaders));
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.entry.bytesOut += chunk.length;
+    if (this.res.write(chunk)) return true;
+    // The client's socket is full: undici pauses until it drains (a listener only then).
+    if (this.resume) this.res.once('drain', this.resume);
+    return false;
+  }
+
+  onComplete(): void {
+    this.res.end();
+  }
+}
+
 /** Where an upstream request goes: the pool's origin, the `Host` it is sent with, the base path its path is appended to. */
 interface Target {
   origin: string;
@@ -135,14 +203,16 @@ export function createGateway(opts: GatewayOptions): http.Server {
       reason: undefined,
       rateLimit: undefined,
     };
-    const decided: { value?: Decided } = {};
+    const exchange: Exchange = { entry, decided: undefined, relay: undefined };
     res.once('close', () => {
+      // The client went away before the whole answer: stop the upstream request.
+      if (!res.writableFinished) exchange.relay?.abortUpstream();
       // The client went away before it had sent its whole request (whatever the handler was doing).
       if (!req.complete && entry.reason === undefined) entry.reason = 'client_aborted';
       entry.status = res.statusCode;
       entry.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       log(entry);
-      const d = decided.value;
+      const d = exchange.decided;
       if (d && opts.record) {
         const p = d.principal;
         opts.record({
@@ -163,7 +233,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
         });
       }
     });
-    handle(req, res, entry, decided).catch((err: unknown) => {
+    handle(req, res, exchange).catch((err: unknown) => {
       entry.reason ??= err instanceof HeaderValueError ? 'unrepresentable_claims' : 'internal_error';
       if (!res.headersSent) reply(res, 500, entry.reason);
       else res.destroy();
@@ -196,7 +266,8 @@ export function createGateway(opts: GatewayOptions): http.Server {
   };
   return server;
 
-  async function handle(req: IncomingMessage, res: ServerResponse, entry: AccessLogEntry, decided: { value?: Decided }): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, exchange: Exchange): Promise<void> {
+    const entry = exchange.entry;
     const cfg = opts.config();
     const r = route(req.headers.host, req.url ?? '/', cfg.baseDomain ? { baseDomain: cfg.baseDomain } : {});
     entry.route = r.kind;
@@ -243,7 +314,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
         }
         if (req.method !== 'POST') return reply(res, 405, 'method_not_allowed', { allow: 'POST' });
         // The token endpoint: the client's request as sent (its own credentials included), to the realm.
-        return proxy(req, res, entry, targetOf(`${realm}/protocol/openid-connect/token`), '', forwardableHeaders(req.headers, { forwarded: forwardedOf(req) }));
+        return proxy(req, res, exchange, targetOf(`${realm}/protocol/openid-connect/token`), '', forwardableHeaders(req.headers, { forwarded: forwardedOf(req) }));
       }
       case 'agent': {
         entry.agent = r.agent;
@@ -258,13 +329,13 @@ export function createGateway(opts: GatewayOptions): http.Server {
           if (err.principal) {
             entry.tenant = err.principal.tenant;
             entry.user = err.principal.userId;
-            decided.value = { principal: err.principal, agent: r.agent, required: agent.required, allowed: false };
+            exchange.decided = { principal: err.principal, agent: r.agent, required: agent.required, allowed: false };
           }
           return reply(res, err.status, err.reason, refusalHeaders(err));
         }
         entry.tenant = principal.tenant;
         entry.user = principal.userId;
-        decided.value = { principal, agent: r.agent, required: agent.required, allowed: false };
+        exchange.decided = { principal, agent: r.agent, required: agent.required, allowed: false };
         const tenant = cfg.tenants.get(principal.tenant);
         if (!tenant?.cards.has(r.agent)) return reply(res, 403, (entry.reason = 'agent_not_in_tenant'));
         const decision = await opts.limiter.hitAll(requestChecks(principal.tenant, principal.userId, tenant.quotas), now());
@@ -273,9 +344,9 @@ export function createGateway(opts: GatewayOptions): http.Server {
           entry.reason = 'rate_limited';
           return reply(res, 429, 'rate_limited', { 'retry-after': String(decision.retryAfterSeconds) });
         }
-        decided.value.allowed = true;
+        exchange.decided.allowed = true;
         const headers = upstreamHeaders(req.headers, principal, { forwardAuthorization: opts.forwardAuthorization ?? true, forwarded: forwardedOf(req) });
-        return proxy(req, res, entry, targetOf(tenant.upstreams?.get(r.agent) ?? agent.upstream), r.path, headers);
+        return proxy(req, res, exchange, targetOf(tenant.upstreams?.get(r.agent) ?? agent.upstream), r.path, headers);
       }
     }
   }
@@ -288,75 +359,29 @@ export function createGateway(opts: GatewayOptions): http.Server {
    * backpressure, through undici's dispatch handler (one pool per origin). A client that goes away
    * aborts the upstream request; an upstream that breaks off cuts the client's answer.
    */
-  function proxy(req: IncomingMessage, res: ServerResponse, entry: AccessLogEntry, target: Target, path: string, headers: OutgoingHttpHeaders): Promise<void> {
+  function proxy(req: IncomingMessage, res: ServerResponse, exchange: Exchange, target: Target, path: string, headers: OutgoingHttpHeaders): Promise<void> | void {
+    const entry = exchange.entry;
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > maxBody) {
       entry.reason = 'body_too_large';
       reply(res, 413, 'body_too_large', { connection: 'close' });
-      return Promise.resolve();
+      return;
     }
     const whole = bodyIfComplete(req, entry);
     if (whole !== undefined) return send(whole);
     return readBody(req, res, entry).then((body) => (body === undefined ? undefined : send(body)));
 
-    function send(body: Buffer | null): Promise<void> {
-      return new Promise<void>((resolve) => {
-        let abort: ((reason?: Error) => void) | undefined;
-        let resumeUpstream: (() => void) | undefined;
-        let done = false;
-        const finish = () => {
-          if (!done) {
-            done = true;
-            resolve();
-          }
-        };
-        res.once('close', () => {
-          // The client went away before the whole answer: stop the upstream request.
-          if (!res.writableFinished) abort?.();
-          finish();
-        });
-        res.on('drain', () => resumeUpstream?.());
-        const handler: Dispatcher.DispatchHandlers = {
-          onConnect: (a) => {
-            abort = a;
-          },
-          onError: (err) => {
-            const code = (err as { code?: string }).code;
-            const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
-            if (!res.headersSent) {
-              entry.reason = timeout ? 'upstream_timeout' : 'upstream_unreachable';
-              reply(res, timeout ? 504 : 502, entry.reason, { connection: 'close' });
-            } else if (!res.destroyed) {
-              // Mid-answer: the client must not take a cut answer for a whole one.
-              entry.reason = timeout ? 'upstream_timeout' : 'upstream_aborted';
-              res.destroy();
-            }
-            finish();
-          },
-          onHeaders: (statusCode, rawHeaders, resume) => {
-            resumeUpstream = resume;
-            if (res.destroyed) return false;
-            res.writeHead(statusCode, downstreamHeaderList(rawHeaders));
-            return true;
-          },
-          onData: (chunk) => {
-            entry.bytesOut += chunk.length;
-            return res.write(chunk);
-          },
-          onComplete: () => {
-            res.end();
-            finish();
-          },
-        };
-        const out: Record<string, string | string[]> = {};
-        for (const k in headers) {
-          const v = headers[k];
-          if (v === undefined || k === 'content-length' || k === 'expect') continue;
-          out[k] = typeof v === 'number' ? String(v) : v;
-        }
-        out.host = target.host;
-        poolFor(target.origin).dispatch({ path: target.path + path || '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: out, body }, handler);
-      });
+    function send(body: Buffer | null): void {
+      const out: Record<string, string | string[]> = {};
+      for (const k in headers) {
+        const v = headers[k];
+        if (v === undefined || k === 'content-length' || k === 'expect') continue;
+        out[k] = typeof v === 'number' ? String(v) : v;
+      }
+      out.host = target.host;
+      const relay = new Relay(res, entry);
+      exchange.relay = relay;
+      poolFor(target.origin).dispatch({ path: target.path + path || '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: out, body }, relay);
     }
   }
 

@@ -24,7 +24,9 @@ let upstream: http.Server;
 let upstreamUrl: string;
 const seen: Seen[] = [];
 /** What the fake upstream does with a request; default: 200 with a small JSON body. */
-let behaviour: 'ok' | 'hang' | 'cut' = 'ok';
+let behaviour: 'ok' | 'hang' | 'cut' | 'big' = 'ok';
+/** The answer of behaviour 'big': 8 MiB, far more than sockets buffer. */
+const BIG = Buffer.alloc(8 * 1024 * 1024, 'abcdefghijklmnopqrstuvwxyz0123456789');
 /** Settles when the fake upstream saw its request end or break off (for the abort tests). */
 let upstreamRequestEnded: Promise<'end' | 'aborted'> = Promise.resolve('end');
 /** Requests the fake upstream has started to receive. */
@@ -45,6 +47,20 @@ beforeAll(async () => {
     req.on('end', () => {
       seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
       if (behaviour === 'hang') return;
+      if (behaviour === 'big') {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(BIG.length) });
+        let at = 0;
+        const more = (): void => {
+          while (at < BIG.length) {
+            const piece = BIG.subarray(at, at + 65_536);
+            at += piece.length;
+            if (!res.write(piece)) return void res.once('drain', more);
+          }
+          res.end();
+        };
+        more();
+        return;
+      }
       if (behaviour === 'cut') {
         // A head promising 1,000 bytes, 10 of them, then the connection dropped.
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
@@ -271,6 +287,29 @@ describe('gateway server', () => {
     expect(seen).toEqual([]);
     const chunked = await call(port, 'POST', '/api/v1/agents/assistant/x', { ...auth, 'transfer-encoding': 'chunked' }, Buffer.alloc(64 * 1024, 'x'));
     expect(chunked.status).toBe(413);
+  });
+
+  it('relays a large answer whole to a client that stops reading for a while (backpressure both ways)', async () => {
+    const { port, logs } = await startGateway();
+    behaviour = 'big';
+    const t = await token();
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path: '/api/v1/agents/assistant/x', headers: { authorization: `Bearer ${t}` }, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+        res.on('error', reject);
+        // Not reading for 300 ms: the gateway's socket to this client fills up, and it must wait for it.
+        res.pause();
+        setTimeout(() => res.resume(), 300);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(got.length).toBe(BIG.length);
+    expect(got.equals(BIG)).toBe(true);
+    await logged(logs, 1);
+    expect(logs[0]).toMatchObject({ status: 200, bytesOut: BIG.length });
   });
 
   it('cuts the answer off (never a whole-looking one) when the upstream breaks off mid-answer', async () => {
