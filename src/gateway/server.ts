@@ -102,6 +102,8 @@ interface Exchange {
   decided: Decided | undefined;
   /** Set once the request is sent upstream. */
   relay: Relay | undefined;
+  /** Set while its body is being read: the client went away. */
+  bodyAborted: (() => void) | undefined;
 }
 
 /**
@@ -203,13 +205,15 @@ export function createGateway(opts: GatewayOptions): http.Server {
       reason: undefined,
       rateLimit: undefined,
     };
-    const exchange: Exchange = { entry, decided: undefined, relay: undefined };
+    const exchange: Exchange = { entry, decided: undefined, relay: undefined, bodyAborted: undefined };
     res.once('close', () => {
-      // The client went away before the whole answer: stop the upstream request.
+      // The client went away before its whole request (no upstream call then) or the whole answer (stop the upstream's).
+      exchange.bodyAborted?.();
       if (!res.writableFinished) exchange.relay?.abortUpstream();
       // The client went away before it had sent its whole request (whatever the handler was doing).
       if (!req.complete && entry.reason === undefined) entry.reason = 'client_aborted';
-      entry.status = res.statusCode;
+      // No answer went out (the client left first): 499, as nginx logs it, rather than Node's default 200.
+      entry.status = res.headersSent ? res.statusCode : 499;
       entry.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       log(entry);
       const d = exchange.decided;
@@ -369,7 +373,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
     }
     const whole = bodyIfComplete(req, entry);
     if (whole !== undefined) return send(whole);
-    return readBody(req, res, entry).then((body) => (body === undefined ? undefined : send(body)));
+    return readBody(req, res, exchange).then((body) => (body === undefined ? undefined : send(body)));
 
     function send(body: Buffer | null): void {
       const out: Record<string, string | string[]> = {};
@@ -400,19 +404,27 @@ export function createGateway(opts: GatewayOptions): http.Server {
     return body.length === 0 ? null : body;
   }
 
-  /** The request body, whole (null when empty); undefined when it was too large (413 sent) or the client went away. */
-  function readBody(req: IncomingMessage, res: ServerResponse, entry: AccessLogEntry): Promise<Buffer | null | undefined> {
+  /**
+   * The request body, whole (null when empty); undefined when it was too large (413 sent) or the
+   * client went away (the request's `close` listener calls exchange.bodyAborted).
+   */
+  function readBody(req: IncomingMessage, res: ServerResponse, exchange: Exchange): Promise<Buffer | null | undefined> {
+    const entry = exchange.entry;
     if (req.complete && req.readableLength === 0) return Promise.resolve(null);
+    // Gone already while its token was being checked: its `close` has been and will not come again.
+    if (res.destroyed || (req.destroyed && !req.complete)) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const chunks: Buffer[] = [];
       let settled = false;
-      const settle = (v: Buffer | null | undefined) => {
+      const settle = (v: Buffer | null | undefined): void => {
         if (settled) return;
         settled = true;
+        exchange.bodyAborted = undefined;
         req.removeListener('data', onData);
+        req.removeListener('end', onEnd);
         resolve(v);
       };
-      const onData = (chunk: Buffer) => {
+      const onData = (chunk: Buffer): void => {
         entry.bytesIn += chunk.length;
         if (entry.bytesIn > maxBody) {
           entry.reason = 'body_too_large';
@@ -422,23 +434,15 @@ export function createGateway(opts: GatewayOptions): http.Server {
         }
         chunks.push(chunk);
       };
+      const onEnd = (): void => settle(chunks.length === 0 ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
       req.on('data', onData);
-      req.once('end', () => settle(chunks.length === 0 ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-      const aborted = () => {
-        if (settled) return;
+      req.on('end', onEnd);
+      exchange.bodyAborted = () => {
         entry.reason = 'client_aborted';
-        if (!res.headersSent) reply(res, 400, 'client_aborted', { connection: 'close' });
         settle(undefined);
       };
-      req.once('close', () => {
-        if (!req.complete) aborted();
-      });
-      req.once('error', aborted);
-      // Gone already while its token was being checked: 'close' has been and will not come again.
-      if (req.destroyed && !req.complete) aborted();
     });
   }
-
 
 }
 

@@ -345,6 +345,7 @@ describe('gateway server', () => {
     req.destroy();
     await logged(logs, 1);
     expect(logs[0]!.reason).toBe('client_aborted');
+    expect(logs[0]!.status).toBe(499);
     // 10 when the gateway read them before the connection went, 0 when it went while the token was checked.
     expect([0, 10]).toContain(logs[0]!.bytesIn);
     expect(upstreamRequests).toBe(before);
