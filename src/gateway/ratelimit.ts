@@ -56,8 +56,9 @@ interface Counter {
 
 /**
  * One replica's counters, in memory. Memory is bounded: counters of past windows are dropped when a
- * new window starts, and beyond `maxKeys` live counters the least recently hit is dropped (that key starts from
- * zero again: it fails open, never closed, for a key it forgot).
+ * new window starts, and beyond `maxKeys` live counters the one first hit in this window is dropped
+ * (that key starts from zero again: it fails open, never closed, for a key it forgot). A hit updates
+ * its counter in place: no reordering per request.
  */
 export class MemoryRateLimiter implements RateLimiter {
   private readonly counters = new Map<string, Counter>();
@@ -98,10 +99,12 @@ export class MemoryRateLimiter implements RateLimiter {
       const c = checks[i]!;
       let counter = counters[i];
       if (counter) counter.count++;
-      else counter = { window, count: 1 };
-      // Delete first so that Map order is least recently hit first, which evict() drops first.
-      this.counters.delete(c.key);
-      this.counters.set(c.key, counter);
+      else {
+        counter = { window, count: 1 };
+        // A key of an earlier window is dropped and set again: Map order stays first hit in this window first.
+        this.counters.delete(c.key);
+        this.counters.set(c.key, counter);
+      }
       remaining = Math.min(remaining, c.limitPerMinute - counter.count);
     }
     this.evict();

@@ -68,12 +68,11 @@ export function route(host: string | undefined, url: string, opts: RouteOptions 
  */
 function safePath(path: string): boolean {
   if (/[^\x21-\x5b\x5d-\x7e]/.test(path)) return false; // controls, space, `\`, DEL, non-ASCII
-  const segments = path.split('/');
-  for (let i = 1; i < segments.length - 1; i++) if (segments[i] === '') return false;
-  // Without `%` or `.`, no segment is (or decodes to) `.` or `..`.
-  if (!path.includes('%')) return !path.includes('.') || segments.every((seg) => seg !== '.' && seg !== '..');
+  if (path.includes('//')) return false; // an empty segment (a trailing `/` is not one)
+  // Without `%`, a segment is `.` or `..` only as written.
+  if (!path.includes('%')) return !/\/\.\.?(?:\/|$)/.test(path);
   if (/%(2f|5c|00)/i.test(path)) return false;
-  for (const seg of segments) {
+  for (const seg of path.split('/')) {
     let decoded: string;
     try {
       decoded = decodeURIComponent(seg);

@@ -191,7 +191,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
     const q = url.indexOf('?');
     // Every field from the start (one object shape for every request); undefined ones are left out of the line.
     const entry: AccessLogEntry = {
-      time: new Date().toISOString(),
+      time: isoTime(Date.now()),
       method: req.method ?? '',
       path: q < 0 ? url : url.slice(0, q),
       route: 'unknown',
@@ -451,14 +451,31 @@ export function createGateway(opts: GatewayOptions): http.Server {
  * with its fields in a fixed order, written out for the fields it has (the gateway writes one per request).
  */
 export function accessLogLine(e: AccessLogEntry): string {
-  let line = `{"time":"${e.time}","method":${JSON.stringify(e.method)},"path":${JSON.stringify(e.path)},"route":${JSON.stringify(e.route)},"status":${e.status},"durationMs":${e.durationMs},"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut}`;
-  if (e.tenant !== undefined) line += `,"tenant":${JSON.stringify(e.tenant)}`;
-  if (e.user !== undefined) line += `,"user":${JSON.stringify(e.user)}`;
-  if (e.agent !== undefined) line += `,"agent":${JSON.stringify(e.agent)}`;
-  if (e.reason !== undefined) line += `,"reason":${JSON.stringify(e.reason)}`;
-  if (e.rateLimit !== undefined) line += `,"rateLimit":${JSON.stringify(e.rateLimit)}`;
+  let line = `{"time":"${e.time}","method":${jsonString(e.method)},"path":${jsonString(e.path)},"route":${jsonString(e.route)},"status":${e.status},"durationMs":${e.durationMs},"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut}`;
+  if (e.tenant !== undefined) line += `,"tenant":${jsonString(e.tenant)}`;
+  if (e.user !== undefined) line += `,"user":${jsonString(e.user)}`;
+  if (e.agent !== undefined) line += `,"agent":${jsonString(e.agent)}`;
+  if (e.reason !== undefined) line += `,"reason":${jsonString(e.reason)}`;
+  if (e.rateLimit !== undefined) line += `,"rateLimit":${jsonString(e.rateLimit)}`;
   return `${line}}\n`;
 }
+
+/** `new Date(ms).toISOString()`, made once per millisecond (several requests start in the same one under load). */
+let lastIsoMs = -1;
+let lastIso = '';
+function isoTime(ms: number): string {
+  const whole = Math.floor(ms);
+  if (whole !== lastIsoMs) {
+    lastIsoMs = whole;
+    lastIso = new Date(whole).toISOString();
+  }
+  return lastIso;
+}
+
+/** Printable ASCII but `"` and `\`: the characters JSON writes as they are. */
+const JSON_PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+/** JSON.stringify of a string, without its call for the (usual) strings that need no escape. */
+const jsonString = (s: string): string => (JSON_PLAIN.test(s) ? `"${s}"` : JSON.stringify(s));
 
 function forwardedOf(req: IncomingMessage): { for?: string; proto: 'http' } {
   const ip = req.socket.remoteAddress;

@@ -63,7 +63,7 @@ describe('gateway rate limiter (in memory)', () => {
     expect(await rl.hitAll([], T0)).toEqual({ allowed: true, retryAfterSeconds: 0, remaining: Infinity });
   });
 
-  it('bounds its memory: past windows are dropped, and beyond maxKeys the least recently hit', async () => {
+  it('bounds its memory: past windows are dropped, and beyond maxKeys the one first hit in the window', async () => {
     const rl = new MemoryRateLimiter({ maxKeys: 3 });
     for (const u of ['a', 'b', 'c']) await rl.hit(u, 1, T0);
     expect(rl.size).toBe(3);
