@@ -355,7 +355,6 @@ export function createGateway(opts: GatewayOptions): http.Server {
     }
   }
 
-  /** Streams the request to `target` and its answer back, within the body limit and the upstream timeout. */
   /**
    * Sends the request to `target` and streams its answer back, within the body limit and the
    * upstream timeout. The request body (at most `maxBody`) is read whole first, so an upstream never
@@ -443,7 +442,6 @@ export function createGateway(opts: GatewayOptions): http.Server {
       };
     });
   }
-
 }
 
 /**
