@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Principal } from './tokens.js';
 
 /** The headers the gateway sets for the upstream. Whatever a client sends under `X-SystemPrompt-*` is dropped first. */
@@ -11,6 +11,11 @@ const RESERVED_PREFIX = 'x-systemprompt-';
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus the proxy's own and `host` (the upstream's is set by the client library). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
+/**
+ * Not sent on either: the gateway sends the body it read whole, framed by its client library
+ * (`content-length`), and answers `Expect: 100-continue` itself.
+ */
+const FRAMING = new Set(['content-length', 'expect']);
 /** Client-sent forwarding claims are not believed: the gateway is the edge and writes its own. */
 const FORWARDING = new Set(['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip']);
 
@@ -40,20 +45,24 @@ export interface UpstreamHeaderOptions {
   forwarded?: { for?: string; host?: string; proto?: 'http' | 'https' };
 }
 
+/** Headers as sent on (names lowercased but the gateway's own; values as received). */
+export type ForwardedHeaders = Record<string, string | string[]>;
+
 /**
- * The client's headers minus hop-by-hop fields (and those its `Connection` names), client-sent
- * forwarding fields and every `X-SystemPrompt-*` field in any letter case; with the gateway's own
+ * The client's headers minus hop-by-hop fields (and those its `Connection` names), the body's
+ * framing (`content-length`, `expect`), client-sent forwarding fields and every `X-SystemPrompt-*`
+ * field in any letter case; with the gateway's own
  * `X-Forwarded-*`. What the gateway forwards anywhere (an agent, a realm's token endpoint) starts here.
  */
-export function forwardableHeaders(incoming: IncomingHttpHeaders, opts: UpstreamHeaderOptions = {}): OutgoingHttpHeaders {
+export function forwardableHeaders(incoming: IncomingHttpHeaders, opts: UpstreamHeaderOptions = {}): ForwardedHeaders {
   const connectionNamed = namedByConnection(incoming.connection);
-  const out: OutgoingHttpHeaders = {};
+  const out: ForwardedHeaders = {};
   // for...in over Node's header object (own, enumerable, already lowercased; lowercased again for other callers).
   for (const rawName in incoming) {
     const value = incoming[rawName];
     if (value === undefined) continue;
     const name = rawName.toLowerCase();
-    if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || name.startsWith(RESERVED_PREFIX) || connectionNamed?.has(name)) continue;
+    if (HOP_BY_HOP.has(name) || FRAMING.has(name) || FORWARDING.has(name) || name.startsWith(RESERVED_PREFIX) || connectionNamed?.has(name)) continue;
     if (name === 'authorization' && opts.forwardAuthorization === false) continue;
     out[name] = value;
   }
@@ -85,7 +94,7 @@ function namedByConnection(connection: string | string[] | undefined): Set<strin
  * user, email and scopes, which no client can set. Throws HeaderValueError when a claim cannot be a
  * header value (CR/LF, non-ASCII).
  */
-export function upstreamHeaders(incoming: IncomingHttpHeaders, principal: Principal, opts: UpstreamHeaderOptions = {}): OutgoingHttpHeaders {
+export function upstreamHeaders(incoming: IncomingHttpHeaders, principal: Principal, opts: UpstreamHeaderOptions = {}): ForwardedHeaders {
   const out = forwardableHeaders(incoming, opts);
   out[TENANT_HEADER] = checkHeaderValue(TENANT_HEADER, principal.tenant);
   out[USER_HEADER] = checkHeaderValue(USER_HEADER, principal.userId);

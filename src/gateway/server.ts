@@ -1,8 +1,8 @@
-import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
 import { gatewayCard } from './card.js';
 import { refusalHeaders, replyError as reply, TokenError } from './errors.js';
-import { downstreamHeaderList, forwardableHeaders, HeaderValueError, upstreamHeaders } from './headers.js';
+import { downstreamHeaderList, forwardableHeaders, HeaderValueError, upstreamHeaders, type ForwardedHeaders } from './headers.js';
 import { batchedLines } from './lines.js';
 import { requestChecks, type RateLimiter } from './ratelimit.js';
 import { hostAndPort, route } from './route.js';
@@ -362,7 +362,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
    * backpressure, through undici's dispatch handler (one pool per origin). A client that goes away
    * aborts the upstream request; an upstream that breaks off cuts the client's answer.
    */
-  function proxy(req: IncomingMessage, res: ServerResponse, exchange: Exchange, target: Target, path: string, headers: OutgoingHttpHeaders): Promise<void> | void {
+  function proxy(req: IncomingMessage, res: ServerResponse, exchange: Exchange, target: Target, path: string, headers: ForwardedHeaders): Promise<void> | void {
     const entry = exchange.entry;
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > maxBody) {
@@ -375,16 +375,10 @@ export function createGateway(opts: GatewayOptions): http.Server {
     return readBody(req, res, exchange).then((body) => (body === undefined ? undefined : send(body)));
 
     function send(body: Buffer | null): void {
-      const out: Record<string, string | string[]> = {};
-      for (const k in headers) {
-        const v = headers[k];
-        if (v === undefined || k === 'content-length' || k === 'expect') continue;
-        out[k] = typeof v === 'number' ? String(v) : v;
-      }
-      out.host = target.host;
+      headers.host = target.host;
       const relay = new Relay(res, entry);
       exchange.relay = relay;
-      poolFor(target.origin).dispatch({ path: target.path + path || '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: out, body }, relay);
+      poolFor(target.origin).dispatch({ path: target.path + path || '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers, body }, relay);
     }
   }
 

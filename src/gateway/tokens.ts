@@ -46,8 +46,8 @@ interface Verified {
   keys: KeySet;
   /** The claims verify() reads after jwtVerify (not the whole payload: memory stays small). */
   payload: JWTPayload;
-  /** scopesOf(payload), once computed (never mutated: every request with this token shares it). */
-  scopes?: readonly string[];
+  /** The principal, once built and its token's own claims checked (frozen: every request with this token shares it). */
+  principal?: Principal;
 }
 
 /** The claims verify() reads once the signature is verified. */
@@ -104,14 +104,15 @@ export class TokenVerifier {
 
   async verify(req: VerifyRequest): Promise<Principal> {
     const { issuer, tenants, payload, entry } = await this.verifiedClaims(req.authorization);
-
-    if (payload.typ !== undefined && (typeof payload.typ !== 'string' || payload.typ.toLowerCase() !== 'bearer')) throw new TokenError('not_an_access_token');
-    const tenant = payload.tenant_id;
-    if (typeof tenant !== 'string' || !isDnsLabel(tenant) || !tenants.has(tenant)) throw new TokenError('unknown_tenant');
-    if (typeof payload.sub !== 'string' || payload.sub === '') throw new TokenError('invalid_claims');
-    const email = typeof payload.email === 'string' ? payload.email : typeof payload.preferred_username === 'string' ? payload.preferred_username : undefined;
-    const scopes = entry ? (entry.scopes ??= Object.freeze(scopesOf(payload))) : scopesOf(payload);
-    const principal: Principal = { tenant, userId: payload.sub, email, scopes: scopes as string[], issuer, expiresAt: payload.exp! };
+    let principal = entry?.principal;
+    if (principal) {
+      // Its own claims were checked when it was built; which tenants its issuer serves may have changed since.
+      if (!tenants.has(principal.tenant)) throw new TokenError('unknown_tenant');
+    } else {
+      principal = principalOf(issuer, tenants, payload);
+      if (entry) entry.principal = Object.freeze({ ...principal, scopes: Object.freeze(principal.scopes) as string[] });
+    }
+    const tenant = principal.tenant;
     if (req.expectedTenant !== undefined && req.expectedTenant !== tenant) throw new TokenError('wrong_tenant', { principal });
 
     const aud = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
@@ -228,6 +229,19 @@ interface VerifiedClaims {
   payload: JWTPayload;
   /** The cache entry, when the token was remembered. */
   entry?: Verified;
+}
+
+/**
+ * Who the token speaks for, from its claims: an access token (Keycloak's `typ: Bearer`, not an ID
+ * token), its `tenant_id` a tenant its issuer serves (401 otherwise), a non-empty `sub`.
+ */
+function principalOf(issuer: string, tenants: ReadonlySet<string>, payload: JWTPayload): Principal {
+  if (payload.typ !== undefined && (typeof payload.typ !== 'string' || payload.typ.toLowerCase() !== 'bearer')) throw new TokenError('not_an_access_token');
+  const tenant = payload.tenant_id;
+  if (typeof tenant !== 'string' || !isDnsLabel(tenant) || !tenants.has(tenant)) throw new TokenError('unknown_tenant');
+  if (typeof payload.sub !== 'string' || payload.sub === '') throw new TokenError('invalid_claims');
+  const email = typeof payload.email === 'string' ? payload.email : typeof payload.preferred_username === 'string' ? payload.preferred_username : undefined;
+  return { tenant, userId: payload.sub, email, scopes: scopesOf(payload), issuer, expiresAt: payload.exp! };
 }
 
 /** The granted scopes: OAuth's space-separated `scope`, or an `scp` array some issuers use. */
