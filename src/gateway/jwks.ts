@@ -83,7 +83,7 @@ export class JwksCache {
   /** resolve(), also telling which key set (as keySet() names it) the key came from. */
   async resolveFrom(issuer: string, header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<{ key: CryptoKey; keys: KeySet }> {
     const entry = this.entry(issuer);
-    if (!entry.keys || this.now() - entry.fetchedAt >= this.maxAge) await this.refresh(issuer, entry);
+    if (!this.fresh(entry)) await this.refresh(issuer, entry);
     const held = entry.keys;
     if (!held) throw new TokenError('jwks_unavailable');
     try {
@@ -111,14 +111,19 @@ export class JwksCache {
    */
   async keySet(issuer: string): Promise<KeySet | undefined> {
     const entry = this.entry(issuer);
-    if (!entry.keys || this.now() - entry.fetchedAt >= this.maxAge) await this.refresh(issuer, entry);
+    if (!this.fresh(entry)) await this.refresh(issuer, entry);
     return entry.keys;
   }
 
   /** keySet() without waiting: the key set when one is held and fresh, else undefined (then ask keySet()). */
   freshKeySet(issuer: string): KeySet | undefined {
     const entry = this.entries.get(issuer);
-    return entry?.keys && this.now() - entry.fetchedAt < this.maxAge ? entry.keys : undefined;
+    return entry && this.fresh(entry) ? entry.keys : undefined;
+  }
+
+  /** Keys held and younger than maxAgeMs: used as they are, nothing fetched. */
+  private fresh(entry: Entry): boolean {
+    return entry.keys !== undefined && this.now() - entry.fetchedAt < this.maxAge;
   }
 
   /** Drops what is cached (for a configuration reload that removed an issuer). */

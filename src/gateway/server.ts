@@ -430,10 +430,8 @@ export function createGateway(opts: GatewayOptions): http.Server {
       const onEnd = (): void => settle(chunks.length === 0 ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
       req.on('data', onData);
       req.on('end', onEnd);
-      exchange.bodyAborted = () => {
-        entry.reason = 'client_aborted';
-        settle(undefined);
-      };
+      // The close listener logs it as client_aborted.
+      exchange.bodyAborted = () => settle(undefined);
     });
   }
 }
