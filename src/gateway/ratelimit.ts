@@ -38,9 +38,10 @@ export interface RateLimiter {
   /**
    * Counts one request against every key, atomically: either all are under their limits and all are
    * incremented, or none is (a request the per-user limit refuses does not use the tenant's budget,
-   * and the reverse). `now` is milliseconds since the epoch.
+   * and the reverse). `now` is milliseconds since the epoch. A limiter that decides in memory
+   * answers at once; one that asks a shared store, with a promise.
    */
-  hitAll(checks: readonly RateCheck[], now: number): Promise<RateDecision>;
+  hitAll(checks: readonly RateCheck[], now: number): RateDecision | Promise<RateDecision>;
   /** Releases what the limiter holds (a connection); called once the gateway has stopped serving. */
   close?(): Promise<void>;
 }
@@ -70,11 +71,11 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   hit(key: string, limitPerMinute: number, now: number): Promise<RateDecision> {
-    return this.hitAll([{ key, limitPerMinute }], now);
+    return Promise.resolve(this.decide([{ key, limitPerMinute }], now));
   }
 
-  hitAll(checks: readonly RateCheck[], now: number): Promise<RateDecision> {
-    return Promise.resolve(this.decide(checks, now));
+  hitAll(checks: readonly RateCheck[], now: number): RateDecision {
+    return this.decide(checks, now);
   }
 
   /** Live counters (for tests and metrics). */
@@ -85,20 +86,18 @@ export class MemoryRateLimiter implements RateLimiter {
   private decide(checks: readonly RateCheck[], now: number): RateDecision {
     const window = windowOf(now);
     this.sweep(window);
-    // Live counters of this window (sweep() dropped older windows' unless this one just began).
-    const counters: (Counter | undefined)[] = [];
+    // Live counters of this window (sweep() dropped older windows' unless this one just began): all under their limits?
     for (let i = 0; i < checks.length; i++) {
       const c = checks[i]!;
-      const found = this.counters.get(c.key);
-      const counter = found && found.window === window ? found : undefined;
-      if ((counter?.count ?? 0) >= Math.max(0, c.limitPerMinute)) return { allowed: false, retryAfterSeconds: secondsLeft(now), remaining: 0, deniedBy: c.key };
-      counters.push(counter);
+      const counter = this.counters.get(c.key);
+      const count = counter !== undefined && counter.window === window ? counter.count : 0;
+      if (count >= Math.max(0, c.limitPerMinute)) return { allowed: false, retryAfterSeconds: secondsLeft(now), remaining: 0, deniedBy: c.key };
     }
     let remaining = Infinity;
     for (let i = 0; i < checks.length; i++) {
       const c = checks[i]!;
-      let counter = counters[i];
-      if (counter) counter.count++;
+      let counter = this.counters.get(c.key);
+      if (counter !== undefined && counter.window === window) counter.count++;
       else {
         counter = { window, count: 1 };
         // A key of an earlier window is dropped and set again: Map order stays first hit in this window first.

@@ -4,8 +4,8 @@ import { gatewayCard } from './card.js';
 import { refusalHeaders, replyError as reply, TokenError } from './errors.js';
 import { downstreamHeaderList, forwardableHeaders, HeaderValueError, upstreamHeaders, type ForwardedHeaders } from './headers.js';
 import { batchedLines } from './lines.js';
-import { requestChecks, type RateLimiter } from './ratelimit.js';
-import { hostAndPort, route } from './route.js';
+import { requestChecks, type RateCheck, type RateDecision, type RateLimiter } from './ratelimit.js';
+import { hostAndPort, route, type Route } from './route.js';
 import type { DecisionRecord } from '../runtime/usage.js';
 import type { ScopeRequirement } from './scopes.js';
 import type { Principal, VerifyRequest } from './tokens.js';
@@ -43,7 +43,8 @@ export interface AccessLogEntry {
   method: string;
   /** The path without its query (a query may carry an authorization code or a state). */
   path: string;
-  route: string;
+  /** What route() made of the request (`unknown` until it did). */
+  route: Route['kind'] | 'unknown';
   status: number;
   durationMs: number;
   bytesIn: number;
@@ -60,7 +61,8 @@ export interface AccessLogEntry {
 export interface GatewayOptions {
   /** Called once per request; return a new object to reload. */
   config: () => GatewayConfig;
-  verifier: { verify(req: VerifyRequest): Promise<Principal> };
+  /** TokenVerifier: verifyNow answers at once for a remembered token, else with a promise. */
+  verifier: { verifyNow(req: VerifyRequest): Principal | Promise<Principal> };
   limiter: RateLimiter;
   /** Default: one JSON line per request on stdout (written once per event-loop turn, see batchedLines). */
   log?: (entry: AccessLogEntry) => void;
@@ -206,7 +208,8 @@ export function createGateway(opts: GatewayOptions): http.Server {
       rateLimit: undefined,
     };
     const exchange: Exchange = { entry, decided: undefined, relay: undefined, bodyAborted: undefined };
-    res.once('close', () => {
+    // `close` comes once: `on`, without once()'s wrapper.
+    res.on('close', () => {
       // The client went away before its whole request (no upstream call then) or the whole answer (stop the upstream's).
       exchange.bodyAborted?.();
       if (!res.writableFinished) exchange.relay?.abortUpstream();
@@ -237,11 +240,13 @@ export function createGateway(opts: GatewayOptions): http.Server {
         });
       }
     });
-    handle(req, res, exchange).catch((err: unknown) => {
-      entry.reason ??= err instanceof HeaderValueError ? 'unrepresentable_claims' : 'internal_error';
-      if (!res.headersSent) reply(res, 500, entry.reason);
-      else res.destroy();
-    });
+    // The handler answers at once when nothing has to be waited for (a remembered token, limits in memory, the body already in).
+    try {
+      const pending = handle(req, res, exchange);
+      if (pending) pending.catch((err: unknown) => failed(res, entry, err));
+    } catch (err) {
+      failed(res, entry, err);
+    }
   });
   server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 5_000;
   // One connection pool per upstream origin (undici: far less work per request than http.request).
@@ -270,7 +275,8 @@ export function createGateway(opts: GatewayOptions): http.Server {
   };
   return server;
 
-  async function handle(req: IncomingMessage, res: ServerResponse, exchange: Exchange): Promise<void> {
+  /** Routes and answers one request: at once (undefined) or with a promise of the answer having been sent. */
+  function handle(req: IncomingMessage, res: ServerResponse, exchange: Exchange): Promise<void> | void {
     const entry = exchange.entry;
     const cfg = opts.config();
     const r = route(req.headers.host, req.url ?? '/', cfg.baseDomain ? { baseDomain: cfg.baseDomain } : {});
@@ -324,35 +330,60 @@ export function createGateway(opts: GatewayOptions): http.Server {
         entry.agent = r.agent;
         const agent = cfg.agents.get(r.agent);
         if (!agent) return reply(res, 404, 'not_found');
-        let principal: Principal;
+        let verified: Principal | Promise<Principal>;
         try {
-          principal = await opts.verifier.verify({ authorization: req.headers.authorization, audience: r.agent, required: agent.required, expectedTenant: r.tenant });
+          verified = opts.verifier.verifyNow({ authorization: req.headers.authorization, audience: r.agent, required: agent.required, expectedTenant: r.tenant });
         } catch (err) {
-          if (!(err instanceof TokenError)) throw err;
-          entry.reason = err.reason;
-          if (err.principal) {
-            entry.tenant = err.principal.tenant;
-            entry.user = err.principal.userId;
-            exchange.decided = { principal: err.principal, agent: r.agent, required: agent.required, allowed: false };
-          }
-          return reply(res, err.status, err.reason, refusalHeaders(err));
+          return refused(res, exchange, r.agent, agent, err);
         }
-        entry.tenant = principal.tenant;
-        entry.user = principal.userId;
-        exchange.decided = { principal, agent: r.agent, required: agent.required, allowed: false };
-        const tenant = cfg.tenants.get(principal.tenant);
-        if (!tenant?.cards.has(r.agent)) return reply(res, 403, (entry.reason = 'agent_not_in_tenant'));
-        const decision = await opts.limiter.hitAll(requestChecks(principal.tenant, principal.userId, tenant.quotas), now());
-        if (decision.unchecked) entry.rateLimit = 'unchecked';
-        if (!decision.allowed) {
-          entry.reason = 'rate_limited';
-          return reply(res, 429, 'rate_limited', { 'retry-after': String(decision.retryAfterSeconds) });
+        if (verified instanceof Promise) {
+          return verified.then(
+            (principal) => authorized(req, res, exchange, cfg, r.agent, r.path, agent, principal),
+            (err: unknown) => refused(res, exchange, r.agent, agent, err),
+          );
         }
-        exchange.decided.allowed = true;
-        const headers = upstreamHeaders(req.headers, principal, { forwardAuthorization: opts.forwardAuthorization ?? true, forwarded: forwardedOf(req) });
-        return proxy(req, res, exchange, targetOf(tenant.upstreams?.get(r.agent) ?? agent.upstream), r.path, headers);
+        return authorized(req, res, exchange, cfg, r.agent, r.path, agent, verified);
       }
     }
+  }
+
+  /** The token was refused (a TokenError; anything else is the handler's failure). */
+  function refused(res: ServerResponse, exchange: Exchange, agentName: string, agent: GatewayAgent, err: unknown): void {
+    if (!(err instanceof TokenError)) throw err;
+    const entry = exchange.entry;
+    entry.reason = err.reason;
+    if (err.principal) {
+      entry.tenant = err.principal.tenant;
+      entry.user = err.principal.userId;
+      exchange.decided = { principal: err.principal, agent: agentName, required: agent.required, allowed: false };
+    }
+    reply(res, err.status, err.reason, refusalHeaders(err));
+  }
+
+  /** The token is good for this agent: the tenant has it, the rate limits allow it, then upstream. */
+  function authorized(req: IncomingMessage, res: ServerResponse, exchange: Exchange, cfg: GatewayConfig, agentName: string, path: string, agent: GatewayAgent, principal: Principal): Promise<void> | void {
+    const entry = exchange.entry;
+    entry.tenant = principal.tenant;
+    entry.user = principal.userId;
+    exchange.decided = { principal, agent: agentName, required: agent.required, allowed: false };
+    const tenant = cfg.tenants.get(principal.tenant);
+    if (!tenant?.cards.has(agentName)) return reply(res, 403, (entry.reason = 'agent_not_in_tenant'));
+    const decision = opts.limiter.hitAll(checksOf(principal, tenant.quotas), now());
+    if (decision instanceof Promise) return decision.then((d) => limited(req, res, exchange, tenant, agentName, path, agent, principal, d));
+    return limited(req, res, exchange, tenant, agentName, path, agent, principal, decision);
+  }
+
+  /** The rate limits decided: 429, or the request goes upstream with the gateway's headers. */
+  function limited(req: IncomingMessage, res: ServerResponse, exchange: Exchange, tenant: GatewayTenant, agentName: string, path: string, agent: GatewayAgent, principal: Principal, decision: RateDecision): Promise<void> | void {
+    const entry = exchange.entry;
+    if (decision.unchecked) entry.rateLimit = 'unchecked';
+    if (!decision.allowed) {
+      entry.reason = 'rate_limited';
+      return reply(res, 429, 'rate_limited', { 'retry-after': String(decision.retryAfterSeconds) });
+    }
+    exchange.decided!.allowed = true;
+    const headers = upstreamHeaders(req.headers, principal, { forwardAuthorization: opts.forwardAuthorization ?? true, forwarded: forwardedOf(req) });
+    return proxy(req, res, exchange, targetOf(tenant.upstreams?.get(agentName) ?? agent.upstream), path, headers);
   }
 
   /**
@@ -436,12 +467,33 @@ export function createGateway(opts: GatewayOptions): http.Server {
   }
 }
 
+/** The handler failed (not a refusal): 500 when nothing was sent yet, else the connection is cut. */
+function failed(res: ServerResponse, entry: AccessLogEntry, err: unknown): void {
+  entry.reason ??= err instanceof HeaderValueError ? 'unrepresentable_claims' : 'internal_error';
+  if (!res.headersSent) reply(res, 500, entry.reason);
+  else res.destroy();
+}
+
+/**
+ * The request's rate-limit checks (requestChecks), made once per remembered token's principal
+ * (shared and frozen) and tenant quotas: the same key strings every request, no new objects.
+ */
+const checksMemo = new WeakMap<Principal, { quotas: GatewayTenant['quotas']; checks: RateCheck[] }>();
+function checksOf(principal: Principal, quotas: GatewayTenant['quotas']): RateCheck[] {
+  const memo = checksMemo.get(principal);
+  if (memo !== undefined && memo.quotas === quotas) return memo.checks;
+  const checks = requestChecks(principal.tenant, principal.userId, quotas);
+  if (Object.isFrozen(principal)) checksMemo.set(principal, { quotas, checks });
+  return checks;
+}
+
 /**
  * An access-log entry as one JSON line (with its newline): the same as JSON.stringify of the entry
  * with its fields in a fixed order, written out for the fields it has (the gateway writes one per request).
  */
 export function accessLogLine(e: AccessLogEntry): string {
-  let line = `{"time":"${e.time}","method":${jsonString(e.method)},"path":${jsonString(e.path)},"route":${jsonString(e.route)},"status":${e.status},"durationMs":${e.durationMs},"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut}`;
+  // `method` as Node's parser accepted it (a token) and `route` (one of route()'s kinds) need no escape.
+  let line = `{"time":"${e.time}","method":"${e.method}","path":${jsonString(e.path)},"route":"${e.route}","status":${e.status},"durationMs":${e.durationMs},"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut}`;
   if (e.tenant !== undefined) line += `,"tenant":${jsonString(e.tenant)}`;
   if (e.user !== undefined) line += `,"user":${jsonString(e.user)}`;
   if (e.agent !== undefined) line += `,"agent":${jsonString(e.agent)}`;
@@ -450,16 +502,18 @@ export function accessLogLine(e: AccessLogEntry): string {
   return `${line}}\n`;
 }
 
-/** `new Date(ms).toISOString()`, made once per millisecond (several requests start in the same one under load). */
-let lastIsoMs = -1;
-let lastIso = '';
-function isoTime(ms: number): string {
+/** `new Date(ms).toISOString()`: its date and time of day made once per second, the milliseconds added. */
+let lastIsoSecond = -1;
+let lastIsoPrefix = '';
+export function isoTime(ms: number): string {
   const whole = Math.floor(ms);
-  if (whole !== lastIsoMs) {
-    lastIsoMs = whole;
-    lastIso = new Date(whole).toISOString();
+  const second = Math.floor(whole / 1000);
+  if (second !== lastIsoSecond) {
+    lastIsoSecond = second;
+    lastIsoPrefix = new Date(second * 1000).toISOString().slice(0, 20); // up to and with the `.`
   }
-  return lastIso;
+  const milli = whole - second * 1000;
+  return `${lastIsoPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
 }
 
 /** Printable ASCII but `"` and `\`: the characters JSON writes as they are. */

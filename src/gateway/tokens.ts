@@ -102,15 +102,30 @@ export class TokenVerifier {
     this.cacheSize = opts.verifiedCacheSize ?? 10_000;
   }
 
+  /** verifyNow, always as a promise (refusals as rejections). */
   async verify(req: VerifyRequest): Promise<Principal> {
-    const { issuer, tenants, payload, entry } = await this.verifiedClaims(req.authorization);
+    return this.verifyNow(req);
+  }
+
+  /**
+   * The principal at once when the token is remembered and its issuer's keys are fresh (every
+   * request of a client but its first, for the gateway: no promise, no microtask); otherwise a
+   * promise. Refusals are TokenErrors, thrown at once or as the promise's rejection.
+   */
+  verifyNow(req: VerifyRequest): Principal | Promise<Principal> {
+    const claims = this.claimsNow(req.authorization);
+    return claims instanceof Promise ? claims.then((c) => this.principalFor(req, c)) : this.principalFor(req, claims);
+  }
+
+  /** The checks of verify() that depend on the request (its tenant, audience and scopes), on verified claims. */
+  private principalFor(req: VerifyRequest, { issuer, tenants, payload, entry }: VerifiedClaims): Principal {
     let principal = entry?.principal;
     if (principal) {
       // Its own claims were checked when it was built; which tenants its issuer serves may have changed since.
       if (!tenants.has(principal.tenant)) throw new TokenError('unknown_tenant');
     } else {
       principal = principalOf(issuer, tenants, payload);
-      if (entry) entry.principal = Object.freeze({ ...principal, scopes: Object.freeze(principal.scopes) as string[] });
+      if (entry) principal = entry.principal = Object.freeze({ ...principal, scopes: Object.freeze(principal.scopes) as string[] });
     }
     const tenant = principal.tenant;
     if (req.expectedTenant !== undefined && req.expectedTenant !== tenant) throw new TokenError('wrong_tenant', { principal });
@@ -131,19 +146,24 @@ export class TokenVerifier {
    * signature and every claim check but the clock's would come out the same, so only `exp` and
    * `nbf` are checked again, as jwtVerify checks them. A remembered token sent as `Bearer <token>`
    * (as clients send it) is found before the header's shape is checked: it passed that check when
-   * it was first verified, and the header is exactly that again.
+   * it was first verified, and the header is exactly that again. Answers at once (no promise) for
+   * such a token while its issuer's keys are fresh.
    */
-  private async verifiedClaims(authorization: string | undefined): Promise<VerifiedClaims> {
-    let id: string | undefined;
-    let plain: string | undefined;
+  private claimsNow(authorization: string | undefined): VerifiedClaims | Promise<VerifiedClaims> {
     if (this.cacheSize > 0 && authorization !== undefined && authorization.length <= MAX_TOKEN_LENGTH && authorization.startsWith('Bearer ')) {
-      plain = authorization.slice(7);
-      id = hash('sha256', plain, 'base64');
+      const plain = authorization.slice(7);
+      const id = hash('sha256', plain, 'base64');
       const found = this.remembered(id);
-      const claims = found instanceof Promise ? await found : found;
-      if (claims) return claims;
+      if (found instanceof Promise) return found.then((claims) => claims ?? this.verifiedClaims(authorization, plain, id));
+      return found ?? this.verifiedClaims(authorization, plain, id);
     }
+    return this.verifiedClaims(authorization, undefined, undefined);
+  }
+
+  /** claimsNow's other cases: the header's shape checked, the token looked up (unless it was as `plain`, `plainId`), else verified. */
+  private async verifiedClaims(authorization: string | undefined, plain: string | undefined, plainId: string | undefined): Promise<VerifiedClaims> {
     const token = bearerToken(authorization);
+    let id = token === plain ? plainId : undefined;
     if (this.cacheSize > 0 && token !== plain) {
       id = hash('sha256', token, 'base64');
       const found = this.remembered(id);
@@ -203,22 +223,24 @@ export class TokenVerifier {
     if (!hit) return undefined;
     const tenants = this.opts.issuers.get(hit.issuer);
     if (tenants === undefined) throw new TokenError('unknown_issuer');
-    const still = (keys: KeySet | undefined): VerifiedClaims | undefined => {
-      if (keys !== hit.keys) {
-        this.verified.delete(id);
-        return undefined;
-      }
-      const now = Math.floor(this.now() / 1000);
-      const { nbf, exp } = hit.payload;
-      if (nbf !== undefined && nbf > now + this.tolerance) throw new TokenError('not_yet_valid');
-      if (exp !== undefined && exp <= now - this.tolerance) {
-        this.verified.delete(id);
-        throw new TokenError('expired');
-      }
-      return { issuer: hit.issuer, tenants, payload: hit.payload, entry: hit };
-    };
     const fresh = this.opts.keys.freshKeySet(hit.issuer);
-    return fresh !== undefined ? still(fresh) : this.opts.keys.keySet(hit.issuer).then(still);
+    return fresh !== undefined ? this.stillValid(id, hit, tenants, fresh) : this.opts.keys.keySet(hit.issuer).then((keys) => this.stillValid(id, hit, tenants, keys));
+  }
+
+  /** remembered(), once the issuer's current key set is known. */
+  private stillValid(id: string, hit: Verified, tenants: ReadonlySet<string>, keys: KeySet | undefined): VerifiedClaims | undefined {
+    if (keys !== hit.keys) {
+      this.verified.delete(id);
+      return undefined;
+    }
+    const now = Math.floor(this.now() / 1000);
+    const { nbf, exp } = hit.payload;
+    if (nbf !== undefined && nbf > now + this.tolerance) throw new TokenError('not_yet_valid');
+    if (exp !== undefined && exp <= now - this.tolerance) {
+      this.verified.delete(id);
+      throw new TokenError('expired');
+    }
+    return { issuer: hit.issuer, tenants, payload: hit.payload, entry: hit };
   }
 }
 

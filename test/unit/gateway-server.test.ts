@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { JwksCache } from '../../src/gateway/jwks.js';
 import { MemoryRateLimiter, type RateLimiter } from '../../src/gateway/ratelimit.js';
 import { RedisRateLimiter } from '../../src/gateway/ratelimit-redis.js';
-import { accessLogLine, createGateway, type AccessLogEntry, type GatewayConfig } from '../../src/gateway/server.js';
+import { accessLogLine, createGateway, isoTime, type AccessLogEntry, type GatewayConfig } from '../../src/gateway/server.js';
 import { TokenVerifier } from '../../src/gateway/tokens.js';
 import type { DecisionRecord } from '../../src/runtime/usage.js';
 import { until } from '../helpers/wait.js';
@@ -410,6 +410,14 @@ describe('gateway server', () => {
 });
 
 describe('gateway access-log line', () => {
+  it("writes the time as Date's toISOString does, whatever the milliseconds and however they change", () => {
+    const base = Date.UTC(2026, 10, 30, 23, 59, 59);
+    for (const ms of [base, base + 7, base + 42, base + 999, base + 999.6, base + 1000, base + 1005, base - 1, base + 86_400_000 + 30, base + 0.4]) {
+      expect(isoTime(ms)).toBe(new Date(Math.floor(ms)).toISOString());
+    }
+  });
+
+
   it('is the JSON of the entry on one line, without the fields it does not have, whatever its strings hold', () => {
     const base: AccessLogEntry = { time: '2026-11-30T03:00:00.000Z', method: 'POST', path: '/api/v1/agents/a/"x"\\y\u2028', route: 'agent', status: 200, durationMs: 1.25, bytesIn: 11, bytesOut: 0 };
     for (const e of [base, { ...base, tenant: 'acme', user: 'u-1', agent: 'a', reason: 'rate_limited', rateLimit: 'unchecked' as const }, { ...base, tenant: undefined, reason: 'client_aborted' }]) {

@@ -418,6 +418,31 @@ describe('gateway verified-token cache', () => {
     }
   });
 
+  it('answers a remembered token at once (no promise) while its keys are fresh, and waits again once they are due', async () => {
+    const { verifier, advance, realms } = setup({ maxAgeMs: 60_000 });
+    const t = bearer(await token({ expIn: 600 }));
+    const req = { authorization: t, audience: 'assistant', required: READ };
+    const first = verifier.verifyNow(req);
+    expect(first).toBeInstanceOf(Promise);
+    const principal = await first;
+    const again = verifier.verifyNow(req);
+    expect(again).not.toBeInstanceOf(Promise);
+    expect(again).toEqual(principal);
+    // From then on every request with this token shares one frozen principal.
+    expect(verifier.verifyNow(req)).toBe(again);
+    expect(Object.isFrozen(again)).toBe(true);
+    // Refusals of a remembered token come at once too, as the TokenError verify() would reject with.
+    expect(() => verifier.verifyNow({ ...req, required: [['write']] })).toThrow(expect.objectContaining({ status: 403, reason: 'missing_scope' }));
+    // Keys past their age are fetched again first: a promise, then at once again.
+    advance(61_000);
+    const fetches = realms.fetches.length;
+    const later = verifier.verifyNow(req);
+    expect(later).toBeInstanceOf(Promise);
+    await expect(later).resolves.toMatchObject({ tenant: 'acme', userId: 'user-1' });
+    expect(realms.fetches.length).toBe(fetches + 1);
+    expect(verifier.verifyNow(req)).not.toBeInstanceOf(Promise);
+  });
+
   it('does not remember a token it refused', async () => {
     const { verifier, keys } = setup();
     const resolves = vi.spyOn(keys, 'resolveFrom');
