@@ -1,6 +1,6 @@
 // The gateway under test, as its own process (bench/gateway/run.js starts it, pinned to one core).
-// It is wired as `systemprompt gateway` wires it (src/commands/gateway.ts): TokenVerifier over a
-// JwksCache, MemoryRateLimiter, one JSON access-log line per request on stdout (run.js points
+// It is wired as `systemprompt gateway` wires it (src/commands/gateway.ts): V8's pretenuring off
+// (tuneHeapForRequests), TokenVerifier over a JwksCache, MemoryRateLimiter, one JSON access-log line per request on stdout (run.js points
 // stdout at /dev/null; with --no-log, no log); only the JWKS fetcher is local instead of HTTP.
 // The setup (JWKS, issuers, agents, tenants, log and verified-token cache on or off) comes from
 // run.js over the IPC channel; the reply is the ports listened on: the gateway's and that of a bare
@@ -10,6 +10,7 @@
 import http from 'node:http';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Pool } from 'undici';
+import { tuneHeapForRequests } from '../../dist/gateway/heap.js';
 import { JwksCache } from '../../dist/gateway/jwks.js';
 import { MemoryRateLimiter } from '../../dist/gateway/ratelimit.js';
 import { createGateway } from '../../dist/gateway/server.js';
@@ -25,6 +26,7 @@ new PerformanceObserver((list) => {
   }
 }).observe({ entryTypes: ['gc'] });
 
+tuneHeapForRequests();
 process.once('message', (setup) => {
   const issuers = new Map(setup.issuers.map(([iss, tenants]) => [iss, new Set(tenants)]));
   const config = {

@@ -6,6 +6,7 @@ import type { CompileEnvironment, DesiredState } from '../compile/desired.js';
 import { LoadCache } from '../config/load-cache.js';
 import { ConfigInvalidError, SystemPromptError, UsageError } from '../errors.js';
 import { gatewaySetup } from '../gateway/config.js';
+import { tuneHeapForRequests } from '../gateway/heap.js';
 import { httpJwksFetcher, JwksCache } from '../gateway/jwks.js';
 import { MemoryRateLimiter, type RateLimiter } from '../gateway/ratelimit.js';
 import { parseRedisUrl, RedisRateLimiter } from '../gateway/ratelimit-redis.js';
@@ -84,6 +85,7 @@ export function parseListen(listen: string): { host: string; port: number } {
 export async function runGateway(io: Io, opts: GatewayCommandOptions, env: CompileEnvironment, signal: AbortSignal, source: ConfigSource = repositorySource(io, opts.dir, env, opts.debounceMs)): Promise<number> {
   const { host, port } = parseListen(opts.listen);
   const redis = opts.redis ? parseRedisUrl(opts.redis.url, opts.redis.source) : undefined;
+  tuneHeapForRequests();
   // The verifier keeps this map; a reload refills it in place.
   const issuers = new Map<string, Set<string>>();
   const namespaces = new Map<string, string>();
