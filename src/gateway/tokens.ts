@@ -125,7 +125,10 @@ export class TokenVerifier {
       if (!tenants.has(principal.tenant)) throw new TokenError('unknown_tenant');
     } else {
       principal = principalOf(issuer, tenants, payload);
-      if (entry) principal = entry.principal = Object.freeze({ ...principal, scopes: Object.freeze(principal.scopes) as string[] });
+      if (entry) {
+        Object.freeze(principal.scopes);
+        entry.principal = Object.freeze(principal);
+      }
     }
     const tenant = principal.tenant;
     if (req.expectedTenant !== undefined && req.expectedTenant !== tenant) throw new TokenError('wrong_tenant', { principal });
