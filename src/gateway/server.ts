@@ -167,6 +167,9 @@ class Relay implements Dispatcher.DispatchHandlers {
   }
 }
 
+/** An agent's API call, as route() found it. */
+type AgentRoute = Extract<Route, { kind: 'agent' }>;
+
 /** Where an upstream request goes: the pool's origin, the `Host` it is sent with, the base path its path is appended to. */
 interface Target {
   origin: string;
@@ -334,47 +337,47 @@ export function createGateway(opts: GatewayOptions): http.Server {
         try {
           verified = opts.verifier.verifyNow({ authorization: req.headers.authorization, audience: r.agent, required: agent.required, expectedTenant: r.tenant });
         } catch (err) {
-          return refused(res, exchange, r.agent, agent, err);
+          return refused(res, exchange, r, agent, err);
         }
         if (verified instanceof Promise) {
           return verified.then(
-            (principal) => authorized(req, res, exchange, cfg, r.agent, r.path, agent, principal),
-            (err: unknown) => refused(res, exchange, r.agent, agent, err),
+            (principal) => authorized(req, res, exchange, cfg, r, agent, principal),
+            (err: unknown) => refused(res, exchange, r, agent, err),
           );
         }
-        return authorized(req, res, exchange, cfg, r.agent, r.path, agent, verified);
+        return authorized(req, res, exchange, cfg, r, agent, verified);
       }
     }
   }
 
   /** The token was refused (a TokenError; anything else is the handler's failure). */
-  function refused(res: ServerResponse, exchange: Exchange, agentName: string, agent: GatewayAgent, err: unknown): void {
+  function refused(res: ServerResponse, exchange: Exchange, r: AgentRoute, agent: GatewayAgent, err: unknown): void {
     if (!(err instanceof TokenError)) throw err;
     const entry = exchange.entry;
     entry.reason = err.reason;
     if (err.principal) {
       entry.tenant = err.principal.tenant;
       entry.user = err.principal.userId;
-      exchange.decided = { principal: err.principal, agent: agentName, required: agent.required, allowed: false };
+      exchange.decided = { principal: err.principal, agent: r.agent, required: agent.required, allowed: false };
     }
     reply(res, err.status, err.reason, refusalHeaders(err));
   }
 
   /** The token is good for this agent: the tenant has it, the rate limits allow it, then upstream. */
-  function authorized(req: IncomingMessage, res: ServerResponse, exchange: Exchange, cfg: GatewayConfig, agentName: string, path: string, agent: GatewayAgent, principal: Principal): Promise<void> | void {
+  function authorized(req: IncomingMessage, res: ServerResponse, exchange: Exchange, cfg: GatewayConfig, r: AgentRoute, agent: GatewayAgent, principal: Principal): Promise<void> | void {
     const entry = exchange.entry;
     entry.tenant = principal.tenant;
     entry.user = principal.userId;
-    exchange.decided = { principal, agent: agentName, required: agent.required, allowed: false };
+    exchange.decided = { principal, agent: r.agent, required: agent.required, allowed: false };
     const tenant = cfg.tenants.get(principal.tenant);
-    if (!tenant?.cards.has(agentName)) return reply(res, 403, (entry.reason = 'agent_not_in_tenant'));
+    if (!tenant?.cards.has(r.agent)) return reply(res, 403, (entry.reason = 'agent_not_in_tenant'));
     const decision = opts.limiter.hitAll(checksOf(principal, tenant.quotas), now());
-    if (decision instanceof Promise) return decision.then((d) => limited(req, res, exchange, tenant, agentName, path, agent, principal, d));
-    return limited(req, res, exchange, tenant, agentName, path, agent, principal, decision);
+    if (decision instanceof Promise) return decision.then((d) => limited(req, res, exchange, tenant, r, agent, principal, d));
+    return limited(req, res, exchange, tenant, r, agent, principal, decision);
   }
 
   /** The rate limits decided: 429, or the request goes upstream with the gateway's headers. */
-  function limited(req: IncomingMessage, res: ServerResponse, exchange: Exchange, tenant: GatewayTenant, agentName: string, path: string, agent: GatewayAgent, principal: Principal, decision: RateDecision): Promise<void> | void {
+  function limited(req: IncomingMessage, res: ServerResponse, exchange: Exchange, tenant: GatewayTenant, r: AgentRoute, agent: GatewayAgent, principal: Principal, decision: RateDecision): Promise<void> | void {
     const entry = exchange.entry;
     if (decision.unchecked) entry.rateLimit = 'unchecked';
     if (!decision.allowed) {
@@ -383,7 +386,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
     }
     exchange.decided!.allowed = true;
     const headers = upstreamHeaders(req.headers, principal, { forwardAuthorization: opts.forwardAuthorization ?? true, forwarded: forwardedOf(req) });
-    return proxy(req, res, exchange, targetOf(tenant.upstreams?.get(agentName) ?? agent.upstream), path, headers);
+    return proxy(req, res, exchange, targetOf(tenant.upstreams?.get(r.agent) ?? agent.upstream), r.path, headers);
   }
 
   /**
