@@ -39,7 +39,7 @@
 //
 // Usage: npm run bench:gateway -- [--duration 10] [--warmup 3] [--connections 10] [--rate N]
 //        [--saturate 32] [--rounds 5] [--users 100] [--tenants 10] [--method POST|GET] [--no-log] [--no-token-cache] [--cpu-prof DIR]
-//        [--node-flags "FLAGS"] [--targets gateway,...] [-o json]
+//        [--node-flags="FLAGS"] [--targets gateway,...] [-o json] [--help]
 // (or, after `npm run build`: node bench/gateway/run.js ...). --targets runs only those (direct,
 // bare_proxy, bare_undici, gateway) and prints their figures alone (for a profile). Measured
 // figures and where the gateway's time goes: bench/gateway/README.md.
@@ -48,27 +48,91 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { Client } from 'undici';
 import { requiredScopes } from '../../dist/gateway/scopes.js';
 
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
+const usage = `usage: node bench/gateway/run.js [options]   (or: npm run bench:gateway -- [options])
+  --duration S        seconds per target per phase, over all rounds (10)
+  --warmup S          warm-up seconds per target (3)
+  --rounds N          rounds of every target per phase (5)
+  --saturate N        connections in the throughput phase (32)
+  --connections N     connections in the latency phase (10)
+  --rate N            req/s in the latency phase (a quarter of the gateway's saturated req/s)
+  --users N           users (100), over --tenants N tenants (10)
+  --method POST|GET   the request sent (POST)
+  --targets a,b       only these of direct, bare_proxy, bare_undici, gateway (their figures alone)
+  --no-log            the gateway writes no access log
+  --no-token-cache    every request's signature verified
+  --cpu-prof DIR      a V8 CPU profile of the gateway process, written to DIR
+  --node-flags=F      node flags for the gateway process (e.g. --node-flags=--perf-basic-prof;
+                      with "=", as the value starts with a dash)
+  -o json             the figures as JSON on stdout
+  -h, --help          this text`;
+let parsed;
+try {
+  parsed = parseArgs({
+    strict: true,
+    options: {
+      duration: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '5' },
+      saturate: { type: 'string', default: '32' },
+      connections: { type: 'string', default: '10' },
+      rate: { type: 'string' },
+      users: { type: 'string', default: '100' },
+      tenants: { type: 'string', default: '10' },
+      method: { type: 'string', default: 'POST' },
+      targets: { type: 'string' },
+      'no-log': { type: 'boolean', default: false },
+      'no-token-cache': { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
+      'node-flags': { type: 'string', default: '' },
+      output: { type: 'string', short: 'o' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }).values;
+} catch (err) {
+  process.stderr.write(`bench gateway: ${err.message}\n${usage}\n`);
+  process.exit(2);
+}
+if (parsed.help) {
+  process.stdout.write(`${usage}\n`);
+  process.exit(0);
+}
+/** A positive number option (a whole one with `whole`), or exit 2 naming it. */
+const positive = (name, whole = false) => {
+  const n = Number(parsed[name]);
+  if (!(n > 0) || (whole && !Number.isInteger(n))) {
+    process.stderr.write(`bench gateway: --${name} must be a positive ${whole ? 'whole ' : ''}number, not ${JSON.stringify(parsed[name])}\n`);
+    process.exit(2);
+  }
+  return n;
 };
-const durationMs = Number(arg('duration', 10)) * 1000;
-const warmupMs = Number(arg('warmup', 3)) * 1000;
-const connections = Number(arg('connections', 10));
-const fixedRate = arg('rate', undefined);
-const saturate = Number(arg('saturate', 32));
-const roundCount = Number(arg('rounds', 5)); // each phase: this many rounds of every target in turn, durationMs in all per target
-const userCount = Number(arg('users', 100));
-const tenantCount = Number(arg('tenants', 10));
-const method = String(arg('method', 'POST')).toUpperCase();
-const accessLog = !process.argv.includes('--no-log');
-const tokenCache = !process.argv.includes('--no-token-cache'); // off: every request's signature is verified
-const only = arg('targets', undefined)?.split(','); // e.g. gateway: only those targets (a profile of one of them)
-const json = process.argv.includes('-o') && process.argv[process.argv.indexOf('-o') + 1] === 'json';
+const TARGETS = ['direct', 'bare_proxy', 'bare_undici', 'gateway'];
+const durationMs = positive('duration') * 1000;
+const warmupMs = positive('warmup') * 1000;
+const connections = positive('connections', true);
+const fixedRate = parsed.rate === undefined ? undefined : positive('rate');
+const saturate = positive('saturate', true);
+const roundCount = positive('rounds', true); // each phase: this many rounds of every target in turn, durationMs in all per target
+const userCount = positive('users', true);
+const tenantCount = positive('tenants', true);
+const method = parsed.method.toUpperCase();
+const accessLog = !parsed['no-log'];
+const tokenCache = !parsed['no-token-cache']; // off: every request's signature is verified
+const only = parsed.targets?.split(','); // e.g. gateway: only those targets (a profile of one of them)
+const json = parsed.output === 'json';
+const problems = [
+  ...(method === 'POST' || method === 'GET' ? [] : [`--method must be POST or GET, not ${parsed.method}`]),
+  ...(only ?? []).filter((t) => !TARGETS.includes(t)).map((t) => `--targets: unknown target ${t} (one of ${TARGETS.join(', ')})`),
+  ...(parsed.output === undefined || json ? [] : [`-o must be json, not ${parsed.output}`]),
+];
+if (problems.length) {
+  process.stderr.write(problems.map((p) => `bench gateway: ${p}\n`).join(''));
+  process.exit(2);
+}
 const progress = (msg) => process.stderr.write(`[bench gateway] ${msg}\n`);
 
 // --- Cores -----------------------------------------------------------------------------------
@@ -165,8 +229,8 @@ const upstreamPort = upstream.address().port;
 
 // --- The gateway, in its own process ---------------------------------------------------------
 const gatewayScript = fileURLToPath(new URL('./gateway.js', import.meta.url));
-const profDir = arg('cpu-prof', undefined); // a directory: the gateway process writes a .cpuprofile there
-const nodeFlags = arg('node-flags', '').split(' ').filter(Boolean); // e.g. "--perf-basic-prof" for perf(1)
+const profDir = parsed['cpu-prof']; // a directory: the gateway process writes a .cpuprofile there
+const nodeFlags = parsed['node-flags'].split(' ').filter(Boolean); // e.g. "--perf-basic-prof" for perf(1)
 const nodeArgs = [...nodeFlags, ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), gatewayScript];
 const [cmd, argv] = pinned ? ['taskset', ['-c', pinned.gateway, process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
 const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
