@@ -404,9 +404,18 @@ export function createGateway(opts: GatewayOptions): http.Server {
       reply(res, 413, 'body_too_large', { connection: 'close' });
       return;
     }
-    const whole = bodyIfComplete(req, entry);
+    const whole = bodyIfComplete(req, entry, declared);
     if (whole !== undefined) return send(whole);
-    return readBody(req, res, exchange).then((body) => (body === undefined ? undefined : send(body)));
+    if (req.complete || req.destroyed) return readBody(req, res, exchange).then((body) => (body === undefined ? undefined : send(body)));
+    // Node calls the handler from inside its parser, at the request's head, before it parses the
+    // rest of the same read: a body sent with the head is in once that read is done, which is when
+    // a microtask runs. Then it is read at once, without a 'data' listener (its flowing mode costs
+    // several ticks a request); a body still to come is read as it comes.
+    return Promise.resolve().then(() => {
+      const body = bodyIfComplete(req, entry, declared);
+      if (body !== undefined) return send(body);
+      return readBody(req, res, exchange).then((b) => (b === undefined ? undefined : send(b)));
+    });
 
     function send(body: Buffer | null): void {
       headers.host = target.host;
@@ -420,8 +429,11 @@ export function createGateway(opts: GatewayOptions): http.Server {
    * The request body when the whole of it has arrived already (small bodies usually have, by the
    * time the token is checked): null when empty; undefined when more is to come (then readBody).
    */
-  function bodyIfComplete(req: IncomingMessage, entry: AccessLogEntry): Buffer | null | undefined {
-    if (!req.complete || req.destroyed) return undefined;
+  function bodyIfComplete(req: IncomingMessage, entry: AccessLogEntry, declared: number): Buffer | null | undefined {
+    if (req.destroyed) return undefined;
+    // Whole once the parser is done with it, or once all of a declared length is in (the parser
+    // marks it done only after the callbacks of the read that brought its last bytes).
+    if (!req.complete && !(declared > 0 && req.readableLength === declared)) return undefined;
     if (req.readableLength === 0) return null;
     if (req.readableLength > maxBody) return undefined;
     const chunks: Buffer[] = [];

@@ -1,5 +1,5 @@
 import http, { type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { JwksCache } from '../../src/gateway/jwks.js';
@@ -155,6 +155,21 @@ function call(port: number, method: string, path: string, headers: Record<string
     });
     req.on('error', reject);
     req.end(body);
+  });
+}
+
+/** Sends `pieces` over one connection, each once the last is written, and reads until the gateway closes it. */
+function rawCall(port: number, pieces: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    socket.on('error', reject);
+    const next = (i: number): void => {
+      if (i < pieces.length) socket.write(pieces[i]!, () => setImmediate(() => next(i + 1)));
+    };
+    socket.on('connect', () => next(0));
   });
 }
 
@@ -332,6 +347,29 @@ describe('gateway server', () => {
     expect(outcome).not.toBe('complete');
     await logged(logs, 1);
     expect(logs[0]).toMatchObject({ status: 200, reason: 'upstream_aborted', bytesOut: 10 });
+  });
+
+  it('sends the upstream the whole body however it arrives: with the head, partly or wholly after it, chunked, or none', async () => {
+    const { port } = await startGateway();
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'message/send', params: { text: 'hello' } });
+    const cases: [string, (head: string) => string[], string][] = [
+      ['with the head', (head) => [`${head}content-length: ${body.length}\r\n\r\n${body}`], body],
+      ['part with the head, the rest after', (head) => [`${head}content-length: ${body.length}\r\n\r\n${body.slice(0, 10)}`, body.slice(10)], body],
+      ['after the head, in two pieces', (head) => [`${head}content-length: ${body.length}\r\n\r\n`, body.slice(0, 10), body.slice(10)], body],
+      ['chunked', (head) => [`${head}transfer-encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`], body],
+      ['none', (head) => [`${head}\r\n`], ''],
+    ];
+    for (const [i, [name, pieces, expected]] of cases.entries()) {
+      // Each case its own user (two calls a minute each): the first call has its token verified,
+      // the second finds it remembered and is handled at once, inside the parser's callback.
+      const t = await token({ sub: `body-${i}` });
+      expect((await call(port, 'POST', '/api/v1/agents/assistant/x', { authorization: `Bearer ${t}` }, 'warm')).status).toBe(200);
+      seen.length = 0;
+      const head = `POST /api/v1/agents/assistant/x HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\nauthorization: Bearer ${t}\r\n`;
+      const answer = await rawCall(port, pieces(head));
+      expect(answer.split('\r\n')[0], name).toBe('HTTP/1.1 200 OK');
+      expect(seen.map((s) => s.body), name).toEqual([expected]);
+    }
   });
 
   it('never sends the upstream a request whose client broke off mid-body, and logs it as client_aborted', async () => {
