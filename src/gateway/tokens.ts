@@ -48,6 +48,8 @@ interface Verified {
   payload: JWTPayload;
   /** The principal, once built and its token's own claims checked (frozen: every request with this token shares it). */
   principal?: Principal;
+  /** The last audience and requirement (as configured: the same object until a reload) its claims passed. */
+  passed?: { audience: string; required: ScopeRequirement };
 }
 
 /** The claims verify() reads once the signature is verified. */
@@ -132,12 +134,15 @@ export class TokenVerifier {
     }
     const tenant = principal.tenant;
     if (req.expectedTenant !== undefined && req.expectedTenant !== tenant) throw new TokenError('wrong_tenant', { principal });
+    // The same agent's check as last time (its audience, its card's requirement): its answer is the same.
+    if (entry?.passed !== undefined && entry.passed.audience === req.audience && entry.passed.required === req.required) return principal;
 
     const aud = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
     if (!aud.includes(req.audience)) throw new TokenError('wrong_audience', { principal });
 
     const missing = missingScopes(principal.scopes, req.required);
     if (missing.length) throw new TokenError('missing_scope', { missingScopes: missing.filter((s) => s !== UNSATISFIABLE), principal });
+    if (entry) entry.passed = { audience: req.audience, required: req.required };
     return principal;
   }
 

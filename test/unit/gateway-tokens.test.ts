@@ -360,6 +360,10 @@ describe('gateway verified-token cache', () => {
     expect((await refusal(verifier.verify({ authorization: t, audience: 'billing', required: READ }))).reason).toBe('wrong_audience');
     expect((await refusal(verifier.verify({ authorization: t, audience: 'assistant', required: READ, expectedTenant: 'globex' }))).reason).toBe('wrong_tenant');
     expect((await refusal(verifier.verify({ authorization: t, audience: 'assistant', required: [['write']] }))).reason).toBe('missing_scope');
+    // Passed for the agent before: it still does, and another agent's check is still made.
+    await expect(verifier.verify({ authorization: t, audience: 'assistant', required: READ })).resolves.toMatchObject({ tenant: 'acme' });
+    expect((await refusal(verifier.verify({ authorization: t, audience: 'billing', required: READ }))).reason).toBe('wrong_audience');
+    expect((await refusal(verifier.verify({ authorization: t, audience: 'assistant', required: [['read', 'write']] }))).reason).toBe('missing_scope');
     issuers.set(ACME, new Set(['other']));
     expect((await refusal(verifier.verify({ authorization: t, audience: 'assistant', required: READ }))).reason).toBe('unknown_tenant');
     issuers.delete(ACME);
