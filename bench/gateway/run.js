@@ -10,14 +10,15 @@
 // = the agent's client id, sub, typ Bearer, azp, scope, email, tenant_id, exp, ...), several users
 // over several tenants, used in turn. No network beyond 127.0.0.1, no Keycloak.
 //
-// Cores: the gateway runs in its own process pinned to core 0 (`taskset -c 0`); this process (the
-// load generator and the upstream) is pinned to core 1. Without taskset or with fewer than 2 CPUs
+// Cores: the gateway runs in its own processes (--processes, default 3; a proxy's rounds take them in
+// turn) pinned to core 0 (`taskset -c 0`); this process (the load generator and the upstream) is
+// pinned to core 1. Without taskset or with fewer than 2 CPUs
 // nothing is pinned, and the output says so. The load generator is a closed loop of keep-alive
 // connections, each an undici Client (undici is already the gateway's upstream client): it costs its
 // core far less per request than node:http's client, so that the proxies, not the load generator,
 // are what saturates (with node:http's client even direct calls stopped near 4,800 req/s).
 //
-// Four targets; each phase runs --rounds rounds (default 5) of every target in turn, after a warm-up
+// Four targets; each phase runs --rounds rounds (default 6) of every target in turn, after a warm-up
 // of each, so that whatever else the machine does falls on all of them alike: the direct
 // call; two bare pass-through proxies in the gateway's process, no checks, no log: one on node:http's
 // client (what any Node proxy costs on that core) and one on undici's Pool as the gateway uses it
@@ -38,7 +39,7 @@
 // on a shared machine, wall-clock figures are only as good as that.
 //
 // Usage: npm run bench:gateway -- [--duration 10] [--warmup 3] [--connections 10] [--rate N]
-//        [--saturate 32] [--rounds 5] [--users 100] [--tenants 10] [--method POST|GET] [--no-log] [--no-token-cache] [--cpu-prof DIR]
+//        [--saturate 32] [--rounds 6] [--processes 3] [--users 100] [--tenants 10] [--method POST|GET] [--no-log] [--no-token-cache] [--cpu-prof DIR]
 //        [--node-flags="FLAGS"] [--targets gateway,...] [-o json] [--help]
 // (or, after `npm run build`: node bench/gateway/run.js ...). --targets runs only those (direct,
 // bare_proxy, bare_undici, gateway) and prints their figures alone (for a profile). Measured
@@ -56,7 +57,9 @@ import { requiredScopes } from '../../dist/gateway/scopes.js';
 const usage = `usage: node bench/gateway/run.js [options]   (or: npm run bench:gateway -- [options])
   --duration S        seconds per target per phase, over all rounds (10)
   --warmup S          warm-up seconds per target (3)
-  --rounds N          rounds of every target per phase (5)
+  --rounds N          rounds of every target per phase (6)
+  --processes N       gateway processes (3): a proxy's rounds take them in turn, as two processes of
+                      one build differ by up to 8% here
   --saturate N        connections in the throughput phase (32)
   --connections N     connections in the latency phase (10)
   --rate N            req/s in the latency phase (a quarter of the gateway's saturated req/s)
@@ -77,7 +80,8 @@ try {
     options: {
       duration: { type: 'string', default: '10' },
       warmup: { type: 'string', default: '3' },
-      rounds: { type: 'string', default: '5' },
+      rounds: { type: 'string', default: '6' },
+      processes: { type: 'string', default: '3' },
       saturate: { type: 'string', default: '32' },
       connections: { type: 'string', default: '10' },
       rate: { type: 'string' },
@@ -117,6 +121,7 @@ const connections = positive('connections', true);
 const fixedRate = parsed.rate === undefined ? undefined : positive('rate');
 const saturate = positive('saturate', true);
 const roundCount = positive('rounds', true); // each phase: this many rounds of every target in turn, durationMs in all per target
+const processCount = positive('processes', true); // the proxies' rounds take the gateway processes in turn
 const userCount = positive('users', true);
 const tenantCount = positive('tenants', true);
 const method = parsed.method.toUpperCase();
@@ -227,42 +232,57 @@ upstream.keepAliveTimeout = 60_000;
 await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
 const upstreamPort = upstream.address().port;
 
-// --- The gateway, in its own process ---------------------------------------------------------
+// --- The gateway, in its own processes -------------------------------------------------------
 const gatewayScript = fileURLToPath(new URL('./gateway.js', import.meta.url));
 const profDir = parsed['cpu-prof']; // a directory: the gateway process writes a .cpuprofile there
 const nodeFlags = parsed['node-flags'].split(' ').filter(Boolean); // e.g. "--perf-basic-prof" for perf(1)
 const nodeArgs = [...nodeFlags, ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), gatewayScript];
 const [cmd, argv] = pinned ? ['taskset', ['-c', pinned.gateway, process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
-const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-let waiting;
-child.on('message', (m) => waiting?.resolve(m));
-child.on('exit', (code) => waiting?.reject(new Error(`the gateway process exited (${code})`)));
-const fromChild = () => new Promise((resolve, reject) => (waiting = { resolve, reject }));
 const tenantEntry = (t) => [t, { issuer: issuerOf(t), quotas: { requestsPerMinute: 1e12, requestsPerMinutePerUser: 1e12 }, cards: [[AGENT, cardOf(t)]] }];
-const listening = fromChild();
-child.send({
-  jwks,
-  log: accessLog,
-  tokenCache,
-  issuers: tenants.map((t) => [issuerOf(t), [t]]),
-  agents: [[AGENT, { upstream: `http://127.0.0.1:${upstreamPort}`, required: requiredScopes(cardOf(tenants[0])) }]],
-  tenants: tenants.map(tenantEntry),
-  upstreamPort,
-});
-const { port: gatewayPort, barePort, bareUndiciPort } = await listening;
-const gatewayCpu = async () => {
-  const m = fromChild();
-  child.send('cpu');
-  return m;
-};
+/**
+ * One gateway process (with the two bare proxies), set up over IPC: its ports, and cpu() for its CPU
+ * time and GC pauses so far. Several of them: two processes of the same build, measured alike,
+ * differ by up to 8% in CPU per request on this machine (where the JIT and memory happen to put
+ * things), so a proxy's rounds take the processes in turn and its median spans them.
+ */
+async function startGateway() {
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  let waiting;
+  child.on('message', (m) => waiting?.resolve(m));
+  child.on('exit', (code) => waiting?.reject(new Error(`the gateway process exited (${code})`)));
+  const fromChild = () => new Promise((resolve, reject) => (waiting = { resolve, reject }));
+  const listening = fromChild();
+  child.send({
+    jwks,
+    log: accessLog,
+    tokenCache,
+    issuers: tenants.map((t) => [issuerOf(t), [t]]),
+    agents: [[AGENT, { upstream: `http://127.0.0.1:${upstreamPort}`, required: requiredScopes(cardOf(tenants[0])) }]],
+    tenants: tenants.map(tenantEntry),
+    upstreamPort,
+  });
+  const { port, barePort, bareUndiciPort } = await listening;
+  return {
+    ports: { gateway: port, bare_proxy: barePort, bare_undici: bareUndiciPort },
+    cpu: () => {
+      const m = fromChild();
+      child.send('cpu');
+      return m;
+    },
+    exit: () => child.send('exit'),
+  };
+}
+const gateways = [];
+for (let i = 0; i < processCount; i++) gateways.push(await startGateway());
 
 // --- The load generator ----------------------------------------------------------------------
 const body = method === 'GET' ? undefined : Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'message/send', params: { message: { role: 'user', messageId: 'm-0', parts: [{ kind: 'text', text: 'Hello, agent.' }] } } }));
+/** Where each target listens: the upstream, or a port of the gateway process the round uses. */
 const targets = {
-  direct: { port: upstreamPort, path: '/' },
-  bare_proxy: { port: barePort, path: '/' },
-  bare_undici: { port: bareUndiciPort, path: '/' },
-  gateway: { port: gatewayPort, path: `/api/v1/agents/${AGENT}` },
+  direct: { path: '/', portIn: () => upstreamPort },
+  bare_proxy: { path: '/', portIn: (g) => g.ports.bare_proxy },
+  bare_undici: { path: '/', portIn: (g) => g.ports.bare_undici },
+  gateway: { path: `/api/v1/agents/${AGENT}`, portIn: (g) => g.ports.gateway },
 };
 if (only) for (const name of Object.keys(targets)) if (!only.includes(name)) delete targets[name];
 let turn = 0;
@@ -285,9 +305,9 @@ function send(client, target) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** `conns` keep-alive connections, each sending its next request when the last is answered (and, with `perSecond`, not before its turn). */
-async function load(target, { conns, ms, perSecond }) {
+async function load(target, gateway, { conns, ms, perSecond }) {
   const latencies = [];
-  const agents = Array.from({ length: conns }, () => new Client(`http://127.0.0.1:${target.port}`, { keepAliveTimeout: 60_000 }));
+  const agents = Array.from({ length: conns }, () => new Client(`http://127.0.0.1:${target.portIn(gateway)}`, { keepAliveTimeout: 60_000 }));
   const start = performance.now();
   const end = start + ms;
   let last = start;
@@ -323,15 +343,15 @@ function cpuTimes() {
   }
 }
 
-/** One round of a phase for one target, with the CPU time (µs) of the proxy process, of this one, and of everything else on the two cores. */
-async function round(target, opts) {
-  const c0 = await gatewayCpu();
+/** One round of a phase for one target (in `gateway`'s process, for a proxy), with the CPU time (µs) of that process, of this one, and of everything else on the two cores. */
+async function round(target, gateway, opts) {
+  const c0 = await gateway.cpu();
   const m0 = process.cpuUsage();
   const s0 = cpuTimes();
-  const { latencies, seconds } = await load(target, opts);
+  const { latencies, seconds } = await load(target, gateway, opts);
   const s1 = cpuTimes();
   const m1 = process.cpuUsage(m0);
-  const c1 = await gatewayCpu();
+  const c1 = await gateway.cpu();
   const r = {
     latencies,
     seconds,
@@ -361,7 +381,7 @@ const sum = (xs) => xs.reduce((x, y) => x + y, 0);
  */
 async function phase(label, opts) {
   const rounds = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
-  for (let i = 0; i < roundCount; i++) for (const [name, target] of Object.entries(targets)) rounds[name].push(await round(target, { ...opts, ms: durationMs / roundCount }));
+  for (let i = 0; i < roundCount; i++) for (const [name, target] of Object.entries(targets)) rounds[name].push(await round(target, gateways[i % gateways.length], { ...opts, ms: durationMs / roundCount }));
   const out = {};
   for (const [name, rs] of Object.entries(rounds)) {
     const latencies = rs.flatMap((r) => r.latencies).sort((x, y) => x - y);
@@ -387,13 +407,16 @@ async function phase(label, opts) {
   return out;
 }
 
-progress(`cores: ${pinned ? `proxies on ${pinned.gateway}, load generator + upstream on ${pinned.loadAndUpstream}` : 'not pinned'}; warm-up ${warmupMs / 1000} s each; ${roundCount} rounds of each target per phase`);
-for (const target of Object.values(targets)) await load(target, { conns: saturate, ms: warmupMs });
+progress(`cores: ${pinned ? `proxies on ${pinned.gateway}, load generator + upstream on ${pinned.loadAndUpstream}` : 'not pinned'}; ${processCount} gateway process(es); warm-up ${warmupMs / 1000} s each; ${roundCount} rounds of each target per phase`);
+for (const [name, target] of Object.entries(targets)) for (const g of name === 'direct' ? gateways.slice(0, 1) : gateways) await load(target, g, { conns: saturate, ms: warmupMs });
 const throughput = await phase('throughput', { conns: saturate });
 const rate = fixedRate !== undefined ? Number(fixedRate) : Math.max(10, Math.round((throughput.gateway ?? Object.values(throughput)[0]).reqPerSec / 4 / 10) * 10);
 const latency = await phase('latency', { conns: connections, perSecond: rate });
-const { jwksFetches } = await gatewayCpu();
-child.send('exit');
+let jwksFetches = 0;
+for (const g of gateways) {
+  jwksFetches += (await g.cpu()).jwksFetches;
+  g.exit();
+}
 upstream.closeAllConnections();
 upstream.close();
 
@@ -437,6 +460,7 @@ const result = {
   request: { method, body_bytes: body?.length ?? 0, answer_bytes: answer.length, token_bytes: tokens[0].length, users: userCount, tenants: tenantCount, access_log: accessLog ? 'JSON lines to /dev/null' : 'off', verified_token_cache: tokenCache },
   duration_s: durationMs / 1000,
   rounds: roundCount,
+  gateway_processes: processCount,
   throughput: {
     load: `${saturate} connections, unpaced (saturation)`,
     direct: summary(throughput.direct, false),
@@ -462,8 +486,8 @@ const result = {
   },
   checks: { upstream_saw_direct_or_bare_proxies: seen.direct, upstream_saw_via_gateway: seen.gateway, jwks_fetches: jwksFetches },
 };
-// One fetch per realm (each tenant has its own issuer here), during the warm-up; none after.
-if (jwksFetches !== tenantCount) throw new Error(`the gateway fetched JWKS ${jwksFetches} times for ${tenantCount} realms; the keys were meant to stay cached`);
+// One fetch per realm (each tenant has its own issuer here) and gateway process, during the warm-up; none after.
+if (jwksFetches !== tenantCount * processCount) throw new Error(`the gateway processes fetched JWKS ${jwksFetches} times for ${tenantCount} realms in ${processCount}; the keys were meant to stay cached`);
 
 if (json) {
   console.log(JSON.stringify(result, null, 2));
@@ -477,7 +501,7 @@ if (json) {
   const o = result.latency.gateway_overhead;
   const cap = result.throughput.one_core_capacity_req_per_s;
   console.log([
-    `node ${process.version}; ${pinned ? `proxies on cpu ${pinned.gateway}, load generator + upstream on cpu ${pinned.loadAndUpstream}` : result.cores}`,
+    `node ${process.version}; ${pinned ? `proxies on cpu ${pinned.gateway}, load generator + upstream on cpu ${pinned.loadAndUpstream}` : result.cores}; ${processCount} gateway process(es), ${roundCount} rounds of each target per phase`,
     `${method} ${result.request.body_bytes} B, answer ${answer.length} B, RS256 token ${result.request.token_bytes} B, ${userCount} users / ${tenantCount} tenants, access log ${result.request.access_log}, verified-token cache ${tokenCache ? 'on' : 'off'}`,
     `throughput (${result.throughput.load}, ${durationMs / 1000} s):`,
     ...rows(throughput),
