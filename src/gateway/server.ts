@@ -406,7 +406,6 @@ export function createGateway(opts: GatewayOptions): http.Server {
     }
     const whole = bodyIfComplete(req, entry, declared);
     if (whole !== undefined) return send(whole);
-    if (req.complete || req.destroyed) return readBody(req, res, exchange).then((body) => (body === undefined ? undefined : send(body)));
     // Node calls the handler from inside its parser, at the request's head, before it parses the
     // rest of the same read: a body sent with the head is in once that read is done, which is when
     // a microtask runs. Then it is read at once, without a 'data' listener (its flowing mode costs
