@@ -65,8 +65,6 @@ export class MemoryRateLimiter implements RateLimiter {
   private readonly counters = new Map<string, Counter>();
   private sweptWindow = -Infinity;
   private readonly maxKeys: number;
-  /** decide()'s live counters of the keys checked, between its two passes (one map lookup per key). */
-  private readonly found: (Counter | undefined)[] = [];
 
   constructor(opts: { maxKeys?: number } = {}) {
     this.maxKeys = opts.maxKeys ?? 100_000;
@@ -89,35 +87,25 @@ export class MemoryRateLimiter implements RateLimiter {
     const window = windowOf(now);
     this.sweep(window);
     // Live counters of this window (sweep() dropped older windows' unless this one just began): all under their limits?
-    const found = this.found;
     for (let i = 0; i < checks.length; i++) {
       const c = checks[i]!;
       const counter = this.counters.get(c.key);
-      const live = counter !== undefined && counter.window === window ? counter : undefined;
-      if ((live?.count ?? 0) >= Math.max(0, c.limitPerMinute)) {
-        found.length = 0;
-        return { allowed: false, retryAfterSeconds: secondsLeft(now), remaining: 0, deniedBy: c.key };
-      }
-      found[i] = live;
+      const count = counter !== undefined && counter.window === window ? counter.count : 0;
+      if (count >= Math.max(0, c.limitPerMinute)) return { allowed: false, retryAfterSeconds: secondsLeft(now), remaining: 0, deniedBy: c.key };
     }
     let remaining = Infinity;
     for (let i = 0; i < checks.length; i++) {
       const c = checks[i]!;
-      let counter = found[i];
-      if (counter === undefined) {
-        // New in this window (or a key checked twice, its counter made just now).
-        counter = this.counters.get(c.key);
-        if (counter === undefined || counter.window !== window) {
-          counter = { window, count: 0 };
-          // A key of an earlier window is dropped and set again: Map order stays first hit in this window first.
-          this.counters.delete(c.key);
-          this.counters.set(c.key, counter);
-        }
+      let counter = this.counters.get(c.key);
+      if (counter !== undefined && counter.window === window) counter.count++;
+      else {
+        counter = { window, count: 1 };
+        // A key of an earlier window is dropped and set again: Map order stays first hit in this window first.
+        this.counters.delete(c.key);
+        this.counters.set(c.key, counter);
       }
-      counter.count++;
       remaining = Math.min(remaining, c.limitPerMinute - counter.count);
     }
-    found.length = 0;
     this.evict();
     return { allowed: true, retryAfterSeconds: 0, remaining };
   }
