@@ -259,4 +259,38 @@ describe('convergence on the real stack', () => {
     const rows = await adminQuery<{ super: boolean }>('SELECT rolsuper AS super FROM pg_roles WHERE rolname = current_user');
     expect(rows[0]!.super).toBe(false); // all of this as an admin that is not a superuser
   }, 900_000);
+
+  it('organization isolation, 10 tenants x 20 users in one shared realm, killed with -9 at eight moments in a row, then one last apply: empty plan, each organization holds exactly its members, every DATABASE_URL logs in', async () => {
+    const realm = 'sp-org-sweep';
+    const names = Array.from({ length: 10 }, (_, i) => `osweep-${i}`);
+    const emailsOf = (t: string): string[] => Array.from({ length: 20 }, (_, u) => `u${u}@${t}.example.com`);
+    const files: Record<string, string> = { 'systemprompt.yaml': `tenancy:\n  isolation: organization\n  realm: ${realm}\n  default_tenant: osweep-0\n` };
+    for (const t of names) files[`tenants/${t}.yaml`] = tenantFile(t, { users: emailsOf(t).map((e) => `  - email: ${e}\n    scopes: [user, read]`).join('\n') });
+    const dir = makeRepo(files);
+    // One apply from empty writes about 790 times (650 of them to Keycloak); these eight stop at 667 writes.
+    let killedMidRun = 0;
+    for (const n of [3, 25, 60, 110, 7, 180, 40, 250]) {
+      const run = spawnCli(dir, ['apply', '--auto-approve', '--allow-destroy', '--lock-timeout', '60s'], { SYSTEMPROMPT_FAILPOINT: `write:${n}` });
+      const exit = await run.exited;
+      if (exit.signal === 'SIGKILL') killedMidRun++;
+      else expect(exit.code, run.out.stderr).toBe(0);
+    }
+    expect(killedMidRun).toBe(8);
+    const last = await sp(dir, 'apply', '--auto-approve', '--allow-destroy', '--lock-timeout', '60s');
+    expect(last.code, last.stderr).toBe(0);
+    expect(await planExit(dir)).toBe(0);
+
+    const kc = await keycloak();
+    const orgs = await kc.organizations.find({ realm, max: 100 });
+    expect(orgs.map((o) => o.alias).sort()).toEqual([...names].sort());
+    for (const org of orgs) {
+      const members = await kc.organizations.listMembers({ realm, orgId: org.id!, max: 100 });
+      expect(members.map((m) => m.username).sort(), org.alias).toEqual(emailsOf(org.alias!).sort());
+    }
+    expect(await kc.users.count({ realm })).toBe(200); // no user made twice by a run cut off after it
+    for (const t of names) {
+      const url = await secretValue(`tenant-${t}`, 'systemprompt-database', 'DATABASE_URL');
+      expect(await loginWith(url)).toBe(`tenant_${t}@tenant_${t}`);
+    }
+  }, 900_000);
 });
