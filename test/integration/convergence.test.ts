@@ -84,6 +84,24 @@ function spawnCli(dir: string, args: string[], env: NodeJS.ProcessEnv = {}) {
 
 const planExit = async (dir: string): Promise<number> => (await sp(dir, 'plan', '--detailed-exitcode')).code;
 
+/**
+ * Applies `dir` eight times in a row, each run killed with -9 just before its Nth write (N from 3
+ * to 250: each run killed mid-run, which is checked), then once more to the end: its next plan is empty.
+ */
+async function killedEightTimesThenApplied(dir: string): Promise<void> {
+  let killedMidRun = 0;
+  for (const n of [3, 25, 60, 110, 7, 180, 40, 250]) {
+    const run = spawnCli(dir, ['apply', '--auto-approve', '--allow-destroy', '--lock-timeout', '60s'], { SYSTEMPROMPT_FAILPOINT: `write:${n}` });
+    const exit = await run.exited;
+    if (exit.signal === 'SIGKILL') killedMidRun++;
+    else expect(exit.code, run.out.stderr).toBe(0);
+  }
+  expect(killedMidRun).toBe(8);
+  const last = await sp(dir, 'apply', '--auto-approve', '--allow-destroy', '--lock-timeout', '60s');
+  expect(last.code, last.stderr).toBe(0);
+  expect(await planExit(dir)).toBe(0);
+}
+
 describe('convergence on the real stack', () => {
   beforeAll(async () => {
     await resetTargets();
@@ -240,17 +258,7 @@ describe('convergence on the real stack', () => {
     const users = Array.from({ length: 20 }, (_, i) => `  - email: u${i}@example.com\n    scopes: [user, read]`).join('\n');
     const files = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`tenants/sweep-${String(i).padStart(2, '0')}.yaml`, tenantFile(`sweep-${String(i).padStart(2, '0')}`, { users })]));
     const dir = makeRepo(files);
-    let killedMidRun = 0;
-    for (const n of [3, 25, 60, 110, 7, 180, 40, 250]) {
-      const run = spawnCli(dir, ['apply', '--auto-approve', '--allow-destroy', '--lock-timeout', '60s'], { SYSTEMPROMPT_FAILPOINT: `write:${n}` });
-      const exit = await run.exited;
-      if (exit.signal === 'SIGKILL') killedMidRun++;
-      else expect(exit.code, run.out.stderr).toBe(0);
-    }
-    expect(killedMidRun).toBe(8);
-    const last = await sp(dir, 'apply', '--auto-approve', '--allow-destroy', '--lock-timeout', '60s');
-    expect(last.code, last.stderr).toBe(0);
-    expect(await planExit(dir)).toBe(0);
+    await killedEightTimesThenApplied(dir);
     for (const f of Object.keys(files)) {
       const t = path.basename(f, '.yaml');
       const url = await secretValue(`tenant-${t}`, 'systemprompt-database', 'DATABASE_URL');
@@ -267,18 +275,8 @@ describe('convergence on the real stack', () => {
     const files: Record<string, string> = { 'systemprompt.yaml': `tenancy:\n  isolation: organization\n  realm: ${realm}\n  default_tenant: osweep-0\n` };
     for (const t of names) files[`tenants/${t}.yaml`] = tenantFile(t, { users: emailsOf(t).map((e) => `  - email: ${e}\n    scopes: [user, read]`).join('\n') });
     const dir = makeRepo(files);
-    // One apply from empty writes about 790 times (650 of them to Keycloak); these eight stop at 667 writes.
-    let killedMidRun = 0;
-    for (const n of [3, 25, 60, 110, 7, 180, 40, 250]) {
-      const run = spawnCli(dir, ['apply', '--auto-approve', '--allow-destroy', '--lock-timeout', '60s'], { SYSTEMPROMPT_FAILPOINT: `write:${n}` });
-      const exit = await run.exited;
-      if (exit.signal === 'SIGKILL') killedMidRun++;
-      else expect(exit.code, run.out.stderr).toBe(0);
-    }
-    expect(killedMidRun).toBe(8);
-    const last = await sp(dir, 'apply', '--auto-approve', '--allow-destroy', '--lock-timeout', '60s');
-    expect(last.code, last.stderr).toBe(0);
-    expect(await planExit(dir)).toBe(0);
+    // One apply from empty writes about 790 times (650 of them to Keycloak); the eight killed runs stop after 667.
+    await killedEightTimesThenApplied(dir);
 
     const kc = await keycloak();
     const orgs = await kc.organizations.find({ realm, max: 100 });
