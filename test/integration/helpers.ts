@@ -7,6 +7,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { run } from '../../src/cli/main.js';
+import { LOCK_NAME, LOCK_NAMESPACE } from '../../src/commands/apply.js';
 import { waitFor } from '../../src/dev/process.js';
 import { KubeHttp } from '../../src/targets/kube-http.js';
 import { bufferIo } from '../helpers/io.js';
@@ -146,6 +147,29 @@ export async function resetTargets(): Promise<void> {
     },
     { timeoutMs: 120_000, intervalMs: 250, what: 'managed namespaces to be deleted', onTimeout: (w) => new Error(`timed out waiting for ${w}`) },
   );
+  // An apply with nothing to change takes no lock, so the reset above may not have waited for it:
+  // wait here until no holder has it, so the next test's apply (without --lock-timeout) is not
+  // refused for a Lease a killed process left behind.
+  await waitFor(async () => ((await applyLockHolder()) === undefined ? true : undefined), {
+    timeoutMs: 30_000,
+    intervalMs: 250,
+    what: 'the apply lock to be free',
+    onTimeout: (w) => new Error(`timed out waiting for ${w}`),
+  });
+}
+
+/** Who holds the apply Lease now: undefined when it is absent, released, or not renewed within its duration. */
+export async function applyLockHolder(): Promise<string | undefined> {
+  let lease: { spec?: { holderIdentity?: string | null; renewTime?: string | null; leaseDurationSeconds?: number | null } };
+  try {
+    lease = await kubeHttp().request('GET', `/apis/coordination.k8s.io/v1/namespaces/${LOCK_NAMESPACE}/leases/${LOCK_NAME}`);
+  } catch (e) {
+    if ((e as { code?: number }).code === 404) return undefined;
+    throw e;
+  }
+  const { holderIdentity, renewTime, leaseDurationSeconds } = lease.spec ?? {};
+  if (!holderIdentity || !renewTime) return undefined;
+  return Date.parse(renewTime) + (leaseDurationSeconds ?? 15) * 1000 > Date.now() ? holderIdentity : undefined;
 }
 
 export { waitFor };
@@ -277,9 +301,19 @@ export function startOperator(args: string[] = [], env: NodeJS.ProcessEnv = {}):
   return p;
 }
 
-/** Stop an operator the test left running, and wait until it has exited. */
+/**
+ * Stop an operator the test left running, and wait until it has exited: SIGTERM, so that it lets
+ * its Leases go (a killed one holds the apply lock for 15 s more), and SIGKILL if it has not
+ * exited within 10 s.
+ */
 export async function killOperator(p: OperatorProcess | undefined): Promise<void> {
   if (!p) return;
-  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  if (p.child.exitCode === null && p.child.signalCode === null) {
+    p.child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const stopped = await Promise.race([p.exited.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 10_000)))]);
+    clearTimeout(timer);
+    if (!stopped) p.child.kill('SIGKILL');
+  }
   await p.exited;
 }
