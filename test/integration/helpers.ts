@@ -8,7 +8,8 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { LOCK_NAME, LOCK_NAMESPACE } from '../../src/commands/apply.js';
-import { waitFor } from '../../src/dev/process.js';
+import { stopGroup, waitFor } from '../../src/dev/process.js';
+import { kubeLeaseStore } from '../../src/reconcile/lease.js';
 import { KubeHttp } from '../../src/targets/kube-http.js';
 import { bufferIo } from '../helpers/io.js';
 import { countCustomResources, CUSTOM_RESOURCE_PLURALS, deleteCustomResources, kubeHttpFor } from './custom-resources.js';
@@ -160,16 +161,9 @@ export async function resetTargets(): Promise<void> {
 
 /** Who holds the apply Lease now: undefined when it is absent, released, or not renewed within its duration. */
 export async function applyLockHolder(): Promise<string | undefined> {
-  let lease: { spec?: { holderIdentity?: string | null; renewTime?: string | null; leaseDurationSeconds?: number | null } };
-  try {
-    lease = await kubeHttp().request('GET', `/apis/coordination.k8s.io/v1/namespaces/${LOCK_NAMESPACE}/leases/${LOCK_NAME}`);
-  } catch (e) {
-    if ((e as { code?: number }).code === 404) return undefined;
-    throw e;
-  }
-  const { holderIdentity, renewTime, leaseDurationSeconds } = lease.spec ?? {};
-  if (!holderIdentity || !renewTime) return undefined;
-  return Date.parse(renewTime) + (leaseDurationSeconds ?? 15) * 1000 > Date.now() ? holderIdentity : undefined;
+  const lease = await kubeLeaseStore(kubeHttp(), LOCK_NAMESPACE, LOCK_NAME).get();
+  if (!lease?.holderIdentity || !lease.renewTime) return undefined;
+  return Date.parse(lease.renewTime) + (lease.leaseDurationSeconds ?? 15) * 1000 > Date.now() ? lease.holderIdentity : undefined;
 }
 
 export { waitFor };
@@ -308,12 +302,6 @@ export function startOperator(args: string[] = [], env: NodeJS.ProcessEnv = {}):
  */
 export async function killOperator(p: OperatorProcess | undefined): Promise<void> {
   if (!p) return;
-  if (p.child.exitCode === null && p.child.signalCode === null) {
-    p.child.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const stopped = await Promise.race([p.exited.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 10_000)))]);
-    clearTimeout(timer);
-    if (!stopped) p.child.kill('SIGKILL');
-  }
+  if (p.child.pid !== undefined) await stopGroup(p.child.pid, 10_000);
   await p.exited;
 }
