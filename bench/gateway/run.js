@@ -376,8 +376,8 @@ const sum = (xs) => xs.reduce((x, y) => x + y, 0);
 
 /**
  * A phase: `rounds` rounds of every target in turn (so that whatever else the machine does falls on
- * all of them alike), a proxy's rounds in the gateway processes in turn. Per target: req/s and CPU per request are the median of its rounds; latency percentiles
- * are over all of its requests.
+ * all of them alike), a proxy's rounds in the gateway processes in turn. Per target: req/s and CPU
+ * per request are the median of its rounds; latency percentiles are over all of its requests.
  */
 async function phase(label, opts) {
   const rounds = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
