@@ -3,11 +3,13 @@
 // (tuneHeapForRequests), TokenVerifier over a JwksCache, MemoryRateLimiter, one JSON access-log line per request on stdout (run.js points
 // stdout at /dev/null; with --no-log, no log); only the JWKS fetcher is local instead of HTTP.
 // The setup (JWKS, issuers, agents, tenants, log and verified-token cache on or off) comes from
-// run.js over the IPC channel; the reply is the ports listened on: the gateway's and that of a bare
-// pass-through proxy (the reference for what any node:http proxy costs on this core) and that of the
-// same on undici, the gateway's upstream client. Then it answers `cpu` messages with its CPU time so
+// run.js over the IPC channel; the reply is the ports listened on: the gateway's, that of a bare
+// pass-through proxy (the reference for what any node:http proxy costs on this core), that of the
+// same on undici, the gateway's upstream client, and that of a TCP relay (bytes passed on, no HTTP:
+// the floor any proxy pays here, its hops between the cores). Then it answers `cpu` messages with its CPU time so
 // far (user + system, all threads; system apart) and its garbage-collection pauses.
 import http from 'node:http';
+import net from 'node:net';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { tuneHeapForRequests } from '../../dist/gateway/heap.js';
@@ -80,8 +82,19 @@ process.once('message', (setup) => {
     });
   });
   bareUndici.keepAliveTimeout = 60_000;
-  server.listen(0, '127.0.0.1', () => bare.listen(0, '127.0.0.1', () => bareUndici.listen(0, '127.0.0.1', () => {
-    process.send({ port: server.address().port, barePort: bare.address().port, bareUndiciPort: bareUndici.address().port });
+  // The floor: a TCP relay, one upstream connection per client connection, bytes passed on as they
+  // come (no parsing, no HTTP). What is left of a proxy's overhead is the path through its process.
+  const relay = net.createServer({ noDelay: true }, (client) => {
+    const up = net.connect({ port: setup.upstreamPort, host: '127.0.0.1', noDelay: true });
+    client.pipe(up).on('error', () => client.destroy());
+    up.pipe(client).on('error', () => up.destroy());
+    client.on('close', () => up.destroy());
+    up.on('close', () => client.destroy());
+  });
+  const listening = [server, bare, bareUndici, relay].map((s) => new Promise((resolve) => s.listen(0, '127.0.0.1', resolve)));
+  Promise.all(listening).then(() => {
+    const port = (s) => s.address().port;
+    process.send({ port: port(server), barePort: port(bare), bareUndiciPort: port(bareUndici), relayPort: port(relay) });
     process.on('message', (m) => {
       if (m === 'cpu') {
         const { user, system } = process.cpuUsage();
@@ -91,5 +104,5 @@ process.once('message', (setup) => {
         process.exit(0);
       }
     });
-  })));
+  });
 });

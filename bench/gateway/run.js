@@ -18,11 +18,12 @@
 // core far less per request than node:http's client, so that the proxies, not the load generator,
 // are what saturates (with node:http's client even direct calls stopped near 4,800 req/s).
 //
-// Four targets; each phase runs --rounds rounds (default 6) of every target in turn, after a warm-up
+// Five targets; each phase runs --rounds rounds (default 6) of every target in turn, after a warm-up
 // of each, so that whatever else the machine does falls on all of them alike: the direct
-// call; two bare pass-through proxies in the gateway's process, no checks, no log: one on node:http's
-// client (what any Node proxy costs on that core) and one on undici's Pool as the gateway uses it
-// (the floor for the gateway's own way of proxying); the gateway.
+// call; a TCP relay in the gateway's process (bytes passed on, no HTTP: what the hops between the
+// cores alone cost, the floor of any proxy here); two bare pass-through proxies there too, no checks,
+// no log: one on node:http's client (what any Node proxy costs on that core) and one on undici's
+// Pool as the gateway uses it (the floor for the gateway's own way of proxying); the gateway.
 // - throughput: --saturate connections (default 32), unpaced, as fast as answers come: req/s.
 //   The proxy process's CPU time per request is also reported; 1e6 / that is what one core
 //   carries even when something else (the load generator's core, other processes) limits req/s.
@@ -42,7 +43,7 @@
 //        [--saturate 32] [--rounds 6] [--processes 3] [--users 100] [--tenants 10] [--method POST|GET] [--no-log] [--no-token-cache] [--cpu-prof DIR]
 //        [--node-flags="FLAGS"] [--targets gateway,...] [-o json] [--help]
 // (or, after `npm run build`: node bench/gateway/run.js ...). --targets runs only those (direct,
-// bare_proxy, bare_undici, gateway) and prints their figures alone (for a profile). Measured
+// tcp_relay, bare_proxy, bare_undici, gateway) and prints their figures alone (for a profile). Measured
 // figures and where the gateway's time goes: bench/gateway/README.md.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -65,7 +66,8 @@ const usage = `usage: node bench/gateway/run.js [options]   (or: npm run bench:g
   --rate N            req/s in the latency phase (a quarter of the gateway's saturated req/s)
   --users N           users (100), over --tenants N tenants (10)
   --method POST|GET   the request sent (POST)
-  --targets a,b       only these of direct, bare_proxy, bare_undici, gateway (their figures alone)
+  --targets a,b       only these of direct, tcp_relay, bare_proxy, bare_undici, gateway (their
+                      figures alone)
   --no-log            the gateway writes no access log
   --no-token-cache    every request's signature verified
   --cpu-prof DIR      a V8 CPU profile of the gateway process, written to DIR
@@ -114,7 +116,7 @@ const positive = (name, whole = false) => {
   }
   return n;
 };
-const TARGETS = ['direct', 'bare_proxy', 'bare_undici', 'gateway'];
+const TARGETS = ['direct', 'tcp_relay', 'bare_proxy', 'bare_undici', 'gateway'];
 const durationMs = positive('duration') * 1000;
 const warmupMs = positive('warmup') * 1000;
 const connections = positive('connections', true);
@@ -261,9 +263,9 @@ async function startGateway() {
     tenants: tenants.map(tenantEntry),
     upstreamPort,
   });
-  const { port, barePort, bareUndiciPort } = await listening;
+  const { port, barePort, bareUndiciPort, relayPort } = await listening;
   return {
-    ports: { gateway: port, bare_proxy: barePort, bare_undici: bareUndiciPort },
+    ports: { gateway: port, bare_proxy: barePort, bare_undici: bareUndiciPort, tcp_relay: relayPort },
     cpu: () => {
       const m = fromChild();
       child.send('cpu');
@@ -280,6 +282,7 @@ const body = method === 'GET' ? undefined : Buffer.from(JSON.stringify({ jsonrpc
 /** Where each target listens: the upstream, or a port of the gateway process the round uses. */
 const targets = {
   direct: { path: '/', portIn: () => upstreamPort },
+  tcp_relay: { path: '/', portIn: (g) => g.ports.tcp_relay },
   bare_proxy: { path: '/', portIn: (g) => g.ports.bare_proxy },
   bare_undici: { path: '/', portIn: (g) => g.ports.bare_undici },
   gateway: { path: `/api/v1/agents/${AGENT}`, portIn: (g) => g.ports.gateway },
@@ -462,7 +465,7 @@ const overhead = (a, b) => ({ p50_ms: ms(a.p50 - b.p50), p99_ms: ms(a.p99 - b.p9
 /** What one core carries of a proxy, from its CPU time per request (whatever limited req/s in the run). */
 const oneCore = (r) => Math.round(1e6 / r.proxyCpuPerReq);
 const ratio = (a, b) => Number((a / b).toFixed(2));
-const PROXIES = ['bare_proxy', 'bare_undici', 'gateway'];
+const PROXIES = ['tcp_relay', 'bare_proxy', 'bare_undici', 'gateway'];
 const result = {
   node: process.version,
   cores: pinned ? { proxies: `cpu ${pinned.gateway} (taskset)`, load_generator_and_upstream: `cpu ${pinned.loadAndUpstream} (taskset)` } : 'not pinned (no taskset or fewer than 2 CPUs)',
@@ -486,7 +489,9 @@ const result = {
     direct: summary(latency.direct, false),
     ...Object.fromEntries(PROXIES.map((name) => [name, summary(latency[name], true)])),
     gateway_overhead: overhead(latency.gateway, latency.direct),
+    tcp_relay_overhead: overhead(latency.tcp_relay, latency.direct),
     bare_undici_overhead: overhead(latency.bare_undici, latency.direct),
+    gateway_over_tcp_relay: overhead(latency.gateway, latency.tcp_relay),
     gateway_over_bare_undici: overhead(latency.gateway, latency.bare_undici),
   },
   goals: {
@@ -506,8 +511,9 @@ if (json) {
     const others = p.others_on_proxy_core !== undefined ? `  others busy: cpu ${pinned.gateway} ${p.others_on_proxy_core}, cpu ${pinned.loadAndUpstream} ${p.others_on_load_core}` : '';
     return `  ${label.padEnd(11)} ${String(p.req_per_s).padStart(6)} req/s  p50 ${r.p50.toFixed(3).padStart(7)} ms  p99 ${r.p99.toFixed(3).padStart(7)} ms  p99.9 ${r.p999.toFixed(3).padStart(7)} ms${proxied ? `  ${p.proxy_cpu_us_per_req} µs CPU/req, GC ${p.proxy_gc.pauses}x max ${p.proxy_gc.max_ms} ms` : ''}${others}`;
   };
-  const rows = (phases) => [row('direct', phases.direct, false), row('bare proxy', phases.bare_proxy, true), row('bare undici', phases.bare_undici, true), row('gateway', phases.gateway, true)];
+  const rows = (phases) => [row('direct', phases.direct, false), row('tcp relay', phases.tcp_relay, true), row('bare proxy', phases.bare_proxy, true), row('bare undici', phases.bare_undici, true), row('gateway', phases.gateway, true)];
   const o = result.latency.gateway_overhead;
+  const signed = (x) => (x < 0 ? String(x) : `+${x}`);
   const cap = result.throughput.one_core_capacity_req_per_s;
   console.log([
     `node ${process.version}; ${pinned ? `proxies on cpu ${pinned.gateway}, load generator + upstream on cpu ${pinned.loadAndUpstream}` : result.cores}; ${processCount} gateway process(es), ${roundCount} rounds of each target per phase`,
@@ -518,7 +524,7 @@ if (json) {
     `  one core carries (from CPU time per request): gateway ~${cap.gateway} req/s, bare undici ~${cap.bare_undici}, bare proxy ~${cap.bare_proxy}`,
     `latency (${result.latency.load}, ${durationMs / 1000} s):`,
     ...rows(latency),
-    `  gateway overhead: p50 +${o.p50_ms} ms, p99 +${o.p99_ms} ms (x${o.ratio_p50} / x${o.ratio_p99}); bare undici's: p50 +${result.latency.bare_undici_overhead.p50_ms} ms, p99 +${result.latency.bare_undici_overhead.p99_ms} ms`,
+    `  gateway overhead: p50 ${signed(o.p50_ms)} ms, p99 ${signed(o.p99_ms)} ms (x${o.ratio_p50} / x${o.ratio_p99}); ${['bare_undici', 'tcp_relay'].map((name) => `${name.replace('_', ' ')}'s: p50 ${signed(result.latency[`${name}_overhead`].p50_ms)} ms, p99 ${signed(result.latency[`${name}_overhead`].p99_ms)} ms`).join('; ')}`,
     `goals: p99 overhead < 2 ms: ${result.goals.p99_overhead_under_2ms ? 'yes' : 'NO'}; >= 5,000 req/s on one core: ${result.goals.at_least_5000_req_per_s_on_one_core ? 'yes' : 'NO'}`,
   ].join('\n'));
 }
