@@ -6,8 +6,8 @@
 // run.js over the IPC channel; the reply is the ports listened on: the gateway's, that of a bare
 // pass-through proxy (the reference for what any node:http proxy costs on this core), that of the
 // same on undici, the gateway's upstream client, and that of a TCP relay (bytes passed on, no HTTP:
-// the floor any proxy pays here, its hops between the cores). Then it answers `cpu` messages with its CPU time so
-// far (user + system, all threads; system apart) and its garbage-collection pauses.
+// the floor any proxy pays here, its hops between the cores). Then it answers `cpu` messages with
+// its CPU time so far (user + system, all threads; system apart) and its garbage-collection pauses.
 import http from 'node:http';
 import net from 'node:net';
 import { PerformanceObserver } from 'node:perf_hooks';
